@@ -1,0 +1,191 @@
+//! Whole datagrams: a validating parser and a bounded writer.
+
+use core::ops::RangeInclusive;
+
+use crate::codec::{Reader, Writer};
+use crate::error::{DecodeError, EncodeError};
+use crate::frame::{
+    ack, AckSummary, Bye, DataWriter, Frame, Heartbeat, Hello, Message, Stop, Welcome,
+};
+use crate::header::{Header, PacketKind, HEADER_LEN};
+use crate::id::IdEncodeContext;
+
+/// The default largest datagram: 1472 bytes of UDP payload, what fits an Ethernet MTU of
+/// 1500 after the IPv4 and UDP headers.
+pub const DEFAULT_MAX_DATAGRAM: usize = 1472;
+/// The smallest maximum datagram size a writer accepts: room for a header and a HELLO with
+/// a full token.
+pub const MIN_DATAGRAM_SIZE: usize = 300;
+/// The largest UDP payload over IPv4.
+pub const MAX_DATAGRAM_SIZE: usize = 65_507;
+
+/// A datagram whose header and frames have all been checked.
+///
+/// [`Datagram::parse`] walks every frame once, so a datagram is accepted or rejected whole;
+/// [`Datagram::frames`] then yields the frames without further errors. Nothing is copied
+/// or allocated: frames borrow from the received bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram<'a> {
+    /// The decoded header.
+    pub header: Header,
+    frames: &'a [u8],
+    largest_received: Option<u64>,
+}
+
+impl<'a> Datagram<'a> {
+    /// Decodes and validates a whole datagram. `largest_received` is the receiving
+    /// session's largest received message ID, the reference for truncated IDs (use
+    /// [`Header::parse`] first to find the session).
+    pub fn parse(bytes: &'a [u8], largest_received: Option<u64>) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let header = Header::read(&mut r)?;
+        let frames = r.rest();
+        while !r.is_empty() {
+            Frame::read(&mut r, header.kind, largest_received)?;
+        }
+        Ok(Self {
+            header,
+            frames,
+            largest_received,
+        })
+    }
+
+    /// The frames, in order.
+    pub fn frames(&self) -> Frames<'a> {
+        Frames {
+            reader: Reader::new(self.frames),
+            kind: self.header.kind,
+            largest_received: self.largest_received,
+        }
+    }
+}
+
+/// Iterator over a validated datagram's frames.
+#[derive(Debug, Clone)]
+pub struct Frames<'a> {
+    reader: Reader<'a>,
+    kind: PacketKind,
+    largest_received: Option<u64>,
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Frame<'a>;
+
+    fn next(&mut self) -> Option<Frame<'a>> {
+        if self.reader.is_empty() {
+            return None;
+        }
+        // Validated by `Datagram::parse`; a failure here only ends the iteration.
+        Frame::read(&mut self.reader, self.kind, self.largest_received).ok()
+    }
+}
+
+/// Writes one datagram into a caller's buffer, never beyond the maximum datagram size.
+///
+/// The header is written on creation; frames follow in the order their methods are called.
+/// A method that fails with [`EncodeError::BufferFull`] writes nothing, so the caller can
+/// send what is there and continue in a new datagram.
+#[derive(Debug)]
+pub struct DatagramWriter<'a> {
+    w: Writer<'a>,
+}
+
+impl<'a> DatagramWriter<'a> {
+    /// Starts a datagram of at most `max_size` bytes (and at most `buf.len()`).
+    pub fn new(buf: &'a mut [u8], max_size: usize, header: Header) -> Result<Self, EncodeError> {
+        if max_size < MIN_DATAGRAM_SIZE {
+            return Err(EncodeError::DatagramSizeTooSmall(max_size));
+        }
+        let limit = max_size.min(buf.len());
+        let mut w = Writer::new(&mut buf[..limit]);
+        header.write(&mut w)?;
+        Ok(Self { w })
+    }
+
+    /// Bytes written so far, header included.
+    pub fn len(&self) -> usize {
+        self.w.len()
+    }
+
+    /// Whether no frame has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.w.len() == HEADER_LEN
+    }
+
+    /// Bytes left before the maximum datagram size.
+    pub fn remaining(&self) -> usize {
+        self.w.remaining()
+    }
+
+    /// Appends a HEARTBEAT frame.
+    pub fn heartbeat(&mut self, frame: Heartbeat) -> Result<(), EncodeError> {
+        self.atomically(|w| frame.write(w))
+    }
+
+    /// Appends a HELLO frame.
+    pub fn hello(&mut self, frame: Hello<'_>) -> Result<(), EncodeError> {
+        self.atomically(|w| frame.write(w))
+    }
+
+    /// Appends a WELCOME frame.
+    pub fn welcome(&mut self, frame: Welcome) -> Result<(), EncodeError> {
+        self.atomically(|w| frame.write(w))
+    }
+
+    /// Appends a STOP frame.
+    pub fn stop(&mut self, frame: Stop) -> Result<(), EncodeError> {
+        self.atomically(|w| frame.write(w))
+    }
+
+    /// Appends a BYE frame.
+    pub fn bye(&mut self, frame: Bye) -> Result<(), EncodeError> {
+        self.atomically(|w| frame.write(w))
+    }
+
+    /// Pads the datagram with zero bytes (PADDING) up to `total` bytes, or to the maximum
+    /// size if that is smaller. Does nothing if it is already that long.
+    pub fn pad_to(&mut self, total: usize) {
+        let pad = total.saturating_sub(self.len()).min(self.remaining());
+        // Cannot fail: `pad` fits what is left.
+        let _ = self.w.zeros(pad);
+    }
+
+    /// Appends an ACK frame for `ranges`: newest (highest) first, disjoint, and separated
+    /// by at least one missing ID. As many ranges as fit are written, newest first; if
+    /// older ones are left out, the frame is marked truncated.
+    pub fn ack<I>(&mut self, ranges: I, delay_us: u64) -> Result<AckSummary, EncodeError>
+    where
+        I: IntoIterator<Item = RangeInclusive<u64>>,
+        I::IntoIter: Clone,
+    {
+        ack::write(&mut self.w, ranges, delay_us)
+    }
+
+    /// Starts a DATA frame with its first message; push more onto the returned writer.
+    /// `ctx` is what the sender knows of the peer, for truncating the first ID.
+    pub fn data(
+        &mut self,
+        ctx: IdEncodeContext,
+        first: Message<'_>,
+    ) -> Result<DataWriter<'_, 'a>, EncodeError> {
+        DataWriter::begin(&mut self.w, ctx, first)
+    }
+
+    /// The datagram's length in bytes.
+    pub fn finish(self) -> usize {
+        self.w.len()
+    }
+
+    /// Runs a frame writer that checks its room as it goes, undoing a partial frame.
+    fn atomically(
+        &mut self,
+        write: impl FnOnce(&mut Writer<'a>) -> Result<(), EncodeError>,
+    ) -> Result<(), EncodeError> {
+        let mark = self.w.len();
+        let result = write(&mut self.w);
+        if result.is_err() {
+            self.w.truncate(mark);
+        }
+        result
+    }
+}

@@ -1,0 +1,275 @@
+//! DATA frames: one or many messages, with compact IDs and timestamps.
+//!
+//! ```text
+//! type 0x08 | (n - 1)           the first ID is sent in n bytes (1..=8), truncated (see `id`)
+//! first ID                      n bytes, big-endian
+//! base timestamp, µs            varint: the first message's timestamp
+//! message count                 varint (>= 1; RealMQ's writer always uses the 2-byte form)
+//! first message:
+//!   payload length              varint
+//!   payload                     bytes
+//! every further message:
+//!   ID gap                      varint: ID - previous ID - 1 (IDs strictly increase)
+//!   timestamp delta             varint: zigzag(timestamp - previous timestamp)
+//!   payload length              varint
+//!   payload                     bytes
+//! ```
+//!
+//! A batch of consecutive 64-byte messages sent in the same microsecond costs
+//! 1 + 1 + 2 = 4 bytes of framing per message.
+
+use crate::codec::{Reader, Writer};
+use crate::error::{DecodeError, EncodeError};
+use crate::frame::frame_type;
+use crate::id::{self, IdEncodeContext, MAX_MESSAGE_ID};
+use crate::varint::{self, len_of as vlen};
+
+/// The most messages one DATA frame can hold: the largest 2-byte varint.
+pub const MAX_MESSAGES_PER_FRAME: u64 = (1 << 14) - 1;
+/// Bytes of the reserved message-count field.
+const COUNT_LEN: usize = 2;
+
+/// One message: its ID, its sender timestamp and its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Per-session sequence number, below 2^62.
+    pub id: u64,
+    /// Sender's clock when the message was first sent, µs since its session epoch.
+    pub timestamp_us: u64,
+    /// The application's bytes.
+    pub payload: &'a [u8],
+}
+
+/// A decoded DATA frame; its messages were checked when it was parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataFrame<'a> {
+    first_id: u64,
+    base_timestamp_us: u64,
+    count: u64,
+    /// The encoded messages, already validated.
+    body: &'a [u8],
+}
+
+impl<'a> DataFrame<'a> {
+    /// How many messages the frame holds (at least 1).
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Always false: a DATA frame holds at least one message.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The first message's ID, reconstructed in full.
+    pub fn first_id(&self) -> u64 {
+        self.first_id
+    }
+
+    /// The messages, in ID order.
+    pub fn messages(&self) -> Messages<'a> {
+        Messages {
+            reader: Reader::new(self.body),
+            previous: None,
+            first_id: self.first_id,
+            base_timestamp_us: self.base_timestamp_us,
+        }
+    }
+
+    pub(crate) fn read(
+        r: &mut Reader<'a>,
+        id_len: usize,
+        largest_received: Option<u64>,
+    ) -> Result<Self, DecodeError> {
+        let first_id = id::expand(r.uint(id_len)?, id_len, largest_received);
+        if first_id > MAX_MESSAGE_ID {
+            return Err(DecodeError::VarintOverflow("message id"));
+        }
+        let base_timestamp_us = r.varint()?;
+        let count = r.varint()?;
+        // Every message takes at least one byte: bound the count before walking.
+        if count == 0 || count > r.remaining() as u64 {
+            return Err(DecodeError::BadMessageCount { count });
+        }
+        let start = r.rest();
+        let mut previous: Option<(u64, u64)> = None;
+        for _ in 0..count {
+            let message = read_message(r, previous, first_id, base_timestamp_us)?;
+            previous = Some((message.id, message.timestamp_us));
+        }
+        let used = start.len() - r.remaining();
+        Ok(Self {
+            first_id,
+            base_timestamp_us,
+            count,
+            body: &start[..used],
+        })
+    }
+}
+
+/// Reads one message given the previous one's `(id, timestamp)`.
+fn read_message<'a>(
+    r: &mut Reader<'a>,
+    previous: Option<(u64, u64)>,
+    first_id: u64,
+    base_timestamp_us: u64,
+) -> Result<Message<'a>, DecodeError> {
+    let (id, timestamp_us) = match previous {
+        None => (first_id, base_timestamp_us),
+        Some((prev_id, prev_ts)) => {
+            let gap = r.varint()?;
+            let id = prev_id
+                .checked_add(gap)
+                .and_then(|v| v.checked_add(1))
+                .filter(|&v| v <= MAX_MESSAGE_ID)
+                .ok_or(DecodeError::VarintOverflow("message id"))?;
+            let delta = varint::unzigzag(r.varint()?);
+            let timestamp_us = prev_ts
+                .checked_add_signed(delta)
+                .filter(|&v| v <= varint::MAX)
+                .ok_or(DecodeError::VarintOverflow("timestamp"))?;
+            (id, timestamp_us)
+        }
+    };
+    let len = r.varint()?;
+    let payload = r.bytes(len)?;
+    Ok(Message {
+        id,
+        timestamp_us,
+        payload,
+    })
+}
+
+/// Iterator over a DATA frame's messages.
+#[derive(Debug, Clone)]
+pub struct Messages<'a> {
+    reader: Reader<'a>,
+    previous: Option<(u64, u64)>,
+    first_id: u64,
+    base_timestamp_us: u64,
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = Message<'a>;
+
+    fn next(&mut self) -> Option<Message<'a>> {
+        if self.reader.is_empty() {
+            return None;
+        }
+        // Validated at parse time; a failure here only ends the iteration.
+        let message = read_message(
+            &mut self.reader,
+            self.previous,
+            self.first_id,
+            self.base_timestamp_us,
+        )
+        .ok()?;
+        self.previous = Some((message.id, message.timestamp_us));
+        Some(message)
+    }
+}
+
+/// Appends messages to a DATA frame being written. Obtained from
+/// [`crate::DatagramWriter::data`], which writes the first message.
+///
+/// Every `push` either writes the whole message or, on error, nothing: a caller fills a
+/// datagram by pushing until [`EncodeError::BufferFull`].
+#[derive(Debug)]
+pub struct DataWriter<'w, 'b> {
+    w: &'w mut Writer<'b>,
+    count_at: usize,
+    count: u64,
+    previous_id: u64,
+    previous_ts: u64,
+}
+
+impl<'w, 'b> DataWriter<'w, 'b> {
+    /// Starts a frame with its first message.
+    pub(crate) fn begin(
+        w: &'w mut Writer<'b>,
+        ctx: IdEncodeContext,
+        first: Message<'_>,
+    ) -> Result<Self, EncodeError> {
+        check_message(&first)?;
+        let id_len = id::truncated_len(first.id, ctx);
+        let payload_len = first.payload.len() as u64;
+        let size = 1
+            + id_len
+            + vlen(first.timestamp_us)?
+            + COUNT_LEN
+            + vlen(payload_len)?
+            + first.payload.len();
+        w.reserve(size)?;
+        w.u8(frame_type::DATA | (id_len as u8 - 1))?;
+        w.uint(id::truncate(first.id, id_len), id_len)?;
+        w.varint(first.timestamp_us)?;
+        let count_at = w.len();
+        w.zeros(COUNT_LEN)?;
+        w.patch_varint(count_at, 1, COUNT_LEN);
+        w.varint(payload_len)?;
+        w.slice(first.payload)?;
+        Ok(Self {
+            w,
+            count_at,
+            count: 1,
+            previous_id: first.id,
+            previous_ts: first.timestamp_us,
+        })
+    }
+
+    /// Messages in the frame so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Bytes `message` would add to the frame.
+    pub fn cost(&self, message: &Message<'_>) -> Result<usize, EncodeError> {
+        let gap = self.gap(message)?;
+        let delta = varint::zigzag(message.timestamp_us as i64 - self.previous_ts as i64);
+        Ok(vlen(gap)? + vlen(delta)? + vlen(message.payload.len() as u64)? + message.payload.len())
+    }
+
+    fn gap(&self, message: &Message<'_>) -> Result<u64, EncodeError> {
+        if message.id <= self.previous_id {
+            return Err(EncodeError::IdNotIncreasing {
+                previous: self.previous_id,
+                id: message.id,
+            });
+        }
+        Ok(message.id - self.previous_id - 1)
+    }
+
+    /// Appends a message whose ID is above the previous one's. On error nothing is written.
+    pub fn push(&mut self, message: Message<'_>) -> Result<(), EncodeError> {
+        check_message(&message)?;
+        if self.count == MAX_MESSAGES_PER_FRAME {
+            return Err(EncodeError::BufferFull {
+                needed: 1,
+                remaining: 0,
+            });
+        }
+        let size = self.cost(&message)?;
+        self.w.reserve(size)?;
+        self.w.varint(self.gap(&message)?)?;
+        self.w.varint(varint::zigzag(
+            message.timestamp_us as i64 - self.previous_ts as i64,
+        ))?;
+        self.w.varint(message.payload.len() as u64)?;
+        self.w.slice(message.payload)?;
+        self.count += 1;
+        self.w.patch_varint(self.count_at, self.count, COUNT_LEN);
+        self.previous_id = message.id;
+        self.previous_ts = message.timestamp_us;
+        Ok(())
+    }
+}
+
+fn check_message(message: &Message<'_>) -> Result<(), EncodeError> {
+    if message.id > MAX_MESSAGE_ID {
+        return Err(EncodeError::IdOutOfRange(message.id));
+    }
+    if message.timestamp_us > varint::MAX {
+        return Err(EncodeError::VarintOverflow(message.timestamp_us));
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! Frames: the units a datagram carries after its header.
+//!
+//! Every frame starts with a one-byte type:
+//!
+//! | type        | frame                          | allowed in        |
+//! |-------------|--------------------------------|-------------------|
+//! | `0x00`      | PADDING (a run of zero bytes)  | handshake, session|
+//! | `0x01`      | HEARTBEAT                      | session           |
+//! | `0x02`      | ACK                            | session           |
+//! | `0x03`      | ACK, truncated (older ranges left out) | session   |
+//! | `0x04`      | HELLO                          | handshake         |
+//! | `0x05`      | WELCOME                        | handshake         |
+//! | `0x06`      | STOP                           | session           |
+//! | `0x07`      | BYE                            | session           |
+//! | `0x08–0x0f` | DATA (low 3 bits: first-ID length − 1) | session   |
+//! | `0x10–0x3f` | reserved: a decode error       | —                 |
+//! | `0x40–0xff` | extension: type, varint length, body; skipped if unknown | both |
+//!
+//! The rule for unknown types: a frame below `0x40` carries no length, so an unknown one
+//! makes the rest of the datagram unreadable and the datagram is rejected with
+//! [`DecodeError::UnknownFrameType`]. Frames from `0x40` up always carry a length, so a later
+//! version can add them and older receivers skip them ([`Frame::Extension`]).
+
+pub(crate) mod ack;
+mod control;
+mod data;
+
+pub use ack::{AckFrame, AckRanges, AckSummary};
+pub use control::{Bye, Heartbeat, Hello, Stop, Welcome, MAX_TOKEN_LEN};
+pub use data::{DataFrame, DataWriter, Message, Messages, MAX_MESSAGES_PER_FRAME};
+
+use crate::codec::Reader;
+use crate::error::DecodeError;
+use crate::header::PacketKind;
+
+/// Frame type bytes.
+pub mod frame_type {
+    /// PADDING.
+    pub const PADDING: u8 = 0x00;
+    /// HEARTBEAT.
+    pub const HEARTBEAT: u8 = 0x01;
+    /// ACK with every range it describes.
+    pub const ACK: u8 = 0x02;
+    /// ACK whose oldest ranges did not fit and were left out.
+    pub const ACK_TRUNCATED: u8 = 0x03;
+    /// HELLO.
+    pub const HELLO: u8 = 0x04;
+    /// WELCOME.
+    pub const WELCOME: u8 = 0x05;
+    /// STOP.
+    pub const STOP: u8 = 0x06;
+    /// BYE.
+    pub const BYE: u8 = 0x07;
+    /// DATA; the low three bits hold the first ID's length in bytes minus one.
+    pub const DATA: u8 = 0x08;
+    /// The first extension type: from here on, frames carry a length.
+    pub const EXTENSION_MIN: u8 = 0x40;
+}
+
+/// One decoded frame, borrowing from the datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Zero bytes that fill a datagram; `len` of them.
+    Padding {
+        /// How many padding bytes.
+        len: usize,
+    },
+    /// Liveness signal; asks for an ACK.
+    Heartbeat(Heartbeat),
+    /// Which message IDs the peer has received.
+    Ack(AckFrame<'a>),
+    /// A client asks for a session.
+    Hello(Hello<'a>),
+    /// The server grants a session.
+    Welcome(Welcome),
+    /// The client has sent everything.
+    Stop(Stop),
+    /// The server confirms the end of the session.
+    Bye(Bye),
+    /// One or more messages.
+    Data(DataFrame<'a>),
+    /// A frame type from the extension range that this version does not know.
+    Extension {
+        /// Its type byte.
+        frame_type: u8,
+        /// Its body.
+        body: &'a [u8],
+    },
+}
+
+impl<'a> Frame<'a> {
+    /// Reads one frame, checking it is allowed in `kind`. `largest_received` is the
+    /// receiver's reference for expanding truncated message IDs.
+    pub(crate) fn read(
+        r: &mut Reader<'a>,
+        kind: PacketKind,
+        largest_received: Option<u64>,
+    ) -> Result<Self, DecodeError> {
+        use frame_type as t;
+        let ty = r.u8()?;
+        let allowed = match ty {
+            t::PADDING => true,
+            t::HELLO | t::WELCOME => kind == PacketKind::Handshake,
+            t::EXTENSION_MIN..=u8::MAX => true,
+            _ => kind == PacketKind::Session,
+        };
+        if !allowed && ty < 0x10 {
+            return Err(DecodeError::FrameNotAllowed {
+                frame_type: ty,
+                kind: kind.name(),
+            });
+        }
+        Ok(match ty {
+            t::PADDING => {
+                let zeros = r.rest().iter().take_while(|&&b| b == 0).count();
+                r.fixed(zeros)?;
+                Frame::Padding { len: zeros + 1 }
+            }
+            t::HEARTBEAT => Frame::Heartbeat(Heartbeat::read(r)?),
+            t::ACK | t::ACK_TRUNCATED => Frame::Ack(AckFrame::read(r, ty == t::ACK_TRUNCATED)?),
+            t::HELLO => Frame::Hello(Hello::read(r)?),
+            t::WELCOME => Frame::Welcome(Welcome::read(r)?),
+            t::STOP => Frame::Stop(Stop::read(r)?),
+            t::BYE => Frame::Bye(Bye::read(r)?),
+            0x08..=0x0f => {
+                Frame::Data(DataFrame::read(r, usize::from(ty & 0x07) + 1, largest_received)?)
+            }
+            t::EXTENSION_MIN..=u8::MAX => {
+                let length = r.varint()?;
+                Frame::Extension {
+                    frame_type: ty,
+                    body: r.bytes(length)?,
+                }
+            }
+            _ => return Err(DecodeError::UnknownFrameType(ty)),
+        })
+    }
+}

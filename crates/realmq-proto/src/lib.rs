@@ -1,0 +1,41 @@
+//! RealMQ's wire format: bytes in, frames out, and back. Pure code: no sockets, clocks or
+//! threads, and no allocation.
+//!
+//! A datagram is an 8-byte [`Header`] followed by [`Frame`]s. Message IDs are 62-bit
+//! per-session sequence numbers sent truncated ([`id`]); ACKs describe any set of received
+//! IDs as gap/length ranges. `docs/PROTOCOL.md` gives the byte-level layout.
+//!
+//! ```
+//! use realmq_proto::{Datagram, DatagramWriter, Frame, Header, IdEncodeContext, Message};
+//!
+//! let mut buf = [0u8; 1472];
+//! let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(7)).unwrap();
+//! let ctx = IdEncodeContext { largest_acked: None, largest_sent: 1 };
+//! let mut data = w.data(ctx, Message { id: 0, timestamp_us: 10, payload: b"hello" }).unwrap();
+//! data.push(Message { id: 1, timestamp_us: 12, payload: b"world" }).unwrap();
+//! let len = w.finish();
+//!
+//! let datagram = Datagram::parse(&buf[..len], None).unwrap();
+//! let Some(Frame::Data(frame)) = datagram.frames().next() else { panic!() };
+//! let ids: Vec<u64> = frame.messages().map(|m| m.id).collect();
+//! assert_eq!(ids, [0, 1]);
+//! ```
+
+mod codec;
+mod datagram;
+pub mod error;
+pub mod frame;
+pub mod header;
+pub mod id;
+pub mod varint;
+
+pub use datagram::{
+    Datagram, DatagramWriter, Frames, DEFAULT_MAX_DATAGRAM, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE,
+};
+pub use error::{DecodeError, EncodeError};
+pub use frame::{
+    AckFrame, AckSummary, Bye, DataFrame, DataWriter, Frame, Heartbeat, Hello, Message, Stop,
+    Welcome, MAX_TOKEN_LEN,
+};
+pub use header::{Flags, Header, PacketKind, HEADER_LEN};
+pub use id::{IdEncodeContext, MAX_MESSAGE_ID};
