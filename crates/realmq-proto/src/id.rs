@@ -32,9 +32,7 @@ pub fn truncated_len(id: u64, ctx: IdEncodeContext) -> usize {
     let high = ctx.largest_sent.max(id) + 1;
     let span = u128::from(id.abs_diff(low).max(id.abs_diff(high)));
     let needed = span * 4;
-    (1..8)
-        .find(|&n| 1u128 << (8 * n) > needed)
-        .unwrap_or(8)
+    (1..8).find(|&n| 1u128 << (8 * n) > needed).unwrap_or(8)
 }
 
 /// The low `len` bytes of `id`.

@@ -89,7 +89,10 @@ mod tests {
     #[test]
     fn rfc9000_examples() {
         let cases: &[(&[u8], u64)] = &[
-            (&[0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c], 151_288_809_941_952_652),
+            (
+                &[0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c],
+                151_288_809_941_952_652,
+            ),
             (&[0x9d, 0x7f, 0x3e, 0x7d], 494_878_333),
             (&[0x7b, 0xbd], 15_293),
             (&[0x25], 37),
@@ -108,10 +111,16 @@ mod tests {
         let mut out = [0u8; 8];
         assert_eq!(encode(MAX, &mut out), Ok(8));
         assert_eq!(decode(&out), Ok((MAX, 8)));
-        assert_eq!(encode(MAX + 1, &mut out), Err(EncodeError::VarintOverflow(MAX + 1)));
+        assert_eq!(
+            encode(MAX + 1, &mut out),
+            Err(EncodeError::VarintOverflow(MAX + 1))
+        );
         assert_eq!(
             encode(64, &mut out[..1]),
-            Err(EncodeError::BufferFull { needed: 2, remaining: 1 })
+            Err(EncodeError::BufferFull {
+                needed: 2,
+                remaining: 1
+            })
         );
         assert_eq!(decode(&[]), Err(DecodeError::Truncated));
         assert_eq!(decode(&[0x80, 0, 0]), Err(DecodeError::Truncated));

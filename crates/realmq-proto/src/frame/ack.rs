@@ -150,7 +150,11 @@ fn pair_for(prev_smallest: u64, range: &RangeInclusive<u64>) -> Result<(u64, u64
 
 /// Writes an ACK frame holding as many of `ranges` (newest first, disjoint, separated by at
 /// least one missing ID) as fit; the oldest are left out and the frame marked truncated.
-pub(crate) fn write<I>(w: &mut Writer<'_>, ranges: I, delay_us: u64) -> Result<AckSummary, EncodeError>
+pub(crate) fn write<I>(
+    w: &mut Writer<'_>,
+    ranges: I,
+    delay_us: u64,
+) -> Result<AckSummary, EncodeError>
 where
     I: IntoIterator<Item = RangeInclusive<u64>>,
     I::IntoIter: Clone,

@@ -58,7 +58,7 @@ pub mod frame_type {
 }
 
 /// One decoded frame, borrowing from the datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
     /// Zero bytes that fill a datagram; `len` of them.
     Padding {
@@ -122,9 +122,11 @@ impl<'a> Frame<'a> {
             t::WELCOME => Frame::Welcome(Welcome::read(r)?),
             t::STOP => Frame::Stop(Stop::read(r)?),
             t::BYE => Frame::Bye(Bye::read(r)?),
-            0x08..=0x0f => {
-                Frame::Data(DataFrame::read(r, usize::from(ty & 0x07) + 1, largest_received)?)
-            }
+            0x08..=0x0f => Frame::Data(DataFrame::read(
+                r,
+                usize::from(ty & 0x07) + 1,
+                largest_received,
+            )?),
             t::EXTENSION_MIN..=u8::MAX => {
                 let length = r.varint()?;
                 Frame::Extension {

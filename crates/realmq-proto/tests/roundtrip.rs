@@ -1,0 +1,272 @@
+//! Property tests: encode then decode is the identity for every frame and for whole
+//! datagrams, and decoding arbitrary bytes never panics.
+
+use core::ops::RangeInclusive;
+
+use proptest::prelude::*;
+use realmq_proto::{
+    Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, Hello, IdEncodeContext, Message, Stop,
+    Welcome, MAX_MESSAGE_ID, MAX_TOKEN_LEN,
+};
+
+const MAX_SIZE: usize = 65_507;
+
+/// An owned description of a frame, to write and to compare with what is decoded.
+#[derive(Debug, Clone, PartialEq)]
+enum Spec {
+    Heartbeat(u64),
+    Stop(u64),
+    Bye(u64),
+    Ack {
+        ranges: Vec<RangeInclusive<u64>>,
+        delay: u64,
+    },
+    Data(Vec<(u64, u64, Vec<u8>)>),
+}
+
+fn varint() -> impl Strategy<Value = u64> {
+    prop_oneof![0u64..64, 0u64..16_384, 0u64..1 << 30, 0..=MAX_MESSAGE_ID]
+}
+
+/// Descending, disjoint, separated ranges, possibly near the 62-bit limit.
+fn ack_ranges() -> impl Strategy<Value = Vec<RangeInclusive<u64>>> {
+    (
+        prop_oneof![0u64..1000, 0..=MAX_MESSAGE_ID, Just(MAX_MESSAGE_ID)],
+        prop::collection::vec((0u64..300, 0u64..300), 0..40),
+        0u64..100,
+    )
+        .prop_map(|(largest, steps, first)| {
+            let first_lo = largest.saturating_sub(first);
+            let mut ranges = vec![first_lo..=largest];
+            let mut smallest = first_lo;
+            for (gap, len) in steps {
+                let Some(hi) = smallest.checked_sub(gap + 2) else {
+                    break;
+                };
+                let lo = hi.saturating_sub(len);
+                ranges.push(lo..=hi);
+                smallest = lo;
+            }
+            ranges
+        })
+}
+
+/// Strictly increasing message IDs from a base (possibly near the limit), with payloads.
+fn messages() -> impl Strategy<Value = (u64, Vec<(u64, u64, Vec<u8>)>)> {
+    (
+        prop_oneof![
+            0u64..1000,
+            0..=MAX_MESSAGE_ID - (1 << 24),
+            Just(MAX_MESSAGE_ID - (1 << 24))
+        ],
+        0..=varint::MAX_TS,
+        prop::collection::vec(
+            (
+                0u64..1000,
+                -5000i64..5000,
+                prop::collection::vec(any::<u8>(), 0..80),
+            ),
+            1..20,
+        ),
+    )
+        .prop_map(|(base, ts0, items)| {
+            let mut id = base;
+            let mut ts = ts0;
+            let mut out = Vec::new();
+            for (i, (gap, dts, payload)) in items.into_iter().enumerate() {
+                if i > 0 {
+                    id += gap + 1;
+                    ts = ts.saturating_add_signed(dts).min(varint::MAX_TS);
+                }
+                out.push((id, ts, payload));
+            }
+            (base, out)
+        })
+}
+
+mod varint {
+    pub const MAX_TS: u64 = (1 << 62) - 1;
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    prop_oneof![
+        varint().prop_map(Spec::Heartbeat),
+        varint().prop_map(Spec::Stop),
+        varint().prop_map(Spec::Bye),
+        (ack_ranges(), varint()).prop_map(|(ranges, delay)| Spec::Ack { ranges, delay }),
+        messages().prop_map(|(_, m)| Spec::Data(m)),
+    ]
+}
+
+fn write_spec(w: &mut DatagramWriter<'_>, spec: &Spec, ctx: IdEncodeContext) {
+    match spec {
+        Spec::Heartbeat(t) => w.heartbeat(Heartbeat { timestamp_us: *t }).unwrap(),
+        Spec::Stop(n) => w.stop(Stop { sent: *n }).unwrap(),
+        Spec::Bye(n) => w.bye(Bye { received: *n }).unwrap(),
+        Spec::Ack { ranges, delay } => {
+            let summary = w.ack(ranges.iter().cloned(), *delay).unwrap();
+            assert!(!summary.truncated);
+        }
+        Spec::Data(messages) => {
+            let mut d = w.data(ctx, msg(&messages[0])).unwrap();
+            for m in &messages[1..] {
+                d.push(msg(m)).unwrap();
+            }
+        }
+    }
+}
+
+fn msg((id, ts, payload): &(u64, u64, Vec<u8>)) -> Message<'_> {
+    Message {
+        id: *id,
+        timestamp_us: *ts,
+        payload,
+    }
+}
+
+fn decoded_spec(frame: Frame<'_>) -> Spec {
+    match frame {
+        Frame::Heartbeat(h) => Spec::Heartbeat(h.timestamp_us),
+        Frame::Stop(s) => Spec::Stop(s.sent),
+        Frame::Bye(b) => Spec::Bye(b.received),
+        Frame::Ack(a) => Spec::Ack {
+            ranges: a.ranges().collect(),
+            delay: a.delay_us(),
+        },
+        Frame::Data(d) => Spec::Data(
+            d.messages()
+                .map(|m| (m.id, m.timestamp_us, m.payload.to_vec()))
+                .collect(),
+        ),
+        other => panic!("unexpected frame {other:?}"),
+    }
+}
+
+/// The ID context: the sender's largest acked and sent around the DATA IDs, and the
+/// receiver's largest received between them.
+fn contexts(specs: &[Spec], acked_back: u64, received_frac: f64) -> (IdEncodeContext, Option<u64>) {
+    let ids = specs.iter().filter_map(|s| match s {
+        Spec::Data(m) => Some(m.iter().map(|x| x.0)),
+        _ => None,
+    });
+    let (mut lo, mut hi) = (u64::MAX, 0);
+    for id in ids.flatten() {
+        lo = lo.min(id);
+        hi = hi.max(id);
+    }
+    if lo == u64::MAX {
+        return (IdEncodeContext::default(), None);
+    }
+    let largest_acked = lo.checked_sub(acked_back);
+    let low = largest_acked.unwrap_or(0);
+    let received = low + ((hi - low) as f64 * received_frac) as u64;
+    let ctx = IdEncodeContext {
+        largest_acked,
+        largest_sent: hi,
+    };
+    (ctx, Some(received))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn session_datagrams_round_trip(
+        session_id: u32,
+        specs in prop::collection::vec(spec(), 1..6),
+        acked_back in 0u64..5000,
+        received_frac in 0.0f64..=1.0,
+    ) {
+        // Keep one DATA frame's IDs as the context reference (several DATA frames in one
+        // datagram share one context, so use only the first).
+        let mut seen_data = false;
+        let specs: Vec<Spec> = specs.into_iter().filter(|s| {
+            let data = matches!(s, Spec::Data(_));
+            let keep = !(data && seen_data);
+            seen_data |= data;
+            keep
+        }).collect();
+        let (ctx, largest_received) = contexts(&specs, acked_back, received_frac);
+        let mut buf = vec![0u8; MAX_SIZE];
+        let mut w = DatagramWriter::new(&mut buf, MAX_SIZE, Header::session(session_id)).unwrap();
+        for s in &specs {
+            write_spec(&mut w, s, ctx);
+        }
+        let len = w.finish();
+        let datagram = Datagram::parse(&buf[..len], largest_received).unwrap();
+        prop_assert_eq!(datagram.header, Header::session(session_id));
+        let decoded: Vec<Spec> = datagram.frames().map(decoded_spec).collect();
+        prop_assert_eq!(decoded, specs);
+    }
+
+    #[test]
+    fn handshake_frames_round_trip(
+        nonce: u64,
+        epoch in varint(),
+        token in prop::collection::vec(any::<u8>(), 0..=MAX_TOKEN_LEN),
+        interval in varint(),
+        pad in 0usize..400,
+    ) {
+        let mut buf = vec![0u8; 2000];
+        let mut w = DatagramWriter::new(&mut buf, 2000, Header::handshake(0)).unwrap();
+        w.hello(Hello { nonce, epoch_unix_us: epoch, token: &token }).unwrap();
+        w.welcome(Welcome { nonce, heartbeat_interval_us: interval }).unwrap();
+        let before = w.len();
+        w.pad_to(before + pad);
+        let len = w.finish();
+        prop_assert_eq!(len, before + pad);
+        let datagram = Datagram::parse(&buf[..len], None).unwrap();
+        let frames: Vec<Frame<'_>> = datagram.frames().collect();
+        prop_assert_eq!(frames[0], Frame::Hello(Hello { nonce, epoch_unix_us: epoch, token: &token }));
+        prop_assert_eq!(frames[1], Frame::Welcome(Welcome { nonce, heartbeat_interval_us: interval }));
+        if pad > 0 {
+            prop_assert_eq!(frames[2], Frame::Padding { len: pad });
+        }
+        prop_assert_eq!(frames.len(), 2 + usize::from(pad > 0));
+    }
+
+    /// Whatever the bytes, parsing returns Ok or Err; frames of an accepted datagram can
+    /// be walked to the end.
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+        session in any::<bool>(),
+        largest in proptest::option::of(any::<u64>()),
+    ) {
+        let mut bytes = bytes;
+        // Give most inputs a valid header so the fuzzing reaches the frames.
+        if bytes.len() >= 8 && session {
+            bytes[..4].copy_from_slice(&[0x52, 0x4d, 0x01, 0x10]);
+        }
+        if let Ok(d) = Datagram::parse(&bytes, largest) {
+            for frame in d.frames() {
+                match frame {
+                    Frame::Ack(a) => { let _ = a.ranges().count(); }
+                    Frame::Data(m) => { let _ = m.messages().count(); }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// An ACK cut short by the datagram size keeps a prefix (the newest) of the ranges.
+    #[test]
+    fn truncated_ack_is_a_newest_prefix(ranges in ack_ranges(), max in 300usize..400, fill in 0usize..250) {
+        let mut buf = vec![0u8; max];
+        let mut w = DatagramWriter::new(&mut buf, max, Header::session(1)).unwrap();
+        w.pad_to(8 + fill);
+        let Ok(summary) = w.ack(ranges.iter().cloned(), 0) else {
+            // Not even the first range fits: nothing was written.
+            prop_assert_eq!(w.len(), 8 + fill);
+            return Ok(());
+        };
+        let len = w.finish();
+        prop_assert!(len <= max);
+        let datagram = Datagram::parse(&buf[..len], None).unwrap();
+        let ack = datagram.frames().find_map(|f| match f { Frame::Ack(a) => Some(a), _ => None }).unwrap();
+        let decoded: Vec<_> = ack.ranges().collect();
+        prop_assert_eq!(decoded.len(), summary.ranges);
+        prop_assert_eq!(&decoded[..], &ranges[..decoded.len()]);
+        prop_assert_eq!(ack.is_truncated(), decoded.len() < ranges.len());
+    }
+}
