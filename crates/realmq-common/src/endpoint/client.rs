@@ -1,0 +1,477 @@
+//! The client side of a session: handshake, sending through the QoS sender, STOP and BYE.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use realmq_proto::{Datagram, DatagramWriter, Flags, Frame, Header, Hello, PacketKind, Stop};
+use serde::{Deserialize, Serialize};
+
+use super::earliest;
+use crate::config::{LivenessConfig, SenderConfig, SenderConfigError};
+use crate::sender::{SendError as WindowError, Sender, SenderEvent};
+
+/// Tuning of a [`Client`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientConfig {
+    /// The QoS sender: window, loss detection, retransmission, heartbeats, liveness.
+    pub sender: SenderConfig,
+    /// First wait before a HELLO is repeated; it doubles on every repeat.
+    pub handshake_retry: Duration,
+    /// How long to keep trying to open a session before the server counts as unreachable.
+    pub handshake_timeout: Duration,
+    /// How long to repeat STOP while waiting for the server's BYE.
+    pub stop_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            sender: SenderConfig::default(),
+            handshake_retry: Duration::from_millis(200),
+            handshake_timeout: Duration::from_secs(5),
+            stop_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where a [`Client`] is in its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientState {
+    /// Sending HELLO, waiting for WELCOME.
+    Handshaking,
+    /// Open: messages may be sent.
+    Established,
+    /// [`Client::finish`] was called: the sender drains what is in flight.
+    Finishing,
+    /// Everything was acknowledged or given up: sending STOP, waiting for BYE.
+    Stopping,
+    /// Over, by BYE, by timeout or because the server is unreachable.
+    Closed,
+}
+
+/// What happened, reported by [`Client::poll_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The server granted the session.
+    Established {
+        /// The session id the server assigned.
+        session_id: u32,
+    },
+    /// A message was resent the maximum number of times and given up.
+    Undeliverable {
+        /// Its ID.
+        id: u64,
+    },
+    /// The server stopped answering: no WELCOME in time, or its ACKs stopped arriving long
+    /// enough for the failure detector to suspect it. The session is closed.
+    PeerUnreachable,
+    /// The session is over.
+    Closed {
+        /// Distinct messages the server said it received (its BYE), or `None` if no BYE came.
+        server_received: Option<u64>,
+    },
+}
+
+/// Why [`Client::send`] refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The window is full: wait for ACKs (poll and handle datagrams), then try again.
+    #[error("send window full")]
+    Backpressure,
+    /// The handshake has not completed yet.
+    #[error("session not established yet")]
+    NotEstablished,
+    /// [`Client::finish`] was called, or the session is closed.
+    #[error("session is finishing or closed")]
+    Finishing,
+    /// The session used up its 2^62 message IDs.
+    #[error("message IDs exhausted")]
+    IdsExhausted,
+    /// The payload is larger than one datagram can carry.
+    #[error("payload of {len} bytes exceeds the {max} a datagram carries")]
+    TooLarge {
+        /// The payload's length.
+        len: usize,
+        /// The largest payload accepted.
+        max: usize,
+    },
+}
+
+/// The client's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ClientStats {
+    /// Messages accepted by [`Client::send`].
+    pub sent: u64,
+    /// Messages the server acknowledged.
+    pub acked: u64,
+    /// Resends.
+    pub retransmitted: u64,
+    /// Messages given up after the maximum number of resends.
+    pub undeliverable: u64,
+    /// Datagrams written by [`Client::poll_transmit`].
+    pub datagrams_sent: u64,
+    /// Datagrams given to [`Client::handle_datagram`] that were not valid for this session.
+    pub datagrams_rejected: u64,
+}
+
+/// One session from the client's side.
+///
+/// Contract (sans-IO): feed every datagram from the server to
+/// [`handle_datagram`](Self::handle_datagram) and call [`handle_timeout`](Self::handle_timeout)
+/// once the instant from [`poll_timeout`](Self::poll_timeout) has passed; after either, and
+/// after [`send`](Self::send), drain [`poll_transmit`](Self::poll_transmit) and
+/// [`poll_event`](Self::poll_event) until they return `None`.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    state: ClientState,
+    /// `Instant` of the session epoch; message timestamps count from it.
+    epoch: Instant,
+    epoch_unix_us: u64,
+    nonce: u64,
+    session_id: u32,
+    /// The QoS sender, created when the WELCOME arrives (with the server's heartbeat interval).
+    sender: Option<Sender>,
+    /// Round-trip times, empty until the session is established.
+    no_rtt: hdrhistogram::Histogram<u64>,
+    /// When the next HELLO (while handshaking) or STOP (while stopping) is due.
+    next_control: Option<Instant>,
+    control_interval: Duration,
+    /// When handshaking or stopping gives up.
+    control_deadline: Instant,
+    events: VecDeque<ClientEvent>,
+    stats: ClientStats,
+}
+
+impl Client {
+    /// A client that will open a session at `now`. `epoch_unix_us` is the wall-clock time of
+    /// `now` in microseconds since the Unix epoch (the server computes one-way latency from
+    /// it); `nonce` should be random, to match the WELCOME to this HELLO.
+    ///
+    /// Fails if `config.sender` is invalid.
+    pub fn new(
+        config: ClientConfig,
+        now: Instant,
+        epoch_unix_us: u64,
+        nonce: u64,
+    ) -> Result<Self, SenderConfigError> {
+        config.sender.validate()?;
+        Ok(Self {
+            control_interval: config.handshake_retry,
+            control_deadline: now + config.handshake_timeout,
+            next_control: Some(now),
+            config,
+            state: ClientState::Handshaking,
+            epoch: now,
+            epoch_unix_us,
+            nonce,
+            session_id: 0,
+            sender: None,
+            no_rtt: crate::stats::latency_histogram(),
+            events: VecDeque::new(),
+            stats: ClientStats::default(),
+        })
+    }
+
+    /// Where the session is.
+    pub fn state(&self) -> ClientState {
+        self.state
+    }
+
+    /// Whether messages can be sent.
+    pub fn is_established(&self) -> bool {
+        self.state == ClientState::Established
+    }
+
+    /// Whether the session is over.
+    pub fn is_closed(&self) -> bool {
+        self.state == ClientState::Closed
+    }
+
+    /// The session id, once established (0 before).
+    pub fn session_id(&self) -> u32 {
+        self.session_id
+    }
+
+    /// Whether `send` would accept a message of `len` bytes now.
+    pub fn can_send(&self, len: usize) -> bool {
+        self.is_established()
+            && self.sender.as_ref().is_some_and(|s| {
+                let (messages, bytes) = s.window_usage();
+                messages < s.config().window_messages && bytes + len <= s.config().window_bytes
+            })
+    }
+
+    /// Queues a message; it goes out with the next [`poll_transmit`](Self::poll_transmit).
+    /// Returns its ID. The payload is copied into the sender's window.
+    pub fn send(&mut self, now: Instant, payload: &[u8]) -> Result<u64, SendError> {
+        match self.state {
+            ClientState::Handshaking => return Err(SendError::NotEstablished),
+            ClientState::Established => {}
+            _ => return Err(SendError::Finishing),
+        }
+        let timestamp_us = self.timestamp_us(now);
+        let sender = self.sender.as_mut().ok_or(SendError::NotEstablished)?;
+        let id = sender
+            .send(now, timestamp_us, payload)
+            .map_err(|e| match e {
+                WindowError::Backpressure => SendError::Backpressure,
+                WindowError::TooLarge { len, max } => SendError::TooLarge { len, max },
+                WindowError::IdsExhausted => SendError::IdsExhausted,
+            })?;
+        self.stats.sent += 1;
+        Ok(id)
+    }
+
+    /// No more messages: once everything sent is acknowledged or given up, the client sends
+    /// STOP and closes on the server's BYE.
+    pub fn finish(&mut self, now: Instant) {
+        match self.state {
+            ClientState::Established => {
+                self.state = ClientState::Finishing;
+                self.maybe_stop(now);
+            }
+            ClientState::Handshaking => self.close(None),
+            _ => {}
+        }
+    }
+
+    /// Takes in one datagram received from the server.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+        let Ok(header) = Header::parse(bytes) else {
+            self.stats.datagrams_rejected += 1;
+            return;
+        };
+        let ok = match (header.kind, self.state) {
+            (PacketKind::Handshake, ClientState::Handshaking) => self.on_handshake(now, bytes),
+            (PacketKind::Session, ClientState::Established)
+            | (PacketKind::Session, ClientState::Finishing)
+            | (PacketKind::Session, ClientState::Stopping)
+                if header.session_id == self.session_id =>
+            {
+                self.on_session(now, bytes)
+            }
+            _ => false,
+        };
+        if !ok {
+            self.stats.datagrams_rejected += 1;
+        }
+        self.drain_sender_events();
+        self.maybe_stop(now);
+    }
+
+    fn on_handshake(&mut self, now: Instant, bytes: &[u8]) -> bool {
+        let Ok(datagram) = Datagram::parse(bytes, None) else {
+            return false;
+        };
+        let welcome = datagram.frames().find_map(|f| match f {
+            Frame::Welcome(w) if w.nonce == self.nonce => Some(w),
+            _ => None,
+        });
+        let Some(welcome) = welcome else {
+            return false;
+        };
+        // Heartbeat as often as the server's failure detector expects, if that is valid.
+        let mut config = self.config.sender.clone();
+        let interval = Duration::from_micros(welcome.heartbeat_interval_us);
+        config.heartbeat_interval = interval;
+        config.liveness = LivenessConfig::for_heartbeat_interval(interval);
+        let sender = Sender::new(config, self.epoch)
+            .or_else(|_| Sender::new(self.config.sender.clone(), self.epoch));
+        let Ok(mut sender) = sender else {
+            return false;
+        };
+        sender.handle_peer_activity(now);
+        self.sender = Some(sender);
+        self.session_id = datagram.header.session_id;
+        self.state = ClientState::Established;
+        self.next_control = None;
+        self.events.push_back(ClientEvent::Established {
+            session_id: self.session_id,
+        });
+        true
+    }
+
+    fn on_session(&mut self, now: Instant, bytes: &[u8]) -> bool {
+        let (Ok(datagram), Some(sender)) = (Datagram::parse(bytes, None), self.sender.as_mut())
+        else {
+            return false;
+        };
+        let mut valid = true;
+        for frame in datagram.frames() {
+            match frame {
+                // An ACK of IDs never sent is a protocol violation: the frame is ignored.
+                Frame::Ack(ack) => valid &= sender.handle_ack(now, &ack).is_ok(),
+                Frame::Bye(bye) => {
+                    self.close(Some(bye.received));
+                    return true;
+                }
+                _ => sender.handle_peer_activity(now),
+            }
+        }
+        valid
+    }
+
+    /// Writes the next datagram to send into `buf`; `None` when there is nothing to send.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let max = self.config.sender.max_datagram_size;
+        let len = match self.state {
+            ClientState::Closed => return None,
+            ClientState::Handshaking => {
+                if self.next_control.is_none_or(|t| t > now) {
+                    return None;
+                }
+                let mut w = DatagramWriter::new(buf, max, Header::handshake(0)).ok()?;
+                w.hello(Hello {
+                    nonce: self.nonce,
+                    epoch_unix_us: self.epoch_unix_us,
+                    token: &[],
+                })
+                .ok()?;
+                self.schedule_control(now);
+                w.finish()
+            }
+            _ => {
+                let session_id = self.session_id;
+                let sent = self.stats.sent;
+                let stop_due = self.state == ClientState::Stopping
+                    && self.next_control.is_some_and(|t| t <= now);
+                let sender = self.sender.as_mut()?;
+                let mut header = Header::session(session_id);
+                if sender.wants_ack_now() {
+                    header.flags = Flags::ACK_NOW;
+                }
+                let mut w = DatagramWriter::new(buf, max, header).ok()?;
+                let data = sender.write_data(now, &mut w);
+                let stop = stop_due && w.stop(Stop { sent }).is_ok();
+                if w.is_empty() && sender.heartbeat_due(now) {
+                    sender.write_heartbeat(now, &mut w);
+                }
+                if w.is_empty() {
+                    return None;
+                }
+                if data == 0 {
+                    sender.handle_datagram_sent(now);
+                }
+                if stop {
+                    self.schedule_control(now);
+                }
+                w.finish()
+            }
+        };
+        self.stats.datagrams_sent += 1;
+        Some(len)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) wants to be called (or
+    /// [`poll_transmit`](Self::poll_transmit), for a heartbeat or control frame that is due).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            ClientState::Closed => None,
+            ClientState::Handshaking => self.next_control.map(|t| t.min(self.control_deadline)),
+            _ => {
+                let control = match self.state {
+                    ClientState::Stopping => {
+                        self.next_control.map(|t| t.min(self.control_deadline))
+                    }
+                    _ => None,
+                };
+                earliest(self.sender.as_ref().and_then(Sender::poll_timeout), control)
+            }
+        }
+    }
+
+    /// Runs the timers that are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            ClientState::Closed => return,
+            ClientState::Handshaking if now >= self.control_deadline => {
+                self.events.push_back(ClientEvent::PeerUnreachable);
+                self.close(None);
+                return;
+            }
+            ClientState::Stopping if now >= self.control_deadline => {
+                self.close(None);
+                return;
+            }
+            ClientState::Handshaking => return,
+            _ => {}
+        }
+        if let Some(sender) = self.sender.as_mut() {
+            sender.handle_timeout(now);
+        }
+        self.drain_sender_events();
+        self.maybe_stop(now);
+    }
+
+    /// The next thing that happened, if any.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ClientStats {
+        match &self.sender {
+            Some(sender) => {
+                let s = sender.stats();
+                ClientStats {
+                    acked: s.acked,
+                    retransmitted: s.retransmitted,
+                    undeliverable: s.undeliverable,
+                    ..self.stats
+                }
+            }
+            None => self.stats,
+        }
+    }
+
+    /// Round-trip times of acknowledged messages, in microseconds.
+    pub fn rtt_histogram(&self) -> &hdrhistogram::Histogram<u64> {
+        self.sender
+            .as_ref()
+            .map_or(&self.no_rtt, |s| &s.stats().rtt_us)
+    }
+
+    fn timestamp_us(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_micros() as u64
+    }
+
+    fn schedule_control(&mut self, now: Instant) {
+        self.next_control = Some(now + self.control_interval);
+        self.control_interval = (self.control_interval * 2).min(Duration::from_secs(1));
+    }
+
+    /// Moves from finishing to stopping once the sender has nothing left in flight.
+    fn maybe_stop(&mut self, now: Instant) {
+        if self.state == ClientState::Finishing && self.sender.as_ref().is_none_or(Sender::is_idle)
+        {
+            self.state = ClientState::Stopping;
+            self.next_control = Some(now);
+            self.control_interval = self.config.handshake_retry;
+            self.control_deadline = now + self.config.stop_timeout;
+        }
+    }
+
+    fn drain_sender_events(&mut self) {
+        while let Some(event) = self.sender.as_mut().and_then(Sender::poll_event) {
+            match event {
+                SenderEvent::Undeliverable { id } => {
+                    self.events.push_back(ClientEvent::Undeliverable { id })
+                }
+                SenderEvent::PeerUnreachable => {
+                    self.events.push_back(ClientEvent::PeerUnreachable);
+                    self.close(None);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, server_received: Option<u64>) {
+        if self.state != ClientState::Closed {
+            self.state = ClientState::Closed;
+            self.events
+                .push_back(ClientEvent::Closed { server_received });
+        }
+    }
+}

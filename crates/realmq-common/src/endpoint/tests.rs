@@ -1,0 +1,340 @@
+//! Client and server joined by a simulated link: every datagram crosses the real wire format,
+//! time is simulated, loss is seeded.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const ONE_WAY: Duration = Duration::from_micros(50);
+
+fn client_addr(n: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 40_000 + n))
+}
+
+/// One server, several clients, a link with a fixed one-way delay and seeded loss.
+struct Net {
+    now: Instant,
+    server: Server,
+    clients: Vec<Client>,
+    /// Clients (by index) and server that stopped taking part (crashed).
+    silent_clients: Vec<bool>,
+    server_silent: bool,
+    /// In flight: (arrival, from client index or None for the server, to client index, bytes).
+    wire: VecDeque<(Instant, Option<usize>, usize, Vec<u8>)>,
+    rng: fastrand::Rng,
+    loss_percent: u8,
+    /// Per client, how often each message ID was delivered.
+    delivered: Vec<Vec<u32>>,
+    events: Vec<ServerEvent>,
+    client_events: Vec<Vec<ClientEvent>>,
+}
+
+impl Net {
+    fn new(clients: usize, loss_percent: u8, seed: u64) -> Self {
+        let now = Instant::now();
+        let server = Server::new(ServerConfig::default(), seed).unwrap();
+        let clients = (0..clients)
+            .map(|i| Client::new(ClientConfig::default(), now, 1_000_000, seed + i as u64).unwrap())
+            .collect::<Vec<_>>();
+        let n = clients.len();
+        Self {
+            now,
+            server,
+            clients,
+            silent_clients: vec![false; n],
+            server_silent: false,
+            wire: VecDeque::new(),
+            rng: fastrand::Rng::with_seed(seed),
+            loss_percent,
+            delivered: vec![Vec::new(); n],
+            events: Vec::new(),
+            client_events: vec![Vec::new(); n],
+        }
+    }
+
+    fn lost(&mut self) -> bool {
+        self.rng.u8(0..100) < self.loss_percent
+    }
+
+    /// Moves every datagram both sides want to send onto the wire, and delivers what arrives.
+    fn exchange(&mut self) {
+        let mut buf = [0u8; 1472];
+        for i in 0..self.clients.len() {
+            if self.silent_clients[i] {
+                continue;
+            }
+            while let Some(len) = self.clients[i].poll_transmit(self.now, &mut buf) {
+                if !self.lost() {
+                    self.wire
+                        .push_back((self.now + ONE_WAY, Some(i), i, buf[..len].to_vec()));
+                }
+            }
+        }
+        if !self.server_silent {
+            while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
+                let to = usize::from(t.destination.port() - 40_000);
+                if !self.lost() {
+                    self.wire
+                        .push_back((self.now + ONE_WAY, None, to, buf[..t.len].to_vec()));
+                }
+            }
+            while let Some(e) = self.server.poll_event() {
+                self.events.push(e);
+            }
+        }
+        while self.wire.front().is_some_and(|d| d.0 <= self.now) {
+            let (_, from, to, bytes) = self.wire.pop_front().unwrap();
+            match from {
+                Some(i) if !self.server_silent => {
+                    let delivered = &mut self.delivered[i];
+                    self.server
+                        .handle_datagram(self.now, client_addr(i as u16), &bytes, |d| {
+                            let id = d.id as usize;
+                            if delivered.len() <= id {
+                                delivered.resize(id + 1, 0);
+                            }
+                            delivered[id] += 1;
+                        });
+                }
+                None if !self.silent_clients[to] => {
+                    self.clients[to].handle_datagram(self.now, &bytes)
+                }
+                _ => {}
+            }
+        }
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            while let Some(e) = c.poll_event() {
+                self.client_events[i].push(e);
+            }
+        }
+    }
+
+    /// Advances simulated time to the next deadline or arrival.
+    fn advance(&mut self) {
+        let mut next = self.wire.front().map(|d| d.0);
+        for (i, c) in self.clients.iter().enumerate() {
+            if !self.silent_clients[i] {
+                next = earliest(next, c.poll_timeout());
+            }
+        }
+        if !self.server_silent {
+            next = earliest(next, self.server.poll_timeout());
+        }
+        let next = next.unwrap_or(self.now + Duration::from_millis(10));
+        self.now = self.now.max(next);
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            if !self.silent_clients[i] && c.poll_timeout().is_some_and(|t| t <= self.now) {
+                c.handle_timeout(self.now);
+            }
+        }
+        if !self.server_silent && self.server.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.server.handle_timeout(self.now);
+        }
+    }
+
+    /// Runs until `done` or the step bound; returns the steps taken.
+    fn run_until(&mut self, max_steps: usize, mut done: impl FnMut(&Net) -> bool) -> usize {
+        for step in 0..max_steps {
+            self.exchange();
+            if done(self) {
+                return step;
+            }
+            self.advance();
+        }
+        panic!("not done after {max_steps} steps");
+    }
+}
+
+/// Drives clients that send `per_client` messages each, as fast as the windows allow, then
+/// finish; returns when every client is closed.
+fn send_all(net: &mut Net, per_client: u64) {
+    let payload = [b'x'; 64];
+    let mut sent = vec![0u64; net.clients.len()];
+    for _ in 0..5_000_000 {
+        for (i, c) in net.clients.iter_mut().enumerate() {
+            if net.silent_clients[i] {
+                continue;
+            }
+            while sent[i] < per_client && c.is_established() {
+                match c.send(net.now, &payload) {
+                    Ok(_) => sent[i] += 1,
+                    Err(SendError::Backpressure) => break,
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+            if sent[i] == per_client && c.is_established() {
+                c.finish(net.now);
+            }
+        }
+        net.exchange();
+        if net.clients.iter().all(|c| c.is_closed()) {
+            return;
+        }
+        net.advance();
+    }
+    panic!("clients did not finish");
+}
+
+fn assert_exactly_once(net: &Net, i: usize, n: u64) {
+    let d = &net.delivered[i];
+    assert_eq!(d.len() as u64, n, "client {i}: highest ID delivered");
+    assert!(
+        d.iter().all(|&c| c == 1),
+        "client {i}: a message delivered 0 or 2+ times"
+    );
+}
+
+#[test]
+fn every_message_arrives_once_over_a_clean_link() {
+    let mut net = Net::new(2, 0, 1);
+    send_all(&mut net, 20_000);
+    for i in 0..2 {
+        assert_exactly_once(&net, i, 20_000);
+        let s = net.clients[i].stats();
+        assert_eq!((s.sent, s.acked, s.undeliverable), (20_000, 20_000, 0));
+        assert!(net.client_events[i].contains(&ClientEvent::Closed {
+            server_received: Some(20_000)
+        }));
+    }
+    let s = net.server.stats();
+    assert_eq!(s.received, 40_000);
+    assert_eq!((s.sessions_total, s.sessions_open), (2, 0));
+    let byes = net
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                ServerEvent::SessionClosed {
+                    reason: CloseReason::Bye,
+                    received: 20_000,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(byes, 2);
+}
+
+#[test]
+fn every_message_arrives_once_despite_loss_both_ways() {
+    let mut net = Net::new(1, 10, 7);
+    send_all(&mut net, 20_000);
+    assert_exactly_once(&net, 0, 20_000);
+    let s = net.clients[0].stats();
+    assert_eq!((s.sent, s.acked, s.undeliverable), (20_000, 20_000, 0));
+    assert!(s.retransmitted > 0, "10% loss must cause resends");
+    assert_eq!(net.server.stats().received, 20_000);
+    assert_eq!(
+        net.server.stats().sessions_total,
+        1,
+        "a repeated HELLO reuses its session"
+    );
+}
+
+#[test]
+fn a_crashed_client_is_evicted_by_the_failure_detector() {
+    let mut net = Net::new(1, 0, 3);
+    net.run_until(1000, |n| n.clients[0].is_established());
+    let crashed_at = net.now;
+    net.silent_clients[0] = true;
+    net.run_until(100_000, |n| n.server.stats().sessions_open == 0);
+    assert!(matches!(
+        net.events.last(),
+        Some(ServerEvent::SessionClosed {
+            reason: CloseReason::PeerDead,
+            ..
+        })
+    ));
+    assert_eq!(net.server.stats().sessions_dead, 1);
+    // Eviction follows silence by seconds, not by a fixed count of timer ticks.
+    let took = net.now - crashed_at;
+    assert!(took < Duration::from_secs(30), "evicted after {took:?}");
+}
+
+#[test]
+fn an_idle_session_stays_alive_on_heartbeats() {
+    let mut net = Net::new(1, 0, 4);
+    net.run_until(1000, |n| n.clients[0].is_established());
+    let start = net.now;
+    net.run_until(1_000_000, |n| n.now - start >= Duration::from_secs(20));
+    assert_eq!(net.server.stats().sessions_open, 1);
+    assert!(!net.client_events[0].contains(&ClientEvent::PeerUnreachable));
+    assert!(net.clients[0].is_established());
+}
+
+#[test]
+fn a_vanished_server_is_reported_unreachable() {
+    let mut net = Net::new(1, 0, 5);
+    net.run_until(1000, |n| n.clients[0].is_established());
+    net.server_silent = true;
+    net.run_until(1_000_000, |n| n.clients[0].is_closed());
+    assert!(net.client_events[0].contains(&ClientEvent::PeerUnreachable));
+}
+
+#[test]
+fn no_server_means_the_handshake_times_out() {
+    let mut net = Net::new(1, 0, 6);
+    let start = net.now;
+    net.server_silent = true;
+    net.run_until(100_000, |n| n.clients[0].is_closed());
+    // The client gives up at its handshake timeout, not before and not much later.
+    let timeout = ClientConfig::default().handshake_timeout;
+    let took = net.now - start;
+    assert!(
+        took >= timeout && took <= timeout + Duration::from_secs(1),
+        "{took:?}"
+    );
+    assert_eq!(
+        net.client_events[0],
+        [
+            ClientEvent::PeerUnreachable,
+            ClientEvent::Closed {
+                server_received: None
+            }
+        ]
+    );
+}
+
+#[test]
+fn garbage_and_strangers_are_counted_and_ignored() {
+    let now = Instant::now();
+    let mut server = Server::new(ServerConfig::default(), 1).unwrap();
+    let from = client_addr(1);
+    let mut delivered = 0;
+    server.handle_datagram(now, from, b"GET / HTTP/1.1\r\n", |_| delivered += 1);
+    server.handle_datagram(
+        now,
+        from,
+        &[0x52, 0x4d, 0x01, 0x10, 0, 0, 0, 9, 0x06, 0x01],
+        |_| delivered += 1,
+    );
+    let mut buf = [0u8; 1472];
+    assert_eq!(
+        server.poll_transmit(now, &mut buf),
+        None,
+        "nothing is sent to strangers"
+    );
+    let s = server.stats();
+    assert_eq!((s.malformed, s.unknown_session, delivered), (1, 1, 0));
+}
+
+#[test]
+fn sessions_are_bounded() {
+    let now = Instant::now();
+    let config = ServerConfig {
+        max_sessions: 2,
+        ..ServerConfig::default()
+    };
+    let mut server = Server::new(config, 1).unwrap();
+    let mut buf = [0u8; 1472];
+    for n in 0..5u16 {
+        let mut client = Client::new(ClientConfig::default(), now, 0, u64::from(n)).unwrap();
+        let len = client.poll_transmit(now, &mut buf).unwrap();
+        server.handle_datagram(now, client_addr(n), &buf[..len], |_| {});
+    }
+    let s = server.stats();
+    assert_eq!((s.sessions_open, s.refused), (2, 3));
+}
