@@ -1,1 +1,683 @@
-//! TODO
+//! The φ accrual failure detector.
+//!
+//! Hayashibara, Défago, Yared and Katayama, "The φ Accrual Failure Detector", SRDS 2004. Instead
+//! of a yes/no verdict the detector outputs a suspicion level
+//!
+//! ```text
+//! φ(t) = -log10(1 - F(t - t_last))
+//! ```
+//!
+//! where `F` is the CDF of the inter-arrival times of the peer's heartbeats, modelled as a normal
+//! distribution whose mean and standard deviation come from a sliding window of recent intervals.
+//! φ = 1 means a 10 % chance that suspecting the peer now is a mistake, φ = 2 a 1 % chance, and so
+//! on. The caller compares φ with a threshold. This follows the shape Akka
+//! (`PhiAccrualFailureDetector`) and Cassandra give it: a minimum standard deviation, an
+//! acceptable heartbeat pause added to the mean, and a window seeded from a first-heartbeat
+//! estimate.
+//!
+//! Sans-IO: the detector never reads a clock. Arrival times come in as arguments of
+//! [`PhiAccrualDetector::heartbeat`] and the time of the question as the argument of
+//! [`PhiAccrualDetector::phi`].
+
+use std::time::{Duration, Instant};
+
+/// Largest value [`phi_for`] and [`PhiAccrualDetector::phi`] return.
+///
+/// With the logistic approximation φ grows like the cube of the number of standard deviations
+/// past the mean; 10⁶ is reached about 320 standard deviations past it. Capping keeps φ finite
+/// (no `inf` for a peer that has been silent for days) while staying far above any useful
+/// threshold (Akka and Cassandra use 8–16).
+pub const PHI_MAX: f64 = 1e6;
+
+/// Largest accepted [`PhiConfig::max_sample_size`].
+///
+/// Together with the 2⁴⁰ µs cap on one recorded interval it keeps the window's exact integer
+/// sums (of the samples and of their squares) inside `u128`.
+pub const MAX_SAMPLE_SIZE: usize = 1 << 16;
+
+/// One recorded interval is capped at 2⁴⁰ µs (about 12.7 days).
+const MAX_INTERVAL_MICROS: u64 = 1 << 40;
+
+/// Smallest standard deviation [`phi_for`] works with, in milliseconds (1 µs, the resolution of
+/// the window). A smaller `std_ms`, including zero or a negative one, is raised to it.
+const STD_FLOOR_MS: f64 = 1e-3;
+
+/// Inputs of [`phi_for`] above this many milliseconds (about 31 700 years) are clamped to it, so
+/// every intermediate value stays finite.
+const MS_LIMIT: f64 = 1e15;
+
+/// Tuning of a [`PhiAccrualDetector`]. `Default` gives Akka's defaults except for the
+/// acceptable pause, which is zero.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PhiConfig {
+    /// φ at or above which the peer is considered unavailable. Default 8.0.
+    pub threshold: f64,
+    /// Number of inter-arrival intervals kept in the sliding window. Default 200.
+    pub max_sample_size: usize,
+    /// Lower bound on the standard deviation used in φ, so that a perfectly regular sender does
+    /// not make the detector hair-triggered. Default 100 ms.
+    pub min_std_deviation: Duration,
+    /// Extra silence tolerated on top of the mean interval (added to the mean), e.g. for GC
+    /// pauses or a burst of loss. Default 0.
+    pub acceptable_heartbeat_pause: Duration,
+    /// Expected interval before any has been measured: the window is seeded with it on the
+    /// first heartbeat. Default 1 s.
+    pub first_heartbeat_estimate: Duration,
+}
+
+impl Default for PhiConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 8.0,
+            max_sample_size: 200,
+            min_std_deviation: Duration::from_millis(100),
+            acceptable_heartbeat_pause: Duration::ZERO,
+            first_heartbeat_estimate: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a [`PhiConfig`] was rejected by [`PhiConfig::validate`].
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum PhiConfigError {
+    /// The threshold is not a finite number in `(0, PHI_MAX]`.
+    #[error("phi threshold must be in (0, {PHI_MAX}], got {0}")]
+    Threshold(f64),
+    /// The window size is zero or larger than [`MAX_SAMPLE_SIZE`].
+    #[error("max_sample_size must be in 1..={MAX_SAMPLE_SIZE}, got {0}")]
+    SampleSize(usize),
+    /// The minimum standard deviation is zero.
+    #[error("min_std_deviation must be greater than zero")]
+    ZeroMinStdDeviation,
+    /// The first-heartbeat estimate is zero.
+    #[error("first_heartbeat_estimate must be greater than zero")]
+    ZeroFirstHeartbeatEstimate,
+}
+
+impl PhiConfig {
+    /// Checks the ranges: threshold finite in `(0, PHI_MAX]`, `max_sample_size` in
+    /// `1..=MAX_SAMPLE_SIZE`, non-zero minimum standard deviation and first-heartbeat estimate.
+    /// Any pause is acceptable.
+    pub fn validate(&self) -> Result<(), PhiConfigError> {
+        if !(self.threshold > 0.0 && self.threshold <= PHI_MAX) {
+            return Err(PhiConfigError::Threshold(self.threshold));
+        }
+        if !(1..=MAX_SAMPLE_SIZE).contains(&self.max_sample_size) {
+            return Err(PhiConfigError::SampleSize(self.max_sample_size));
+        }
+        if self.min_std_deviation.is_zero() {
+            return Err(PhiConfigError::ZeroMinStdDeviation);
+        }
+        if self.first_heartbeat_estimate.is_zero() {
+            return Err(PhiConfigError::ZeroFirstHeartbeatEstimate);
+        }
+        Ok(())
+    }
+}
+
+/// φ for a silence of `elapsed_ms` when intervals are normal with mean `mean_ms` and standard
+/// deviation `std_ms` (all in milliseconds).
+///
+/// Uses the logistic approximation of the normal CDF that Akka's detector uses, from Bowling,
+/// Khasawneh, Kaewkuekool and Cho, "A logistic approximation to the cumulative normal
+/// distribution", JIEM 2(1), 2009: with `y = (elapsed - mean) / std`,
+/// `F(y) ≈ 1 / (1 + e^(-z))` where `z = y·(1.5976 + 0.070566·y²)`. Hence
+/// `φ = -log10(1 - F) = log10(1 + e^z)`, which is what Akka's two branches
+/// (`-log10(e/(1+e))` above the mean, `-log10(1 - 1/(1+e))` below it, with `e = e^(-z)`) compute.
+/// Here it is evaluated as a stable softplus, `ln(1 + e^z) = max(z, 0) + ln(1 + e^(-|z|))`, so
+/// neither `e^z` nor `e^(-z)` can overflow to `inf` or leave `0/0`.
+///
+/// Guarantees, for any inputs:
+/// - never NaN, always in `[0, PHI_MAX]`;
+/// - non-decreasing in `elapsed_ms` (for fixed mean and std);
+/// - a NaN argument gives `PHI_MAX`: garbage in is treated as maximal suspicion, not as health;
+/// - negative times are treated as 0, times above 10¹⁵ ms as 10¹⁵ ms, and a standard deviation
+///   below 1 µs (including zero) as 1 µs.
+pub fn phi_for(elapsed_ms: f64, mean_ms: f64, std_ms: f64) -> f64 {
+    if elapsed_ms.is_nan() || mean_ms.is_nan() || std_ms.is_nan() {
+        return PHI_MAX;
+    }
+    let elapsed = elapsed_ms.clamp(0.0, MS_LIMIT);
+    let mean = mean_ms.clamp(0.0, MS_LIMIT);
+    let std = std_ms.clamp(STD_FLOOR_MS, MS_LIMIT);
+    // |y| ≤ 1e18 and |z| ≤ ~1e53: all finite.
+    let y = (elapsed - mean) / std;
+    let z = y * (1.5976 + 0.070566 * y * y);
+    let softplus = z.max(0.0) + (-z.abs()).exp().ln_1p();
+    (softplus / std::f64::consts::LN_10).clamp(0.0, PHI_MAX)
+}
+
+/// Sliding window of inter-arrival intervals with running sums, so a heartbeat costs O(1).
+///
+/// Intervals are stored as integer microseconds and the sums as `u128`. Integer sums are exact:
+/// adding a sample and later subtracting the same sample leaves no residue, so the statistics do
+/// not drift however long the detector runs (running `f64` sums would, and `E[x²] - E[x]²` on
+/// drifted sums can even go negative). Bounds: a sample is at most 2⁴⁰ µs and the window at
+/// most 2¹⁶ samples, so `sum ≤ 2⁵⁶`, `sum_sq ≤ 2⁹⁶` and `n·sum_sq ≤ 2¹¹²`: no overflow.
+#[derive(Debug, Clone)]
+struct IntervalWindow {
+    /// Ring storage, allocated once with the window's capacity.
+    samples: Box<[u64]>,
+    /// Index of the oldest sample.
+    head: usize,
+    /// Number of live samples.
+    len: usize,
+    /// Sum of the live samples (µs).
+    sum: u128,
+    /// Sum of the squares of the live samples (µs²).
+    sum_sq: u128,
+}
+
+impl IntervalWindow {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            samples: vec![0; capacity.clamp(1, MAX_SAMPLE_SIZE)].into_boxed_slice(),
+            head: 0,
+            len: 0,
+            sum: 0,
+            sum_sq: 0,
+        }
+    }
+
+    fn push(&mut self, micros: u64) {
+        let micros = micros.min(MAX_INTERVAL_MICROS);
+        let capacity = self.samples.len();
+        if self.len == capacity {
+            let oldest = u128::from(self.samples[self.head]);
+            self.sum -= oldest;
+            self.sum_sq -= oldest * oldest;
+            self.samples[self.head] = micros;
+            self.head = (self.head + 1) % capacity;
+        } else {
+            self.samples[(self.head + self.len) % capacity] = micros;
+            self.len += 1;
+        }
+        let micros = u128::from(micros);
+        self.sum += micros;
+        self.sum_sq += micros * micros;
+    }
+
+    fn mean_micros(&self) -> f64 {
+        if self.len == 0 {
+            return 0.0;
+        }
+        self.sum as f64 / self.len as f64
+    }
+
+    /// Population standard deviation, as Akka computes it.
+    fn std_micros(&self) -> f64 {
+        if self.len == 0 {
+            return 0.0;
+        }
+        let n = self.len as u128;
+        // n·Σx² - (Σx)² is exact and ≥ 0 (Cauchy–Schwarz); one rounding when converting.
+        let scaled_variance = n * self.sum_sq - self.sum * self.sum;
+        (scaled_variance as f64).sqrt() / self.len as f64
+    }
+}
+
+/// A φ accrual failure detector for one peer.
+///
+/// Contract (sans-IO): feed every heartbeat arrival with [`heartbeat(now)`](Self::heartbeat);
+/// ask [`phi(now)`](Self::phi) or [`is_available(now)`](Self::is_available) whenever a decision
+/// is due. The detector has no timers of its own and never reads a clock. All calls are O(1).
+///
+/// Statistics: the last [`PhiConfig::max_sample_size`] inter-arrival intervals, seeded on the
+/// first heartbeat with two synthetic samples `estimate ± estimate/4` (as Akka does), so φ is
+/// meaningful from the first heartbeat on: mean `first_heartbeat_estimate`, standard deviation
+/// a quarter of it. The seeds leave the window like any sample once enough real intervals came.
+///
+/// Every interval is recorded, including the long one that ends an outage (Akka skips intervals
+/// that end while the peer is suspected; that would freeze the window forever if a peer lowers
+/// its heartbeat rate for good).
+#[derive(Debug, Clone)]
+pub struct PhiAccrualDetector {
+    config: PhiConfig,
+    window: IntervalWindow,
+    last_heartbeat: Option<Instant>,
+}
+
+impl Default for PhiAccrualDetector {
+    fn default() -> Self {
+        Self::new(PhiConfig::default())
+    }
+}
+
+impl PhiAccrualDetector {
+    /// A detector with no heartbeat yet. The window is allocated here, once.
+    ///
+    /// Does not validate `config` (see [`try_new`](Self::try_new)) but never panics on a bad one:
+    /// a window size outside `1..=MAX_SAMPLE_SIZE` is clamped into it, a zero minimum standard
+    /// deviation acts as 1 µs, and a threshold that is NaN makes
+    /// [`is_available`](Self::is_available) always false.
+    pub fn new(config: PhiConfig) -> Self {
+        Self {
+            window: IntervalWindow::with_capacity(config.max_sample_size),
+            config,
+            last_heartbeat: None,
+        }
+    }
+
+    /// Like [`new`](Self::new), after [`PhiConfig::validate`].
+    pub fn try_new(config: PhiConfig) -> Result<Self, PhiConfigError> {
+        config.validate()?;
+        Ok(Self::new(config))
+    }
+
+    /// The configuration this detector was built with.
+    pub fn config(&self) -> &PhiConfig {
+        &self.config
+    }
+
+    /// Records a heartbeat that arrived at `now`.
+    ///
+    /// The first heartbeat seeds the window (see the type's docs); later ones add the interval
+    /// since the previous heartbeat, capped at about 12.7 days. A `now` equal to the previous
+    /// arrival records a zero interval; a `now` earlier than it is ignored entirely (it is not
+    /// recorded and does not move [`last_heartbeat`](Self::last_heartbeat)).
+    pub fn heartbeat(&mut self, now: Instant) {
+        match self.last_heartbeat {
+            None => {
+                let mean =
+                    duration_micros(self.config.first_heartbeat_estimate).min(MAX_INTERVAL_MICROS);
+                let std = mean / 4;
+                self.window.push(mean - std);
+                self.window.push(mean + std);
+            }
+            Some(last) if now < last => {
+                log::debug!(
+                    "phi: ignoring heartbeat {:?} before the last one",
+                    last - now
+                );
+                return;
+            }
+            Some(last) => self.window.push(duration_micros(now - last)),
+        }
+        self.last_heartbeat = Some(now);
+    }
+
+    /// The suspicion level at `now`: 0.0 before any heartbeat, otherwise
+    /// [`phi_for`]`(now - last, mean + acceptable_pause, max(std, min_std))` in milliseconds.
+    ///
+    /// Never NaN, in `[0, PHI_MAX]`, non-decreasing in `now` between heartbeats. A `now` before
+    /// the last heartbeat counts as no silence at all.
+    pub fn phi(&self, now: Instant) -> f64 {
+        let Some(last) = self.last_heartbeat else {
+            return 0.0;
+        };
+        let elapsed_ms = now.saturating_duration_since(last).as_secs_f64() * 1e3;
+        let mean_ms = self.window.mean_micros() / 1e3
+            + self.config.acceptable_heartbeat_pause.as_secs_f64() * 1e3;
+        let std_ms =
+            (self.window.std_micros() / 1e3).max(self.config.min_std_deviation.as_secs_f64() * 1e3);
+        phi_for(elapsed_ms, mean_ms, std_ms)
+    }
+
+    /// Whether the peer is considered up at `now`: `phi(now) < threshold`. True before the
+    /// first heartbeat (φ is 0 then).
+    pub fn is_available(&self, now: Instant) -> bool {
+        self.phi(now) < self.config.threshold
+    }
+
+    /// Arrival time of the latest heartbeat recorded, if any.
+    pub fn last_heartbeat(&self) -> Option<Instant> {
+        self.last_heartbeat
+    }
+
+    /// Mean of the intervals in the window (truncated to the microsecond), without the
+    /// acceptable pause. Zero before the first heartbeat.
+    pub fn mean(&self) -> Duration {
+        Duration::from_micros(self.window.mean_micros() as u64)
+    }
+
+    /// Population standard deviation of the intervals in the window, before the
+    /// [`PhiConfig::min_std_deviation`] floor is applied. Zero before the first heartbeat.
+    pub fn std_deviation(&self) -> Duration {
+        // Finite and ≥ 0; `as` saturates.
+        Duration::from_nanos((self.window.std_micros() * 1e3).round() as u64)
+    }
+
+    /// Number of intervals in the window, counting the two seeds while they are still in it:
+    /// 0 before the first heartbeat, then 2, growing by one per heartbeat up to
+    /// `max_sample_size`.
+    pub fn sample_count(&self) -> usize {
+        self.window.len
+    }
+}
+
+/// A duration as whole microseconds, saturating at `u64::MAX`.
+fn duration_micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::f64::consts::LOG10_2;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn close(actual: f64, expected: f64) -> bool {
+        (actual - expected).abs() < 1e-5
+    }
+
+    /// A detector that has seen `count + 1` heartbeats spaced `interval` apart from `t0`;
+    /// returns it with the time of the last heartbeat.
+    fn regular(
+        config: PhiConfig,
+        t0: Instant,
+        interval: Duration,
+        count: u32,
+    ) -> (PhiAccrualDetector, Instant) {
+        let mut d = PhiAccrualDetector::new(config);
+        let mut t = t0;
+        d.heartbeat(t);
+        for _ in 0..count {
+            t += interval;
+            d.heartbeat(t);
+        }
+        (d, t)
+    }
+
+    #[test]
+    fn hand_computed_values() {
+        // mean 1000 ms, std 100 ms, so y = (elapsed - 1000) / 100 and
+        // z = y·(1.5976 + 0.070566·y²), φ = log10(1 + e^z):
+        //   elapsed 1000: y = 0, z = 0,                       φ = log10 2        = 0.301030
+        //   elapsed 1100: y = 1, z = 1.668166, e^z = 5.30243,  φ = log10 6.30243  = 0.799508
+        //   elapsed 1200: y = 2, z = 2·1.879864 = 3.759728,
+        //                 e^z = 42.93675,                      φ = log10 43.93675 = 1.642828
+        //   elapsed 1300: y = 3, z = 3·2.232694 = 6.698082,
+        //                 e^z = 810.8491,                      φ = log10 811.8491 = 2.909475
+        //   elapsed  800: y = -2, z = -3.759728,
+        //                 e^z = 0.0232901,                     φ = log10 1.023290 = 0.009999
+        // (The exact normal tail at 2σ gives -log10(0.02275) = 1.643, at 3σ 2.87.)
+        assert!(close(phi_for(1000.0, 1000.0, 100.0), LOG10_2));
+        assert!(close(phi_for(1100.0, 1000.0, 100.0), 0.799_508));
+        assert!(close(phi_for(1200.0, 1000.0, 100.0), 1.642_828));
+        assert!(close(phi_for(1300.0, 1000.0, 100.0), 2.909_475));
+        assert!(close(phi_for(800.0, 1000.0, 100.0), 0.009_999));
+    }
+
+    #[test]
+    fn degenerate_inputs_stay_in_range() {
+        assert_eq!(phi_for(f64::NAN, 1000.0, 100.0), PHI_MAX);
+        assert_eq!(phi_for(1000.0, f64::NAN, 100.0), PHI_MAX);
+        assert_eq!(phi_for(1000.0, 1000.0, f64::NAN), PHI_MAX);
+        assert_eq!(phi_for(f64::INFINITY, 1000.0, 100.0), PHI_MAX);
+        assert_eq!(phi_for(1e12, 1000.0, 100.0), PHI_MAX);
+        assert_eq!(
+            phi_for(f64::NEG_INFINITY, 1000.0, 100.0),
+            phi_for(0.0, 1000.0, 100.0)
+        );
+        assert!(phi_for(0.0, 1000.0, 100.0) < 1e-30);
+        // Zero std: a step from ~0 to the cap around the mean.
+        assert!(close(phi_for(1000.0, 1000.0, 0.0), LOG10_2));
+        assert_eq!(phi_for(1001.0, 1000.0, 0.0), PHI_MAX);
+        assert_eq!(phi_for(999.0, 1000.0, 0.0), 0.0);
+        assert_eq!(phi_for(5.0, f64::INFINITY, 1.0), 0.0);
+        // Infinities are clamped to 1e15 ms, so this is y ≈ -1.
+        assert!(close(phi_for(5.0, f64::INFINITY, f64::INFINITY), 0.075_033));
+        assert!(close(phi_for(f64::INFINITY, f64::INFINITY, 1.0), LOG10_2));
+    }
+
+    #[test]
+    fn before_any_heartbeat() {
+        let t0 = Instant::now();
+        let d = PhiAccrualDetector::default();
+        assert_eq!(d.phi(t0 + Duration::from_secs(3600)), 0.0);
+        assert!(d.is_available(t0));
+        assert_eq!(d.last_heartbeat(), None);
+        assert_eq!(d.sample_count(), 0);
+        assert_eq!(d.mean(), Duration::ZERO);
+        assert_eq!(d.std_deviation(), Duration::ZERO);
+    }
+
+    #[test]
+    fn first_heartbeat_seeds_from_the_estimate() {
+        let t0 = Instant::now();
+        let mut d = PhiAccrualDetector::default();
+        d.heartbeat(t0);
+        assert_eq!(d.last_heartbeat(), Some(t0));
+        assert_eq!(d.sample_count(), 2);
+        assert_eq!(d.mean(), ms(1000));
+        assert_eq!(d.std_deviation(), ms(250));
+        // std 250 ms is above the 100 ms floor: at 1 s φ = log10 2, at 1.5 s y = 2.
+        assert!(close(d.phi(t0 + ms(1000)), LOG10_2));
+        assert!(close(d.phi(t0 + ms(1500)), 1.642_828));
+
+        let config = PhiConfig {
+            first_heartbeat_estimate: ms(400),
+            ..PhiConfig::default()
+        };
+        let mut d = PhiAccrualDetector::new(config);
+        d.heartbeat(t0);
+        assert_eq!((d.mean(), d.std_deviation()), (ms(400), ms(100)));
+        assert!(close(d.phi(t0 + ms(600)), 1.642_828));
+    }
+
+    #[test]
+    fn seeds_leave_the_window() {
+        let config = PhiConfig {
+            max_sample_size: 10,
+            ..PhiConfig::default()
+        };
+        let (d, _) = regular(config, Instant::now(), ms(200), 10);
+        assert_eq!(d.sample_count(), 10);
+        assert_eq!(d.mean(), ms(200));
+        assert_eq!(d.std_deviation(), Duration::ZERO);
+    }
+
+    #[test]
+    fn phi_grows_with_silence() {
+        let (d, last) = regular(PhiConfig::default(), Instant::now(), ms(1000), 50);
+        assert!(d.is_available(last));
+        let phis: Vec<f64> = [0, 500, 1000, 1100, 1200, 1500, 2000, 5000, 60_000]
+            .iter()
+            .map(|&m| d.phi(last + ms(m)))
+            .collect();
+        assert!(phis.windows(2).all(|w| w[0] <= w[1]), "{phis:?}");
+        assert!(phis[1..7].windows(2).all(|w| w[0] < w[1]), "{phis:?}");
+        // Intervals are exactly regular: std 0 is floored at 100 ms, so 1100 ms is y = 1.
+        assert!(close(d.phi(last + ms(1100)), 0.799_508));
+        assert!(d.is_available(last + ms(1300)));
+        assert!(!d.is_available(last + ms(2000)));
+        assert_eq!(d.phi(last + ms(60_000)), PHI_MAX);
+    }
+
+    #[test]
+    fn acceptable_pause_is_added_to_the_mean() {
+        let config = PhiConfig {
+            acceptable_heartbeat_pause: ms(500),
+            ..PhiConfig::default()
+        };
+        let (d, last) = regular(config, Instant::now(), ms(1000), 50);
+        assert_eq!(d.mean(), ms(1000));
+        assert!(close(d.phi(last + ms(1500)), LOG10_2));
+        assert!(close(d.phi(last + ms(1700)), 1.642_828));
+    }
+
+    #[test]
+    fn jitter_lowers_phi_beyond_the_mean() {
+        let t0 = Instant::now();
+        let (steady, steady_last) = regular(PhiConfig::default(), t0, ms(1000), 200);
+        let mut jittery = PhiAccrualDetector::default();
+        let mut t = t0;
+        jittery.heartbeat(t);
+        for i in 0..200 {
+            t += if i % 2 == 0 { ms(700) } else { ms(1300) };
+            jittery.heartbeat(t);
+        }
+        assert_eq!(jittery.mean(), ms(1000));
+        assert_eq!(jittery.std_deviation(), ms(300));
+        for silence in [1200, 1500, 2000, 3000] {
+            let (a, b) = (
+                steady.phi(steady_last + ms(silence)),
+                jittery.phi(t + ms(silence)),
+            );
+            assert!(b < a, "silence {silence} ms: jittery {b} vs steady {a}");
+        }
+        // y = 1 for the jittery one at mean + 300 ms.
+        assert!(close(jittery.phi(t + ms(1300)), 0.799_508));
+    }
+
+    #[test]
+    fn window_forgets_old_samples() {
+        let t0 = Instant::now();
+        let (mut d, mut t) = regular(PhiConfig::default(), t0, ms(100), 200);
+        assert_eq!(d.mean(), ms(100));
+        for i in 1..=200 {
+            t += ms(1000);
+            d.heartbeat(t);
+            if i == 100 {
+                // Half and half: (100·100 + 100·1000) / 200 = 550 ms, population std 450 ms.
+                assert_eq!((d.mean(), d.std_deviation()), (ms(550), ms(450)));
+            }
+        }
+        assert_eq!(d.sample_count(), 200);
+        assert_eq!(d.mean(), ms(1000));
+        assert_eq!(d.std_deviation(), Duration::ZERO);
+        assert!(close(d.phi(t + ms(1000)), LOG10_2));
+    }
+
+    #[test]
+    fn earlier_now_is_ignored() {
+        let t0 = Instant::now();
+        let (mut d, last) = regular(PhiConfig::default(), t0, ms(1000), 5);
+        let (count, mean) = (d.sample_count(), d.mean());
+        d.heartbeat(last - ms(300));
+        assert_eq!(d.last_heartbeat(), Some(last));
+        assert_eq!((d.sample_count(), d.mean()), (count, mean));
+        // Asking about a time before the last heartbeat means no silence.
+        assert_eq!(d.phi(t0), d.phi(last));
+        // The same instant again is a zero interval.
+        d.heartbeat(last);
+        assert_eq!(d.sample_count(), count + 1);
+        assert!(d.mean() < mean);
+    }
+
+    #[test]
+    fn validate_rejects_bad_configs() {
+        use PhiConfigError::*;
+        let ok = PhiConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        assert!(PhiAccrualDetector::try_new(ok).is_ok());
+        let with = |change: fn(&mut PhiConfig)| {
+            let mut config = ok;
+            change(&mut config);
+            config
+        };
+        let too_big = MAX_SAMPLE_SIZE + 1;
+        let cases = [
+            (with(|c| c.threshold = 0.0), Threshold(0.0)),
+            (with(|c| c.threshold = -1.0), Threshold(-1.0)),
+            (with(|c| c.threshold = 2e6), Threshold(2e6)),
+            (with(|c| c.max_sample_size = 0), SampleSize(0)),
+            (
+                with(|c| c.max_sample_size = MAX_SAMPLE_SIZE + 1),
+                SampleSize(too_big),
+            ),
+            (
+                with(|c| c.min_std_deviation = Duration::ZERO),
+                ZeroMinStdDeviation,
+            ),
+            (
+                with(|c| c.first_heartbeat_estimate = Duration::ZERO),
+                ZeroFirstHeartbeatEstimate,
+            ),
+        ];
+        for (config, error) in cases {
+            assert_eq!(config.validate(), Err(error));
+            assert_eq!(PhiAccrualDetector::try_new(config).err(), Some(error));
+        }
+        let nan = with(|c| c.threshold = f64::NAN);
+        assert!(matches!(nan.validate(), Err(Threshold(t)) if t.is_nan()));
+    }
+
+    #[test]
+    fn unvalidated_configs_do_not_panic() {
+        let t0 = Instant::now();
+        let config = PhiConfig {
+            threshold: f64::NAN,
+            max_sample_size: 0,
+            min_std_deviation: Duration::ZERO,
+            acceptable_heartbeat_pause: Duration::MAX,
+            first_heartbeat_estimate: Duration::MAX,
+        };
+        let (d, last) = regular(config, t0, ms(10), 3);
+        assert_eq!(d.sample_count(), 1);
+        assert_eq!(d.mean(), ms(10));
+        assert!(!d.is_available(last));
+        assert!(d.phi(last + Duration::from_secs(1 << 40)).is_finite());
+    }
+
+    proptest! {
+        #[test]
+        fn phi_for_is_finite_and_in_range(
+            e in any::<f64>(), m in any::<f64>(), s in any::<f64>()
+        ) {
+            let phi = phi_for(e, m, s);
+            prop_assert!(!phi.is_nan());
+            prop_assert!((0.0..=PHI_MAX).contains(&phi), "{phi}");
+        }
+
+        #[test]
+        fn phi_for_is_monotone_in_elapsed(
+            a in any::<f64>().prop_filter("not NaN", |x| !x.is_nan()),
+            b in any::<f64>().prop_filter("not NaN", |x| !x.is_nan()),
+            m in any::<f64>(),
+            s in any::<f64>(),
+        ) {
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            prop_assert!(phi_for(lo, m, s) <= phi_for(hi, m, s));
+        }
+
+        #[test]
+        fn phi_for_is_monotone_in_realistic_elapsed(
+            a in 0.0..100_000.0f64, b in 0.0..100_000.0f64,
+            m in 0.0..10_000.0f64, s in 0.0..5_000.0f64,
+        ) {
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            prop_assert!(phi_for(lo, m, s) <= phi_for(hi, m, s));
+        }
+
+        #[test]
+        fn more_jitter_lowers_phi_past_the_mean(
+            m in 0.0..10_000.0f64, past in 0.0..10_000.0f64,
+            s1 in 0.001..5_000.0f64, s2 in 0.001..5_000.0f64,
+        ) {
+            let (narrow, wide) = if s1 <= s2 { (s1, s2) } else { (s2, s1) };
+            prop_assert!(phi_for(m + past, m, wide) <= phi_for(m + past, m, narrow));
+        }
+
+        #[test]
+        fn detector_phi_is_sane_for_any_arrivals(
+            steps in proptest::collection::vec(-5_000i64..20_000, 0..300),
+            queries in proptest::collection::vec(0u64..1_000_000, 1..20),
+            max_sample_size in 1usize..50,
+        ) {
+            let t0 = Instant::now() + Duration::from_secs(10_000);
+            let config = PhiConfig { max_sample_size, ..PhiConfig::default() };
+            let mut d = PhiAccrualDetector::new(config);
+            let mut t = t0;
+            for step in steps {
+                t = if step < 0 { t - ms(step.unsigned_abs()) } else { t + ms(step as u64) };
+                d.heartbeat(t);
+                prop_assert!(d.sample_count() <= max_sample_size.max(2));
+            }
+            let last = d.last_heartbeat().unwrap_or(t0);
+            let mut queries = queries;
+            queries.sort_unstable();
+            let mut previous = 0.0;
+            for q in queries {
+                let phi = d.phi(last + ms(q));
+                prop_assert!(!phi.is_nan() && (0.0..=PHI_MAX).contains(&phi));
+                prop_assert!(phi >= previous);
+                previous = phi;
+            }
+        }
+    }
+}

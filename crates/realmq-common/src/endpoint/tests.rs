@@ -147,9 +147,10 @@ impl Net {
     }
 }
 
-/// Drives clients that send `per_client` messages each, as fast as the windows allow, then
-/// finish; returns when every client is closed.
-fn send_all(net: &mut Net, per_client: u64) {
+/// Drives clients that send `per_client` messages each, as fast as the windows allow. With
+/// `finish`, they then finish and this returns when every client is closed; without, it
+/// returns when everything sent is acknowledged.
+fn drive(net: &mut Net, per_client: u64, finish: bool) {
     let payload = [b'x'; 64];
     let mut sent = vec![0u64; net.clients.len()];
     for _ in 0..5_000_000 {
@@ -164,17 +165,26 @@ fn send_all(net: &mut Net, per_client: u64) {
                     Err(e) => panic!("send: {e}"),
                 }
             }
-            if sent[i] == per_client && c.is_established() {
+            if finish && sent[i] == per_client && c.is_established() {
                 c.finish(net.now);
             }
         }
         net.exchange();
-        if net.clients.iter().all(|c| c.is_closed()) {
+        let done = if finish {
+            net.clients.iter().all(|c| c.is_closed())
+        } else {
+            net.clients.iter().all(|c| c.stats().acked == per_client)
+        };
+        if done {
             return;
         }
         net.advance();
     }
     panic!("clients did not finish");
+}
+
+fn send_all(net: &mut Net, per_client: u64) {
+    drive(net, per_client, true);
 }
 
 fn assert_exactly_once(net: &Net, i: usize, n: u64) {
@@ -337,4 +347,18 @@ fn sessions_are_bounded() {
     }
     let s = server.stats();
     assert_eq!((s.sessions_open, s.refused), (2, 3));
+}
+
+#[test]
+fn a_session_that_goes_quiet_after_a_burst_stays_alive() {
+    let mut net = Net::new(1, 0, 8);
+    // A burst: many datagrams and ACKs, many arriving at the same simulated instant...
+    drive(&mut net, 20_000, false);
+    assert_eq!(net.clients[0].stats().acked, 20_000);
+    // ...then twenty seconds of nothing but heartbeats.
+    let start = net.now;
+    net.run_until(1_000_000, |n| n.now - start >= Duration::from_secs(20));
+    assert_eq!(net.server.stats().sessions_open, 1);
+    assert!(!net.client_events[0].contains(&ClientEvent::PeerUnreachable));
+    assert!(net.clients[0].is_established());
 }
