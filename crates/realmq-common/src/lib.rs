@@ -4,6 +4,8 @@
 //! bytes and events out. No sockets, threads, sleeps or clocks live in this crate.
 
 pub mod config;
+pub mod endpoint;
+pub mod liveness;
 pub mod phi;
 pub mod ranges;
 pub mod receiver;

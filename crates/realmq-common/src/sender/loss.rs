@@ -1,0 +1,163 @@
+//! Loss detection (RFC 9002 §6.1 over transmission numbers), the retransmission timeout
+//! (RFC 6298) and the retransmission queue.
+
+use std::time::Instant;
+
+use super::store::State;
+use super::{Sender, SenderEvent, Timer};
+
+impl Sender {
+    /// Declares lost every in-flight message sent in a transmission before the largest
+    /// acknowledged one, if that was `packet_threshold` or more transmissions later
+    /// (RFC 9002 §6.1.1) or the loss delay has passed since it was sent (§6.1.2); arms the
+    /// loss timer for the earliest message that is neither yet.
+    pub(super) fn detect_lost(&mut self, now: Instant) {
+        self.timers[Timer::Loss as usize] = None;
+        let Some(largest_tx) = self.largest_acked_tx else {
+            return;
+        };
+        let delay = self
+            .rtt
+            .loss_delay(self.config.time_threshold, self.config.timer_granularity);
+        let threshold = self.config.packet_threshold;
+        let mut loss_time: Option<Instant> = None;
+        let mut abandoned = false;
+        // `unacked` is in ID order. A message never resent was first written no later than
+        // any higher ID, so once one of those is at or past `largest_tx`, every later entry
+        // is too: the scan stops there and touches only the messages below the largest
+        // acknowledged transmission.
+        for i in 0..self.unacked.len() {
+            let id = self.unacked[i];
+            let entry = *self.window.entry(id);
+            if entry.state != State::InFlight {
+                continue;
+            }
+            if entry.tx >= largest_tx {
+                if entry.retries == 0 {
+                    break;
+                }
+                continue;
+            }
+            let deadline = entry.sent_time + delay;
+            if entry.tx.saturating_add(threshold) <= largest_tx || deadline <= now {
+                abandoned |= self.declare_lost(id);
+            } else {
+                loss_time = Some(loss_time.map_or(deadline, |t| t.min(deadline)));
+            }
+        }
+        if abandoned {
+            self.forget_abandoned();
+        }
+        self.timers[Timer::Loss as usize] = loss_time;
+    }
+
+    /// The loss timer fired: some message's time threshold has passed.
+    pub(super) fn on_loss_timeout(&mut self, now: Instant) {
+        self.detect_lost(now);
+        self.window.advance();
+        self.arm_rto();
+    }
+
+    /// The retransmission timeout fired: no ACK made progress for a whole RTO since the last
+    /// DATA write. Queues for a resend (RFC 6298 §5.4, generalised to many messages):
+    ///
+    /// - every message already resent before whose last copy is at least one RTO old: it was
+    ///   lost once, and the ACK of a resend cannot reveal the loss of another (Karn's
+    ///   ambiguity, see `on_ack_received`), so without this a stalled window of such
+    ///   stragglers would recover one timeout at a time;
+    /// - the oldest never-resent messages, one datagram's worth: a probe. A timeout can be
+    ///   spurious (ACKs stuck behind a deep queue); resending the whole window then would
+    ///   double the queue at every timeout, a congestion collapse the simulation showed.
+    ///
+    /// The next datagram asks for an immediate ACK and the timeout doubles (§5.5) until a
+    /// never-resent message is acknowledged (§5.7).
+    pub(super) fn on_rto(&mut self, now: Instant) {
+        let expired = self.rto();
+        self.stats.rto_fired += 1;
+        self.rto_backoff = self.rto_backoff.saturating_add(1);
+        self.rto_anchor = Some(now);
+        self.ack_now = true;
+        let budget = self.config.max_payload();
+        let mut probe_bytes = 0;
+        let mut abandoned = false;
+        let mut declared = 0usize;
+        for i in 0..self.unacked.len() {
+            let id = self.unacked[i];
+            let entry = self.window.entry(id);
+            if entry.state != State::InFlight {
+                continue;
+            }
+            let old_enough = declared == 0 || entry.sent_time + expired <= now;
+            let wanted = if entry.retries > 0 {
+                old_enough
+            } else {
+                // Payload plus a generous allowance for the per-message framing.
+                let cost = entry.span.len() + 8;
+                let fits = probe_bytes == 0 || probe_bytes + cost <= budget;
+                if fits && old_enough {
+                    probe_bytes += cost;
+                }
+                fits && old_enough
+            };
+            if wanted {
+                declared += 1;
+                abandoned |= self.declare_lost(id);
+            }
+        }
+        if abandoned {
+            self.forget_abandoned();
+        }
+        log::debug!(
+            "RTO #{} fired: {declared} messages queued, backoff now {}",
+            self.stats.rto_fired,
+            self.rto_backoff
+        );
+        self.window.advance();
+        self.arm_rto();
+    }
+
+    /// Arms the retransmission timeout one RTO (with backoff) after the last DATA write or
+    /// timeout, while anything is unacknowledged.
+    pub(super) fn arm_rto(&mut self) {
+        self.timers[Timer::Rto as usize] = match self.rto_anchor {
+            Some(anchor) if !self.unacked.is_empty() => Some(anchor + self.rto()),
+            _ => None,
+        };
+    }
+
+    /// Queues `id` for a resend, or gives up on it if it was resent `max_retries` times
+    /// already. Returns whether it was given up (the caller then removes it from `unacked`).
+    fn declare_lost(&mut self, id: u64) -> bool {
+        self.stats.lost += 1;
+        let max_retries = self.config.max_retries;
+        let entry = self.window.entry_mut(id);
+        if entry.retries >= max_retries {
+            entry.state = State::Abandoned;
+            self.unacked_bytes -= entry.span.len();
+            self.stats.undeliverable += 1;
+            self.events.push_back(SenderEvent::Undeliverable { id });
+            log::debug!("message {id} undeliverable after {max_retries} resends");
+            return true;
+        }
+        entry.state = State::Queued;
+        self.queued += 1;
+        // Losses are found in ID order, so the queue almost always grows at its end. Only a
+        // timeout can queue an ID below queued ones; that rare insert uses a bisection (the
+        // queue is a `VecDeque`, not a slice, and short).
+        match self.retransmit.back() {
+            Some(&last) if last > id => {
+                let at = self.retransmit.partition_point(|&q| q < id);
+                self.retransmit.insert(at, id);
+            }
+            _ => self.retransmit.push_back(id),
+        }
+        false
+    }
+
+    /// Removes given-up messages from `unacked`.
+    fn forget_abandoned(&mut self) {
+        let window = &self.window;
+        self.unacked
+            .retain(|&id| window.entry(id).state != State::Abandoned);
+    }
+}

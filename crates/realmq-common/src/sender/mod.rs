@@ -1,0 +1,620 @@
+//! The sending half of a session: window, loss detection, retransmission, heartbeats and the
+//! liveness verdict on the peer.
+//!
+//! See [`Sender`] for the contract and `docs/QOS.md` for the design.
+
+mod loss;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use realmq_proto::{AckFrame, DatagramWriter, Heartbeat, IdEncodeContext, Message, MAX_MESSAGE_ID};
+
+use crate::config::{SenderConfig, SenderConfigError};
+use crate::liveness::{HeartbeatSchedule, PeerLiveness};
+use crate::rtt::{RtoBounds, RttEstimator};
+use crate::search::lower_bound;
+use store::{State, Window};
+
+/// Why [`Sender::send`] refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The window is full (in messages or bytes). Retry after ACKs have arrived.
+    #[error("send window full")]
+    Backpressure,
+    /// The payload cannot fit in one datagram.
+    #[error("payload of {len} bytes exceeds the maximum of {max}")]
+    TooLarge {
+        /// The payload's length.
+        len: usize,
+        /// [`SenderConfig::max_payload`].
+        max: usize,
+    },
+    /// The session used up its 2^62 message IDs.
+    #[error("message IDs exhausted")]
+    IdsExhausted,
+}
+
+/// Why [`Sender::handle_ack`] rejected an ACK frame. The frame was ignored entirely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// The ACK acknowledges an ID this sender never sent: a protocol violation by the peer.
+    #[error("ACK of message {largest}, never sent (largest sent: {largest_sent:?})")]
+    UnsentId {
+        /// The frame's largest acknowledged ID.
+        largest: u64,
+        /// The largest ID this sender has sent, if any.
+        largest_sent: Option<u64>,
+    },
+}
+
+/// Something the application should know, from [`Sender::poll_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SenderEvent {
+    /// The message was lost more than [`SenderConfig::max_retries`] resends allow and was
+    /// removed. It may still have arrived (its last copy, or its ACK, could be late), but the
+    /// sender no longer knows.
+    Undeliverable {
+        /// The message's ID.
+        id: u64,
+    },
+    /// The peer's ACKs stopped: it has been suspected (φ ≥ threshold) for the whole grace
+    /// period. Reported once.
+    PeerUnreachable,
+}
+
+/// Counters and the RTT distribution, for the binaries' reports.
+#[derive(Debug, Clone)]
+pub struct SenderStats {
+    /// Messages written for the first time.
+    pub sent: u64,
+    /// Resends (a message resent twice counts twice).
+    pub retransmitted: u64,
+    /// Messages acknowledged.
+    pub acked: u64,
+    /// Messages acknowledged after they had been declared lost (spurious loss).
+    pub acked_after_lost: u64,
+    /// Declarations of loss: packet threshold, time threshold or timeout.
+    pub lost: u64,
+    /// Messages given up on ([`SenderEvent::Undeliverable`]).
+    pub undeliverable: u64,
+    /// Retransmission timeouts that fired.
+    pub rto_fired: u64,
+    /// DATA datagrams written.
+    pub datagrams: u64,
+    /// HEARTBEAT frames written.
+    pub heartbeats: u64,
+    /// ACK frames processed.
+    pub acks_received: u64,
+    /// RTT samples in microseconds (1 µs to 60 s, 3 significant digits), after ACK delay
+    /// adjustment is *not* applied: the raw send-to-ACK time of never-resent messages.
+    pub rtt_us: Histogram<u64>,
+}
+
+impl Default for SenderStats {
+    fn default() -> Self {
+        Self {
+            sent: 0,
+            retransmitted: 0,
+            acked: 0,
+            acked_after_lost: 0,
+            lost: 0,
+            undeliverable: 0,
+            rto_fired: 0,
+            datagrams: 0,
+            heartbeats: 0,
+            acks_received: 0,
+            rtt_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid fixed bounds"),
+        }
+    }
+}
+
+/// The sender's timers (timers are data: an enum and a table of deadlines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The earliest time-threshold loss deadline (RFC 9002 §6.1.2).
+    Loss = 0,
+    /// The retransmission timeout (RFC 6298).
+    Rto = 1,
+}
+
+/// The sending half of one session: assigns message IDs, stores payloads until they are
+/// acknowledged, detects losses and resends, and judges whether the peer is still there.
+///
+/// # Contract (sans-IO)
+///
+/// Time is always an argument; nothing here reads a clock, touches a socket or sleeps.
+///
+/// - **Inputs** (`handle_*`): [`send`](Self::send) a message;
+///   [`handle_ack`](Self::handle_ack) for every ACK frame from the peer;
+///   [`handle_timeout`](Self::handle_timeout) once `now` reaches
+///   [`poll_timeout`](Self::poll_timeout); [`handle_datagram_sent`](Self::handle_datagram_sent)
+///   for datagrams to the peer written by someone else (STOP, say).
+/// - **Outputs** (`poll_*`/`write_*`): [`write_data`](Self::write_data) fills a datagram with
+///   one DATA frame, [`write_heartbeat`](Self::write_heartbeat) adds a HEARTBEAT when one is
+///   due, [`poll_timeout`](Self::poll_timeout) is the next deadline,
+///   [`poll_event`](Self::poll_event) reports undeliverable messages and an unreachable peer.
+///   Start every datagram with `Header::session(id)` carrying `Flags::ACK_NOW` when
+///   [`wants_ack_now`](Self::wants_ack_now).
+/// - **Internal reactions** (`on_*`): ACK processing, loss detection and the timeout.
+///
+/// A session's send loop: `send` until [`SendError::Backpressure`]; while
+/// [`has_pending_data`](Self::has_pending_data), build a datagram and `write_data` (stop when
+/// it returns 0); `write_heartbeat` into an empty datagram when due; sleep until
+/// `poll_timeout`.
+///
+/// # How it works
+///
+/// Messages get consecutive IDs from 0. Each written datagram gets a sender-internal
+/// *transmission number* (never on the wire), and every message remembers the number and
+/// time of its latest transmission. ACKs name message IDs; from them the sender knows the
+/// largest transmission number acknowledged, and a message is declared lost when a
+/// transmission `packet_threshold` numbers later was acknowledged, or one later was and
+/// `time_threshold · RTT` has passed since it was written (RFC 9002 §6.1 with the
+/// transmission number as packet number). A resend keeps its ID but gets a new transmission
+/// number, so it is judged against what was sent after *it*, as RACK does for TCP
+/// (RFC 8985 §6.2); judging it by ID would declare it lost again at once. Only messages never
+/// resent advance the largest acknowledged transmission: for a resent one it is unknown
+/// which copy arrived (Karn's ambiguity). When ACKs stop
+/// altogether the retransmission timeout resends the oldest messages and asks for an
+/// immediate ACK. See `docs/QOS.md`.
+#[derive(Debug)]
+pub struct Sender {
+    config: SenderConfig,
+    rto_bounds: RtoBounds,
+    window: Window,
+    /// The lowest ID never written.
+    next_unsent: u64,
+    /// IDs written and neither acknowledged nor given up (states `InFlight` and `Queued`),
+    /// ascending. New IDs are appended; ACK ranges remove runs found by search.
+    unacked: Vec<u64>,
+    /// Payload bytes of the `unacked` messages.
+    unacked_bytes: usize,
+    /// IDs declared lost, ascending, to be resent before new messages. May hold IDs acked
+    /// since (skipped when met); `queued` counts the live ones.
+    retransmit: VecDeque<u64>,
+    queued: usize,
+    /// Transmission number of the next datagram.
+    next_tx: u64,
+    largest_sent: Option<u64>,
+    largest_acked: Option<u64>,
+    largest_acked_tx: Option<u64>,
+    rtt: RttEstimator,
+    /// Consecutive timeouts without progress: the RTO's backoff exponent.
+    rto_backoff: u32,
+    /// What the RTO counts from: the last DATA write, or the last timeout.
+    rto_anchor: Option<Instant>,
+    timers: [Option<Instant>; 2],
+    ack_now: bool,
+    heartbeat: HeartbeatSchedule,
+    /// The heartbeat deadline passed in `handle_timeout`: it stays due (see
+    /// `heartbeat_due`) but leaves `poll_timeout` until something is sent.
+    heartbeat_fired: bool,
+    liveness: PeerLiveness,
+    peer_unreachable: bool,
+    epoch: Instant,
+    events: VecDeque<SenderEvent>,
+    stats: SenderStats,
+}
+
+impl Sender {
+    /// A sender for a session whose epoch (time zero of heartbeat timestamps, and the start of
+    /// the liveness clock) is `epoch`. Allocates the whole window now.
+    pub fn new(config: SenderConfig, epoch: Instant) -> Result<Self, SenderConfigError> {
+        config.validate()?;
+        let rto_bounds = RtoBounds {
+            min: config.min_rto,
+            max: config.max_rto,
+            granularity: config.timer_granularity,
+            max_ack_delay: config.peer_max_ack_delay,
+        };
+        Ok(Self {
+            rto_bounds,
+            window: Window::new(config.window_messages, config.window_bytes),
+            next_unsent: 0,
+            unacked: Vec::with_capacity(config.window_messages),
+            unacked_bytes: 0,
+            retransmit: VecDeque::with_capacity(config.window_messages),
+            queued: 0,
+            next_tx: 0,
+            largest_sent: None,
+            largest_acked: None,
+            largest_acked_tx: None,
+            rtt: RttEstimator::new(config.initial_rtt),
+            rto_backoff: 0,
+            rto_anchor: None,
+            timers: [None; 2],
+            ack_now: false,
+            heartbeat: HeartbeatSchedule::new(config.heartbeat_interval, epoch),
+            heartbeat_fired: false,
+            liveness: PeerLiveness::new(&config.liveness, epoch),
+            peer_unreachable: false,
+            epoch,
+            events: VecDeque::new(),
+            stats: SenderStats::default(),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SenderConfig {
+        &self.config
+    }
+
+    /// Accepts a message: copies `payload` into the window and returns its ID. `timestamp_us`
+    /// travels with it unchanged, resends included. Refuses with
+    /// [`SendError::Backpressure`] when the window is full; never allocates.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        timestamp_us: u64,
+        payload: &[u8],
+    ) -> Result<u64, SendError> {
+        let max = self.config.max_payload();
+        if payload.len() > max {
+            return Err(SendError::TooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        if self.window.next_id() > MAX_MESSAGE_ID {
+            return Err(SendError::IdsExhausted);
+        }
+        self.window
+            .push(now, timestamp_us, payload)
+            .ok_or(SendError::Backpressure)
+    }
+
+    /// Whether the next datagram should carry `Flags::ACK_NOW`: after a retransmission
+    /// timeout, so the probe's ACK is not delayed. Cleared by a `write_data` that wrote.
+    pub fn wants_ack_now(&self) -> bool {
+        self.ack_now
+    }
+
+    /// Whether `write_data` has something to write: resends or new messages.
+    pub fn has_pending_data(&self) -> bool {
+        self.queued > 0 || self.next_unsent < self.window.next_id()
+    }
+
+    /// Writes one DATA frame into `w`: queued resends first (ascending IDs, original
+    /// timestamps), then new messages, as many as fit. Returns how many messages it wrote; 0
+    /// if there was nothing to send or the first message did not fit (start a fresh datagram).
+    pub fn write_data(&mut self, now: Instant, w: &mut DatagramWriter<'_>) -> usize {
+        let tx = self.next_tx;
+        let ctx = self.id_context();
+        let reliable = self.config.reliable;
+        let Some((id, resend)) = self.next_to_write(0, 0) else {
+            return 0;
+        };
+        let (entry, payload) = self.window.entry_and_payload(id);
+        let message = Message {
+            id,
+            timestamp_us: entry.timestamp_us,
+            payload,
+        };
+        let Ok(mut writer) = w.data(ctx, message) else {
+            return 0;
+        };
+        entry.mark_written(tx, now, resend, reliable);
+        let (mut resends, mut news) = (usize::from(resend), usize::from(!resend));
+        while let Some((id, resend)) = self.next_to_write(resends, news) {
+            let (entry, payload) = self.window.entry_and_payload(id);
+            let message = Message {
+                id,
+                timestamp_us: entry.timestamp_us,
+                payload,
+            };
+            if writer.push(message).is_err() {
+                break;
+            }
+            entry.mark_written(tx, now, resend, reliable);
+            if resend {
+                resends += 1;
+            } else {
+                news += 1;
+            }
+        }
+        let count = resends + news;
+        // Book-keeping outside the writer's borrow.
+        self.retransmit.drain(..resends);
+        self.queued -= resends;
+        self.stats.retransmitted += resends as u64;
+        for id in self.next_unsent..self.next_unsent + news as u64 {
+            if self.config.reliable {
+                self.unacked.push(id);
+                self.unacked_bytes += self.window.entry(id).span.len();
+            }
+        }
+        self.next_unsent += news as u64;
+        if news > 0 {
+            self.largest_sent = Some(self.next_unsent - 1);
+        }
+        self.stats.sent += news as u64;
+        self.stats.datagrams += 1;
+        self.next_tx += 1;
+        self.ack_now = false;
+        self.on_datagram_sent(now);
+        if self.config.reliable {
+            self.rto_anchor = Some(now);
+        } else {
+            self.window.advance();
+        }
+        self.arm_rto();
+        log::trace!("tx {tx}: {resends} resent, {news} new");
+        count
+    }
+
+    /// Whether a HEARTBEAT is due: nothing was sent to the peer for a heartbeat interval.
+    pub fn heartbeat_due(&self, now: Instant) -> bool {
+        self.heartbeat.is_due(now)
+    }
+
+    /// Writes a HEARTBEAT (timestamp: µs since the epoch) if one is due and fits; returns
+    /// whether it did.
+    pub fn write_heartbeat(&mut self, now: Instant, w: &mut DatagramWriter<'_>) -> bool {
+        if !self.heartbeat.is_due(now) {
+            return false;
+        }
+        let timestamp_us = u64::try_from(now.saturating_duration_since(self.epoch).as_micros())
+            .unwrap_or(u64::MAX)
+            .min(MAX_MESSAGE_ID);
+        if w.heartbeat(Heartbeat { timestamp_us }).is_err() {
+            return false;
+        }
+        self.on_datagram_sent(now);
+        self.stats.heartbeats += 1;
+        true
+    }
+
+    /// Records that some other datagram (STOP, say) went to the peer at `now`: it postpones
+    /// the next heartbeat.
+    pub fn handle_datagram_sent(&mut self, now: Instant) {
+        self.on_datagram_sent(now);
+    }
+
+    /// Anything sent postpones the next heartbeat.
+    fn on_datagram_sent(&mut self, now: Instant) {
+        self.heartbeat.on_sent(now);
+        self.heartbeat_fired = false;
+    }
+
+    /// Records that some other datagram from the peer (WELCOME, BYE…) arrived at `now`: it
+    /// feeds the liveness detector like an ACK.
+    pub fn handle_peer_activity(&mut self, now: Instant) {
+        self.liveness.handle_arrival(now);
+    }
+
+    /// Processes an ACK frame that arrived at `now`: marks the acknowledged messages, takes
+    /// an RTT sample, detects losses, re-arms the timers and feeds the liveness detector.
+    /// An ACK naming an ID never sent is rejected whole.
+    pub fn handle_ack(&mut self, now: Instant, frame: &AckFrame<'_>) -> Result<(), AckError> {
+        let largest = frame.largest();
+        if self.config.reliable && self.largest_sent.is_none_or(|sent| largest > sent) {
+            return Err(AckError::UnsentId {
+                largest,
+                largest_sent: self.largest_sent,
+            });
+        }
+        self.liveness.handle_arrival(now);
+        self.stats.acks_received += 1;
+        if self.config.reliable {
+            self.on_ack_received(now, frame);
+        }
+        Ok(())
+    }
+
+    /// Handles every timer whose deadline is at or before `now`: loss detection, the
+    /// retransmission timeout, the liveness check. A heartbeat that fell due stays due
+    /// ([`heartbeat_due`](Self::heartbeat_due)) and leaves `poll_timeout` until one is
+    /// written (or anything else is sent).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.heartbeat.is_due(now) {
+            self.heartbeat_fired = true;
+        }
+        if self.timers[Timer::Loss as usize].is_some_and(|t| t <= now) {
+            self.on_loss_timeout(now);
+        }
+        if self.timers[Timer::Rto as usize].is_some_and(|t| t <= now) {
+            self.on_rto(now);
+        }
+        if self.liveness.handle_timeout(now) {
+            self.peer_unreachable = true;
+            self.events.push_back(SenderEvent::PeerUnreachable);
+        }
+    }
+
+    /// The earliest deadline: loss timer, retransmission timeout, next heartbeat (until it
+    /// has fired), liveness check.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut deadline = (!self.heartbeat_fired).then(|| self.heartbeat.poll_timeout());
+        for t in self
+            .timers
+            .into_iter()
+            .chain([self.liveness.poll_timeout()])
+        {
+            deadline = match (deadline, t) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        deadline
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<SenderEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether the peer has been declared unreachable by the liveness check (see
+    /// [`SenderEvent::PeerUnreachable`]), or would be at `now`.
+    pub fn peer_unreachable(&self, now: Instant) -> bool {
+        self.peer_unreachable || self.liveness.is_dead(now)
+    }
+
+    /// The liveness verdict on the peer (suspicion level, detector statistics).
+    pub fn liveness(&self) -> &PeerLiveness {
+        &self.liveness
+    }
+
+    /// Counters and the RTT histogram.
+    pub fn stats(&self) -> &SenderStats {
+        &self.stats
+    }
+
+    /// The RTT estimator.
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// The current retransmission timeout, backoff included.
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto(self.rto_bounds, self.rto_backoff)
+    }
+
+    /// Messages written and neither acknowledged nor given up (those queued for a resend
+    /// included). At most [`SenderConfig::window_messages`].
+    pub fn in_flight(&self) -> usize {
+        self.unacked.len()
+    }
+
+    /// Payload bytes of the [`in_flight`](Self::in_flight) messages. At most
+    /// [`SenderConfig::window_bytes`].
+    pub fn in_flight_bytes(&self) -> usize {
+        self.unacked_bytes
+    }
+
+    /// Messages accepted by `send` and not yet written.
+    pub fn unsent(&self) -> usize {
+        (self.window.next_id() - self.next_unsent) as usize
+    }
+
+    /// Messages the window holds (from the oldest unresolved one to the newest), and the
+    /// payload storage bytes they use (wrap-around slack included): what back-pressure
+    /// compares with the configured bounds.
+    pub fn window_usage(&self) -> (usize, usize) {
+        (self.window.len(), self.window.bytes_used())
+    }
+
+    /// Whether nothing is in flight, queued or unsent.
+    pub fn is_idle(&self) -> bool {
+        self.unacked.is_empty() && self.next_unsent == self.window.next_id()
+    }
+
+    /// The largest ID the peer has acknowledged.
+    pub fn largest_acked(&self) -> Option<u64> {
+        self.largest_acked
+    }
+
+    /// The largest ID written so far.
+    pub fn largest_sent(&self) -> Option<u64> {
+        self.largest_sent
+    }
+
+    /// The ID the next accepted message will get; also how many messages were accepted.
+    pub fn next_id(&self) -> u64 {
+        self.window.next_id()
+    }
+
+    /// The next message for a DATA frame that already holds `resends` resends and `news` new
+    /// messages: the next queued resend (dropping queue entries acknowledged meanwhile), else
+    /// the next unsent message. `true` marks a resend.
+    fn next_to_write(&mut self, resends: usize, news: usize) -> Option<(u64, bool)> {
+        while let Some(&id) = self.retransmit.get(resends) {
+            if self
+                .window
+                .get(id)
+                .is_some_and(|e| e.state == State::Queued)
+            {
+                return Some((id, true));
+            }
+            self.retransmit.remove(resends);
+        }
+        let id = self.next_unsent + news as u64;
+        (id < self.window.next_id()).then_some((id, false))
+    }
+
+    /// How the first ID of a DATA frame is truncated. `largest_sent` is deliberately an upper
+    /// bound rather than the exact value: the receiver decodes relative to the largest ID it
+    /// has received, and a datagram overtaken by later ones may find that reference beyond
+    /// anything sent when it was written. Covering a whole window more keeps such a datagram
+    /// decodable while fewer than a window of newer messages overtook it, at the cost of at
+    /// most one byte per frame.
+    fn id_context(&self) -> IdEncodeContext {
+        let ahead = self.window.next_id() + self.config.window_messages as u64;
+        IdEncodeContext {
+            largest_acked: self.largest_acked,
+            largest_sent: ahead.min(MAX_MESSAGE_ID),
+        }
+    }
+
+    /// Marks the acknowledged messages and reacts: RTT sample, loss detection, timers.
+    fn on_ack_received(&mut self, now: Instant, frame: &AckFrame<'_>) {
+        let largest = frame.largest();
+        self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
+        let mut newly_acked = 0u64;
+        let mut largest_tx = None;
+        let mut rtt_sample = None;
+        // Ranges come newest first; each one's IDs form a run of `unacked`, found by search
+        // in the part below the previous range. `unacked` is sorted and, after losses, sparse
+        // but roughly uniform: interpolation search finds a run in O(log log n) probes, and
+        // ranges already acknowledged (an ACK repeats every range) cost just the search.
+        let mut upper = self.unacked.len();
+        for range in frame.ranges() {
+            let end = lower_bound(&self.unacked[..upper], range.end().saturating_add(1));
+            let start = lower_bound(&self.unacked[..end], *range.start());
+            upper = start;
+            if start == end {
+                continue;
+            }
+            for &id in &self.unacked[start..end] {
+                let entry = self.window.entry_mut(id);
+                if entry.state == State::Queued {
+                    self.queued -= 1;
+                    self.stats.acked_after_lost += 1;
+                }
+                entry.state = State::Acked;
+                self.unacked_bytes -= entry.span.len();
+                newly_acked += 1;
+                if id == largest && entry.retries == 0 {
+                    rtt_sample = Some(now.saturating_duration_since(entry.sent_time));
+                }
+                // Karn's ambiguity applies to loss detection too: for a resent message we
+                // cannot tell which copy arrived, so only never-resent messages tell how far
+                // the transmissions got. (RFC 8985 §6.2 step 2 guesses from the minimum RTT;
+                // under queueing, when the RTT is far above its minimum, that guess takes a
+                // late original for its resend and declares everything in the queue lost —
+                // the simulation with 1000-byte messages showed the collapse.)
+                if entry.retries == 0 {
+                    largest_tx = largest_tx.max(Some(entry.tx));
+                }
+            }
+            self.unacked.drain(start..end);
+        }
+        if newly_acked == 0 {
+            return;
+        }
+        self.stats.acked += newly_acked;
+        if let Some(sample) = rtt_sample {
+            // RFC 9002 §5.3: the reported delay, capped at the peer's maximum.
+            let ack_delay =
+                Duration::from_micros(frame.delay_us()).min(self.config.peer_max_ack_delay);
+            self.rtt.on_sample(sample, ack_delay);
+            let us = u64::try_from(sample.as_micros()).unwrap_or(u64::MAX).max(1);
+            self.stats.rtt_us.saturating_record(us);
+        }
+        self.largest_acked_tx = self.largest_acked_tx.max(largest_tx);
+        // RFC 9002 §6.2.1: an acknowledgment that makes progress resets the backoff. (Karn's
+        // RFC 6298 §5.7 keeps it until a never-resent message is acknowledged; in a window
+        // stalled on stragglers that never happens, and the timeout climbs to its maximum.
+        // A spurious timeout is cheap here — it resends stragglers and one datagram, see
+        // `on_rto` — so the faster recovery wins.)
+        self.rto_backoff = 0;
+        self.detect_lost(now);
+        self.window.advance();
+        self.arm_rto();
+    }
+}

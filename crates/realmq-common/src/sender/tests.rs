@@ -1,0 +1,428 @@
+//! Unit tests of the sender: loss detection, timeout and backoff, Karn's rule, retries,
+//! back-pressure, unreliable mode and ID truncation under reordering.
+
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use realmq_proto::{Datagram, DatagramWriter, Flags, Frame, Header};
+
+use super::*;
+
+const MS: Duration = Duration::from_millis(1);
+
+/// One message per datagram: 300-byte datagrams and 200-byte payloads.
+fn one_per_datagram() -> SenderConfig {
+    SenderConfig {
+        max_datagram_size: 300,
+        ..SenderConfig::default()
+    }
+}
+
+/// Writes one datagram and returns the IDs it carries, parsed back from the bytes.
+fn write(s: &mut Sender, now: Instant) -> Vec<u64> {
+    let mut buf = [0u8; 2048];
+    let max = s.config().max_datagram_size;
+    let mut w = DatagramWriter::new(&mut buf, max, Header::session(1)).unwrap();
+    if s.write_data(now, &mut w) == 0 {
+        return Vec::new();
+    }
+    let len = w.finish();
+    let datagram = Datagram::parse(&buf[..len], s.largest_sent()).unwrap();
+    let mut ids = Vec::new();
+    for frame in datagram.frames() {
+        if let Frame::Data(data) = frame {
+            ids.extend(data.messages().map(|m| m.id));
+        }
+    }
+    ids
+}
+
+/// Feeds an ACK for `ranges` (newest first) with `delay_us` to the sender.
+fn ack(
+    s: &mut Sender,
+    now: Instant,
+    ranges: &[RangeInclusive<u64>],
+    delay_us: u64,
+) -> Result<(), AckError> {
+    let mut buf = [0u8; 2048];
+    let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
+    w.ack(ranges.iter().cloned(), delay_us).unwrap();
+    let len = w.finish();
+    let datagram = Datagram::parse(&buf[..len], None).unwrap();
+    let Some(Frame::Ack(frame)) = datagram.frames().next() else {
+        panic!("no ACK frame");
+    };
+    s.handle_ack(now, &frame)
+}
+
+fn send_n(s: &mut Sender, now: Instant, n: usize, len: usize) {
+    for _ in 0..n {
+        s.send(now, 7, &vec![0xab; len]).unwrap();
+    }
+}
+
+#[test]
+fn packet_threshold_declares_messages_three_transmissions_back_lost() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(one_per_datagram(), t0).unwrap();
+    send_n(&mut s, t0, 5, 200);
+    for id in 0..5 {
+        assert_eq!(write(&mut s, t0), [id]);
+    }
+    // Only the last transmission arrives.
+    ack(&mut s, t0 + MS, &[4..=4], 0).unwrap();
+    // tx 0 and 1 are 3 or more behind tx 4; 2 and 3 are not.
+    assert_eq!(s.stats().lost, 2);
+    assert!(s.has_pending_data());
+    assert_eq!(write(&mut s, t0 + MS), [0]);
+    assert_eq!(write(&mut s, t0 + MS), [1]);
+    assert!(!s.has_pending_data());
+    assert_eq!(s.stats().retransmitted, 2);
+    assert_eq!(s.in_flight(), 4);
+}
+
+#[test]
+fn time_threshold_arms_a_loss_timer() {
+    let t0 = Instant::now();
+    let us = Duration::from_micros(1);
+    let mut s = Sender::new(one_per_datagram(), t0).unwrap();
+    send_n(&mut s, t0, 3, 200);
+    write(&mut s, t0);
+    write(&mut s, t0 + us * 500);
+    write(&mut s, t0 + us * 1000);
+    // An RTT of 10 ms measured on message 2; 0 and 1 are fewer than 3 transmissions back
+    // and were sent less than 9/8 · 10 ms ago.
+    ack(&mut s, t0 + MS * 11, &[2..=2], 0).unwrap();
+    assert_eq!(s.stats().lost, 0);
+    assert_eq!(s.rtt().latest(), MS * 10);
+    let delay = s.rtt().loss_delay(9.0 / 8.0, MS);
+    assert_eq!(delay, us * 11_250);
+    let deadline = t0 + delay;
+    assert_eq!(s.timers[Timer::Loss as usize], Some(deadline));
+    assert_eq!(s.poll_timeout(), Some(deadline));
+    s.handle_timeout(deadline - us);
+    assert_eq!(s.stats().lost, 0);
+    s.handle_timeout(deadline);
+    assert_eq!(s.stats().lost, 1);
+    assert_eq!(s.timers[Timer::Loss as usize], Some(deadline + us * 500));
+    s.handle_timeout(deadline + us * 500);
+    assert_eq!(s.stats().lost, 2);
+    assert_eq!(s.timers[Timer::Loss as usize], None);
+    assert_eq!(write(&mut s, t0 + MS * 20), [0]);
+    assert_eq!(write(&mut s, t0 + MS * 20), [1]);
+}
+
+#[test]
+fn a_resend_is_judged_by_what_was_sent_after_it() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(one_per_datagram(), t0).unwrap();
+    send_n(&mut s, t0, 4, 200);
+    for _ in 0..4 {
+        write(&mut s, t0);
+    }
+    // The timeout resends message 0 (one fits a datagram) in transmission 4.
+    let rto = s.rto();
+    s.handle_timeout(t0 + rto);
+    assert_eq!(s.stats().lost, 1);
+    assert_eq!(write(&mut s, t0 + rto), [0]);
+    // Now 1..=3 are acknowledged. By ID, 0 is three below 3 and would be lost at once; by
+    // transmission, its resend came after them and is not.
+    ack(&mut s, t0 + rto + MS, &[1..=3], 0).unwrap();
+    assert_eq!(s.stats().lost, 1);
+    assert!(!s.has_pending_data());
+    assert_eq!(s.in_flight(), 1);
+}
+
+#[test]
+fn rto_resends_the_oldest_asks_for_an_ack_and_backs_off() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    send_n(&mut s, t0, 3, 10);
+    assert_eq!(write(&mut s, t0), [0, 1, 2]);
+    // Before any sample: 100 ms + 4 · 50 ms + 2 ms peer ACK delay.
+    let rto = MS * 302;
+    assert_eq!(s.rto(), rto);
+    assert_eq!(s.timers[Timer::Rto as usize], Some(t0 + rto));
+    s.handle_timeout(t0 + rto - Duration::from_micros(1));
+    assert_eq!(s.stats().rto_fired, 0);
+    s.handle_timeout(t0 + rto);
+    assert_eq!(s.stats().rto_fired, 1);
+    assert!(s.wants_ack_now());
+    assert_eq!(s.rto(), rto * 2);
+    // The oldest messages, all fitting one datagram, are resent; the flag clears.
+    assert_eq!(write(&mut s, t0 + rto), [0, 1, 2]);
+    assert!(!s.wants_ack_now());
+    let t1 = t0 + rto;
+    assert_eq!(s.timers[Timer::Rto as usize], Some(t1 + rto * 2));
+    s.handle_timeout(t1 + rto * 2);
+    assert_eq!(s.stats().rto_fired, 2);
+    assert_eq!(s.rto(), rto * 4);
+    write(&mut s, t1 + rto * 2);
+    // Progress resets the backoff (RFC 9002 §6.2.1) and, everything acked, disarms it.
+    ack(&mut s, t1 + rto * 3, &[0..=2], 0).unwrap();
+    assert_eq!(s.timers[Timer::Rto as usize], None);
+    assert!(s.is_idle());
+    assert_eq!(s.rto_backoff, 0);
+}
+
+#[test]
+fn rto_backoff_stops_at_the_maximum() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(
+        SenderConfig {
+            max_retries: 100,
+            ..SenderConfig::default()
+        },
+        t0,
+    )
+    .unwrap();
+    send_n(&mut s, t0, 1, 10);
+    write(&mut s, t0);
+    let mut now = t0;
+    for _ in 0..20 {
+        now = s.timers[Timer::Rto as usize].unwrap();
+        s.handle_timeout(now);
+        write(&mut s, now);
+    }
+    assert_eq!(s.rto(), s.config().max_rto);
+    assert_eq!(
+        s.timers[Timer::Rto as usize],
+        Some(now + s.config().max_rto)
+    );
+}
+
+#[test]
+fn karn_only_never_resent_messages_give_rtt_samples() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(one_per_datagram(), t0).unwrap();
+    send_n(&mut s, t0, 2, 200);
+    write(&mut s, t0);
+    write(&mut s, t0);
+    let rto = s.rto();
+    s.handle_timeout(t0 + rto);
+    assert_eq!(write(&mut s, t0 + rto), [0]);
+    // Message 0 was resent: acknowledging it (as the largest) gives no sample.
+    ack(&mut s, t0 + rto + MS, &[0..=0], 0).unwrap();
+    assert_eq!(s.rtt().samples(), 0);
+    assert_eq!(s.stats().rtt_us.len(), 0);
+    // Message 1 never was: 500 ms after it was sent, with 2 ms of ACK delay.
+    ack(&mut s, t0 + MS * 500, &[0..=1], 2000).unwrap();
+    assert_eq!(s.rtt().samples(), 1);
+    assert_eq!(s.rtt().latest(), MS * 500);
+    assert_eq!(s.stats().rtt_us.len(), 1);
+    assert_eq!(
+        s.stats().rtt_us.max(),
+        s.stats().rtt_us.highest_equivalent(500_000)
+    );
+}
+
+#[test]
+fn retries_exhausted_make_a_message_undeliverable() {
+    let t0 = Instant::now();
+    let config = SenderConfig {
+        max_retries: 2,
+        ..SenderConfig::default()
+    };
+    let mut s = Sender::new(config, t0).unwrap();
+    send_n(&mut s, t0, 1, 10);
+    write(&mut s, t0);
+    let mut now = t0;
+    let mut written = 1;
+    while s.in_flight() > 0 {
+        now = s.timers[Timer::Rto as usize].unwrap();
+        s.handle_timeout(now);
+        written += write(&mut s, now).len();
+        assert!(written <= 3);
+    }
+    assert_eq!(written, 3, "one send and two resends");
+    let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    // The backed-off timeouts are long enough for the silent peer to be declared unreachable.
+    assert!(
+        events.contains(&SenderEvent::Undeliverable { id: 0 }),
+        "{events:?}"
+    );
+    assert_eq!(s.stats().undeliverable, 1);
+    assert!(s.is_idle());
+    assert_eq!(s.window_usage(), (0, 0));
+    // A late ACK for it is harmless.
+    ack(&mut s, now + MS, &[0..=0], 0).unwrap();
+    assert_eq!(s.stats().acked, 0);
+}
+
+#[test]
+fn back_pressure_at_the_message_and_byte_bounds() {
+    let t0 = Instant::now();
+    let config = SenderConfig {
+        window_messages: 4,
+        ..SenderConfig::default()
+    };
+    let mut s = Sender::new(config, t0).unwrap();
+    send_n(&mut s, t0, 4, 10);
+    assert_eq!(s.send(t0, 0, b"x"), Err(SendError::Backpressure));
+    write(&mut s, t0);
+    // Acknowledging the middle frees nothing: the window starts at the oldest unacked.
+    ack(&mut s, t0 + MS, &[1..=3], 0).unwrap();
+    assert_eq!(s.send(t0, 0, b"x"), Err(SendError::Backpressure));
+    ack(&mut s, t0 + MS, &[0..=3], 0).unwrap();
+    assert_eq!(s.send(t0, 0, b"x"), Ok(4));
+
+    let config = SenderConfig {
+        window_bytes: 1472,
+        ..SenderConfig::default()
+    };
+    let mut s = Sender::new(config, t0).unwrap();
+    send_n(&mut s, t0, 7, 200);
+    assert_eq!(s.send(t0, 0, &[0; 200]), Err(SendError::Backpressure));
+    assert_eq!(s.window_usage(), (7, 1400));
+    // Small messages still fit.
+    assert_eq!(s.send(t0, 0, &[0; 72]), Ok(7));
+    let max = s.config().max_payload();
+    assert_eq!(
+        s.send(t0, 0, &vec![0; max + 1]),
+        Err(SendError::TooLarge { len: max + 1, max })
+    );
+}
+
+#[test]
+fn repeated_ack_ranges_count_once() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    send_n(&mut s, t0, 10, 10);
+    write(&mut s, t0);
+    ack(&mut s, t0 + MS, &[8..=9, 4..=5], 0).unwrap();
+    ack(&mut s, t0 + MS, &[8..=9, 4..=5], 0).unwrap();
+    assert_eq!(s.stats().acked, 4);
+    assert_eq!(s.in_flight(), 6);
+    assert_eq!(s.in_flight_bytes(), 60);
+    ack(&mut s, t0 + MS, &[0..=9], 0).unwrap();
+    assert_eq!(s.stats().acked, 10);
+    assert!(s.is_idle());
+    assert_eq!(s.largest_acked(), Some(9));
+}
+
+#[test]
+fn an_ack_of_an_unsent_id_is_rejected() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    assert_eq!(
+        ack(&mut s, t0, &[0..=0], 0),
+        Err(AckError::UnsentId {
+            largest: 0,
+            largest_sent: None
+        })
+    );
+    send_n(&mut s, t0, 3, 10);
+    write(&mut s, t0);
+    assert!(ack(&mut s, t0, &[0..=5], 0).is_err());
+    assert_eq!(s.stats().acked, 0);
+}
+
+#[test]
+fn unreliable_mode_sends_once_and_keeps_nothing() {
+    let t0 = Instant::now();
+    let config = SenderConfig {
+        reliable: false,
+        ..SenderConfig::default()
+    };
+    let mut s = Sender::new(config, t0).unwrap();
+    send_n(&mut s, t0, 100, 10);
+    let ids = write(&mut s, t0);
+    assert_eq!(ids, (0..100).collect::<Vec<_>>());
+    assert!(s.is_idle());
+    assert_eq!(s.window_usage(), (0, 0));
+    assert_eq!(s.in_flight(), 0);
+    assert_eq!(s.timers, [None, None]);
+    ack(&mut s, t0 + MS, &[0..=50], 0).unwrap();
+    assert_eq!(s.stats().acked, 0);
+    assert_eq!(s.stats().sent, 100);
+}
+
+#[test]
+fn heartbeat_is_due_after_an_idle_interval() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    let h = s.config().heartbeat_interval;
+    let mut buf = [0u8; 1500];
+    let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
+    assert!(!s.write_heartbeat(t0 + h / 2, &mut w));
+    send_n(&mut s, t0, 1, 10);
+    write(&mut s, t0 + h / 2);
+    assert!(!s.heartbeat_due(t0 + h));
+    assert!(s.write_heartbeat(t0 + h / 2 + h, &mut w));
+    let len = w.finish();
+    let datagram = Datagram::parse(&buf[..len], None).unwrap();
+    assert_eq!(
+        datagram.frames().next(),
+        Some(Frame::Heartbeat(Heartbeat {
+            timestamp_us: 150_000
+        }))
+    );
+    assert_eq!(s.stats().heartbeats, 1);
+    assert!(!s.heartbeat_due(t0 + h / 2 + h));
+}
+
+#[test]
+fn silence_after_acks_makes_the_peer_unreachable() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    let h = s.config().heartbeat_interval;
+    send_n(&mut s, t0, 1, 10);
+    write(&mut s, t0);
+    for i in 1..=20u32 {
+        ack(&mut s, t0 + h * i, &[0..=0], 0).unwrap();
+    }
+    let last = t0 + h * 20;
+    assert!(!s.peer_unreachable(last + h));
+    let mut now = last;
+    while s.poll_event() != Some(SenderEvent::PeerUnreachable) {
+        // Heartbeats fall due and are not written: the deadline must not spin in place.
+        let next = s.poll_timeout().unwrap();
+        assert!(next > now || now == last, "poll_timeout stuck at {next:?}");
+        now = next;
+        s.handle_timeout(now);
+        assert!(now < last + Duration::from_secs(10));
+    }
+    assert!(s.heartbeat_due(now));
+    assert!(s.peer_unreachable(now));
+    assert!(now > last + s.config().liveness.grace_period);
+}
+
+/// A datagram overtaken by many later ones still decodes to the right IDs: the sender sizes
+/// the truncated first ID for a whole window of reordering.
+#[test]
+fn ids_survive_reordering_behind_later_datagrams() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    send_n(&mut s, t0, 1000, 8);
+    while !write(&mut s, t0).is_empty() {}
+    ack(&mut s, t0 + MS, &[0..=999], 0).unwrap();
+    send_n(&mut s, t0, 20, 8);
+    let mut early = [0u8; 1500];
+    let mut w = DatagramWriter::new(&mut early, 1472, Header::session(1)).unwrap();
+    assert_eq!(s.write_data(t0, &mut w), 20);
+    let early_len = w.finish();
+    // 500 more messages overtake it.
+    send_n(&mut s, t0, 500, 8);
+    let mut largest_received = Some(999);
+    loop {
+        let mut buf = [0u8; 1500];
+        let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
+        if s.write_data(t0, &mut w) == 0 {
+            break;
+        }
+        let len = w.finish();
+        let datagram = Datagram::parse(&buf[..len], largest_received).unwrap();
+        for frame in datagram.frames() {
+            if let Frame::Data(data) = frame {
+                largest_received = largest_received.max(data.messages().map(|m| m.id).max());
+            }
+        }
+    }
+    assert_eq!(largest_received, Some(1519));
+    let datagram = Datagram::parse(&early[..early_len], largest_received).unwrap();
+    let Some(Frame::Data(data)) = datagram.frames().next() else {
+        panic!()
+    };
+    assert_eq!(data.first_id(), 1000);
+    assert!(!datagram.header.flags.contains(Flags::ACK_NOW));
+}
