@@ -1,0 +1,174 @@
+//! Command-line flags of `realmq-client`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Largest `--size` accepted. Over UDP the session layer caps it lower, at what one
+/// datagram carries; the client says so before sending anything.
+pub const MAX_SIZE: usize = 1 << 20;
+
+/// Sends RealMQ messages to a realmq-server and reports throughput and round-trip times.
+///
+/// Every sender thread has its own socket and session. With QoS (the default) the client
+/// ends only when every message is acknowledged or declared undeliverable, then closes its
+/// sessions. Exit status: 0 on success, 1 if a message was undeliverable, the server could
+/// not be reached or became unreachable, 2 for usage errors. Logs progress to stderr every
+/// second (level set by RUST_LOG, default info).
+#[derive(Debug, Parser)]
+#[command(name = "realmq-client", version)]
+pub struct Args {
+    /// Server address, IP:PORT.
+    #[arg(long, default_value = "127.0.0.1:5555", value_name = "ADDR")]
+    pub server: SocketAddr,
+
+    /// Transport: `udp` (RealMQ sessions) or `tcp` (the baseline; the server must run with
+    /// the same --protocol).
+    #[arg(long, value_enum, default_value_t = Protocol::Udp)]
+    pub protocol: Protocol,
+
+    /// Sender threads, each with its own socket and session.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+
+    /// Messages to send in total, split evenly across threads. Default 100000 unless
+    /// --duration is given.
+    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    pub messages: Option<u64>,
+
+    /// Send for this many seconds (fractions allowed) instead of a number of messages.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Payload bytes per message (random printable characters). Over UDP at most what one
+    /// datagram carries (1441 bytes with the default 1472-byte datagrams).
+    #[arg(long, value_name = "BYTES", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(0..=MAX_SIZE as i64))]
+    pub size: u32,
+
+    /// Messages per second in total, split across threads; 0 sends as fast as the send
+    /// window (UDP) or the connection (TCP) allows.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub rate: u64,
+
+    /// Send without QoS: no acknowledgements wait, no resends. `acked` then is what the
+    /// server reports it received when the session ends, and `lost` the difference.
+    #[arg(long)]
+    pub no_qos: bool,
+
+    /// Print the final summary as one JSON object on stdout (logs stay on stderr).
+    /// `duration_s`, `msgs_per_s` and `mb_per_s` cover the first message sent to the last
+    /// one acknowledged (without QoS: sent; TCP: read by the server).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Give up on a server that does not answer the handshake (UDP) or the connection
+    /// (TCP) within this many seconds.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Testing aid: drop this percentage (0-100) of outgoing datagrams at random before
+    /// they reach the socket, to exercise loss recovery. UDP only.
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
+    pub simulate_loss: f64,
+
+    /// Seed of --simulate-loss (thread i uses seed + i), so that a lossy run can be
+    /// repeated.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub loss_seed: u64,
+
+    /// Kernel receive and send buffer size requested for each UDP socket, in bytes
+    /// (SO_RCVBUF/SO_SNDBUF; the kernel may cap it). 0 keeps the OS default, which a full
+    /// send window can overflow on a fast sender.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    pub socket_buffer: usize,
+}
+
+impl Args {
+    /// Messages thread `index` sends, or `None` in --duration mode.
+    pub fn quota(&self, index: u32) -> Option<u64> {
+        if self.duration.is_some() {
+            return None;
+        }
+        let total = self.messages.unwrap_or(100_000);
+        let threads = u64::from(self.threads);
+        let extra = u64::from(u64::from(index) < total % threads);
+        Some(total / threads + extra)
+    }
+
+    /// Messages per second for each thread (0: unlimited).
+    pub fn rate_per_thread(&self) -> f64 {
+        self.rate as f64 / f64::from(self.threads)
+    }
+}
+
+/// The transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// RealMQ over UDP.
+    Udp,
+    /// The TCP baseline.
+    Tcp,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("{s} is out of range: give 0 < SECS <= 86400"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let pct: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage"))?;
+    if !(0.0..=100.0).contains(&pct) {
+        return Err(format!("{s} is out of range: give 0 <= PCT <= 100"));
+    }
+    Ok(pct)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn messages_split_evenly_with_the_remainder_first() {
+        let a = Args::try_parse_from(["c", "--messages", "10", "--threads", "4"]).unwrap();
+        let quotas: Vec<_> = (0..4).map(|i| a.quota(i).unwrap()).collect();
+        assert_eq!(quotas, [3, 3, 2, 2]);
+        let d = Args::try_parse_from(["c", "--duration", "1.5"]).unwrap();
+        assert_eq!(d.quota(0), None);
+        assert_eq!(d.duration, Some(Duration::from_millis(1500)));
+        let default = Args::try_parse_from(["c"]).unwrap();
+        assert_eq!(default.quota(0), Some(100_000));
+        assert_eq!(default.size, 64);
+        assert_eq!(default.server, "127.0.0.1:5555".parse().unwrap());
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in [
+            &["c", "--server", "localhost"][..],
+            &["c", "--threads", "0"],
+            &["c", "--messages", "5", "--duration", "1"],
+            &["c", "--size", "-1"],
+            &["c", "--simulate-loss", "abc"],
+            &["c", "--duration", "0"],
+            &["c", "--protocol", "sctp"],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! One TCP baseline sender thread: a blocking `TcpStream` writing length-prefixed frames.
+//!
+//! Framing (see the server's `tcp` module and `docs/USAGE.md`): per message, `len: u32`
+//! (8 + payload length), `sent_unix_us: u64`, the payload, all little-endian. Messages are
+//! written in batches (as many as the token bucket allows, at most [`SEND_BATCH`]) and each
+//! batch is flushed at once, with Nagle's algorithm off. At the end the client half-closes
+//! and reads the server's `received: u64`.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::pacing::TokenBucket;
+use crate::summary::{Progress, ThreadResult};
+use crate::{random_payload, unix_now_us, WorkerConfig};
+
+/// Messages written per flush.
+const SEND_BATCH: u64 = 256;
+/// How long a write or the final count may take before the server counts as gone.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Appends one frame to `out`.
+pub fn write_frame(out: &mut impl Write, sent_unix_us: u64, payload: &[u8]) -> io::Result<()> {
+    let len = (8 + payload.len()) as u32;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(&sent_unix_us.to_le_bytes())?;
+    out.write_all(payload)
+}
+
+/// Runs one TCP sender thread to the end of its connection.
+pub fn run(
+    config: &WorkerConfig,
+    progress: &Progress,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<ThreadResult> {
+    let server = config.server;
+    let stream = TcpStream::connect_timeout(&server, config.connect_timeout).with_context(|| {
+        format!("cannot connect to {server} over TCP: is realmq-server running there (with --protocol tcp)?")
+    })?;
+    stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;
+    stream
+        .set_write_timeout(Some(IO_TIMEOUT))
+        .context("cannot set a write timeout")?;
+    stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .context("cannot set a read timeout")?;
+    let payload = random_payload(config.size, config.index);
+    let mut out = BufWriter::with_capacity(256 * 1024, &stream);
+    let mut result = ThreadResult::new();
+    let start = Instant::now();
+    let mut pacer = TokenBucket::new(config.rate, start);
+    let send_until = config.duration.map(|d| start + d);
+    let mut remaining = config.quota;
+    let lost_server =
+        |e: io::Error| anyhow::Error::new(e).context(format!("the connection to {server} failed"));
+
+    loop {
+        let now = Instant::now();
+        if remaining == Some(0)
+            || send_until.is_some_and(|t| now >= t)
+            || shutdown.load(Ordering::Relaxed)
+        {
+            break;
+        }
+        let granted = pacer.take(now, remaining.unwrap_or(u64::MAX).min(SEND_BATCH));
+        if granted == 0 {
+            // Rate-limited: wait for the next token (not per message: the bucket pays out
+            // whatever accrued while waiting, up to its burst).
+            if let Some(t) = pacer.next_token_at(now) {
+                std::thread::sleep(t.saturating_duration_since(now));
+            }
+            continue;
+        }
+        let stamp = unix_now_us();
+        for _ in 0..granted {
+            write_frame(&mut out, stamp, &payload).map_err(lost_server)?;
+        }
+        out.flush().map_err(lost_server)?;
+        result.first_send.get_or_insert(now);
+        result.sent += granted;
+        if let Some(r) = &mut remaining {
+            *r -= granted;
+        }
+        progress.publish(result.sent, 0);
+    }
+    out.flush().map_err(lost_server)?;
+    drop(out);
+    stream.shutdown(Shutdown::Write).map_err(lost_server)?;
+    let mut count = [0u8; 8];
+    (&stream)
+        .read_exact(&mut count)
+        .map_err(lost_server)
+        .context("no message count from the server at the end")?;
+    // The server has read everything: the TCP equivalent of the last acknowledgement.
+    result.drained = Some(Instant::now());
+    let received = u64::from_le_bytes(count);
+    result.server_received = Some(received);
+    result.acked = received;
+    progress.publish(result.sent, received);
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_bytes() {
+        let mut out = Vec::new();
+        write_frame(&mut out, 42, b"!").unwrap();
+        assert_eq!(out, [9, 0, 0, 0, 0x2a, 0, 0, 0, 0, 0, 0, 0, b'!']);
+    }
+}

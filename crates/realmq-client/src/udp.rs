@@ -1,0 +1,363 @@
+//! One UDP sender thread: a connected non-blocking socket, its own `mio::Poll`, and one
+//! sans-IO [`Client`] session.
+//!
+//! Each pass of the loop reads datagrams until `WouldBlock` (at most [`RECV_BUDGET`]), runs
+//! the session's timers once their deadline has passed, offers new messages (as many as the
+//! token bucket and the send window allow, at most [`SEND_BATCH`]), writes what the session
+//! has to send, and waits in `poll` for the earliest of: the session's timer, the next
+//! token, the end of `--duration`, the handshake deadline. A datagram that meets
+//! `WouldBlock` is kept and the socket registered for WRITABLE; nothing new is written until
+//! it has left.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use realmq_common::config::SenderConfig;
+use realmq_common::endpoint::{Client, ClientConfig, ClientEvent, ClientState, SendError};
+use realmq_common::stats::merge_latency;
+use realmq_proto::MAX_DATAGRAM_SIZE;
+
+use crate::loss::LossSim;
+use crate::summary::{Progress, ThreadResult};
+use crate::{random_payload, unix_now_us, WorkerConfig};
+
+const SOCKET: Token = Token(1);
+/// Datagrams read per pass.
+const RECV_BUDGET: usize = 256;
+/// Messages offered to the session per pass.
+const SEND_BATCH: u64 = 256;
+/// Datagrams written per pass.
+const SEND_BUDGET: usize = 512;
+
+/// The session configuration for a worker.
+pub fn client_config(config: &WorkerConfig) -> ClientConfig {
+    ClientConfig {
+        sender: SenderConfig {
+            reliable: config.reliable,
+            ..SenderConfig::default()
+        },
+        handshake_timeout: config.connect_timeout,
+        ..ClientConfig::default()
+    }
+}
+
+/// The largest `--size` the session layer takes over UDP.
+pub fn max_payload() -> usize {
+    SenderConfig::default().max_payload()
+}
+
+struct Worker<'a> {
+    config: &'a WorkerConfig,
+    socket: UdpSocket,
+    poll: Poll,
+    client: Client,
+    loss: LossSim,
+    tx: Vec<u8>,
+    rx: Vec<u8>,
+    /// A datagram that met `WouldBlock`: its length in `tx`.
+    blocked: Option<usize>,
+    /// Set when the handshake completed.
+    session_id: Option<u32>,
+    result: ThreadResult,
+}
+
+/// Runs one sender thread to the end of its session.
+pub fn run(
+    config: &WorkerConfig,
+    poll: Poll,
+    progress: &Progress,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<ThreadResult> {
+    let socket = connect(config.server, config.socket_buffer)?;
+    let now = Instant::now();
+    let client = Client::new(client_config(config), now, unix_now_us(), fastrand::u64(..))
+        .context("invalid session configuration")?;
+    let mut worker = Worker {
+        config,
+        socket,
+        poll,
+        client,
+        loss: LossSim::new(config.simulate_loss, config.loss_seed),
+        tx: vec![0; MAX_DATAGRAM_SIZE],
+        rx: vec![0; MAX_DATAGRAM_SIZE],
+        blocked: None,
+        session_id: None,
+        result: ThreadResult::new(),
+    };
+    worker
+        .poll
+        .registry()
+        .register(&mut worker.socket, SOCKET, Interest::READABLE)
+        .context("cannot register the UDP socket")?;
+    worker.run(progress, shutdown)?;
+    if worker.session_id.is_none() && worker.result.unreachable {
+        bail!(
+            "no answer from {} within {:?}: is realmq-server running there (with --protocol udp)?",
+            config.server,
+            config.connect_timeout
+        );
+    }
+    merge_latency(&mut worker.result.rtt, worker.client.rtt_histogram());
+    let stats = worker.client.stats();
+    let r = &mut worker.result;
+    r.sent = stats.sent;
+    r.retransmitted = stats.retransmitted;
+    r.undeliverable = stats.undeliverable;
+    r.datagrams_sent = stats.datagrams_sent;
+    r.simulated_drops = worker.loss.dropped();
+    r.acked = if config.reliable {
+        stats.acked
+    } else {
+        r.server_received.unwrap_or(0)
+    };
+    Ok(worker.result)
+}
+
+/// A non-blocking UDP socket connected to `server`.
+fn connect(server: SocketAddr, buffer: usize) -> anyhow::Result<UdpSocket> {
+    let local: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(local).context("cannot bind a UDP socket")?;
+    socket
+        .connect(server)
+        .with_context(|| format!("cannot connect a UDP socket to {server}"))?;
+    crate::sockopt::set_buffers(&socket, buffer);
+    socket
+        .set_nonblocking(true)
+        .context("cannot make the UDP socket non-blocking")?;
+    Ok(UdpSocket::from_std(socket))
+}
+
+impl Worker<'_> {
+    fn run(&mut self, progress: &Progress, shutdown: &AtomicBool) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let mut pacer = crate::pacing::TokenBucket::new(self.config.rate, start);
+        let payload = random_payload(self.config.size, self.config.index);
+        let mut events = Events::with_capacity(16);
+        let mut remaining = self.config.quota;
+        let mut send_until: Option<Instant> = None;
+        let mut window_full = false;
+
+        while !self.client.is_closed() {
+            let now = Instant::now();
+            let established = self.client.is_established();
+            let out_of_messages = remaining == Some(0) || send_until.is_some_and(|t| now >= t);
+            // Ctrl-C also ends a handshake still in progress (`finish` is a no-op once
+            // finishing).
+            if (established && out_of_messages) || shutdown.load(Ordering::Relaxed) {
+                self.client.finish(now);
+            }
+
+            if self.receive()? > 0 {
+                window_full = false;
+            }
+            let now = Instant::now();
+            if self.client.poll_timeout().is_some_and(|t| now >= t) {
+                self.client.handle_timeout(now);
+            }
+            let mut offered_all = true;
+            if self.client.is_established() && !window_full {
+                let granted = pacer.take(now, remaining.unwrap_or(u64::MAX).min(SEND_BATCH));
+                let mut used = 0;
+                while used < granted {
+                    match self.client.send(now, &payload) {
+                        Ok(_) => used += 1,
+                        Err(SendError::Backpressure) => {
+                            window_full = true;
+                            break;
+                        }
+                        Err(e) => bail!("cannot send: {e}"),
+                    }
+                }
+                pacer.give_back(granted - used);
+                if used > 0 {
+                    self.result.first_send.get_or_insert(now);
+                    if let Some(r) = &mut remaining {
+                        *r -= used;
+                    }
+                }
+                offered_all = used < SEND_BATCH;
+            }
+            let sent_all = self.transmit(now)?;
+            self.handle_events(now, &mut send_until);
+            progress.publish(self.client.stats().sent, self.client.stats().acked);
+            let more_work = !offered_all || !sent_all;
+            if self.client.is_closed() {
+                break;
+            }
+
+            // Wait for the earliest of the session's timer, a token, the end of --duration.
+            let mut deadline = self.client.poll_timeout();
+            let wants_to_send = self.client.is_established()
+                && !window_full
+                && remaining != Some(0)
+                && send_until.is_none_or(|t| now < t);
+            if wants_to_send {
+                deadline = earliest(deadline, pacer.next_token_at(now));
+            }
+            deadline = earliest(deadline, send_until);
+            let timeout = if more_work {
+                Some(Duration::ZERO)
+            } else {
+                deadline.map(|t| t.saturating_duration_since(Instant::now()))
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => r.context("poll failed")?,
+            }
+            // Readiness is a hint: the socket is read and written on every pass anyway, and
+            // a WAKER event (Ctrl-C) only needs the loop to come round to the flag check.
+        }
+        Ok(())
+    }
+
+    /// Reads datagrams into the session, each with its own arrival time (the RTT samples
+    /// come from it). Returns how many.
+    fn receive(&mut self) -> anyhow::Result<usize> {
+        let mut count = 0;
+        for _ in 0..RECV_BUDGET {
+            match self.socket.recv(&mut self.rx) {
+                Ok(len) => {
+                    count += 1;
+                    self.client.handle_datagram(Instant::now(), &self.rx[..len]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // An ICMP port unreachable from an earlier send: the server is not (yet)
+                // there. The handshake timeout reports it if it lasts.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("cannot receive from the UDP socket"),
+            }
+        }
+        Ok(count)
+    }
+
+    /// Writes the blocked datagram, then new ones. Returns false if the budget ran out.
+    fn transmit(&mut self, now: Instant) -> anyhow::Result<bool> {
+        if let Some(len) = self.blocked {
+            if !self.send(len)? {
+                return Ok(true); // still blocked: WRITABLE is registered
+            }
+            self.blocked = None;
+            self.set_writable(false)?;
+        }
+        for _ in 0..SEND_BUDGET {
+            let Some(len) = self.client.poll_transmit(now, &mut self.tx) else {
+                return Ok(true);
+            };
+            if self.loss.drop_next() {
+                continue;
+            }
+            if !self.send(len)? {
+                self.blocked = Some(len);
+                self.set_writable(true)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Sends `tx[..len]`; false when the socket would block.
+    fn send(&mut self, len: usize) -> anyhow::Result<bool> {
+        loop {
+            return match self.socket.send(&self.tx[..len]) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Lost like any datagram (ICMP refused from an earlier one, ENOBUFS): the
+                // QoS, or the handshake timeout, deals with it.
+                Err(e) => {
+                    log::debug!("send: {e}");
+                    Ok(true)
+                }
+            };
+        }
+    }
+
+    fn set_writable(&mut self, on: bool) -> anyhow::Result<()> {
+        let interest = if on {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        self.poll
+            .registry()
+            .reregister(&mut self.socket, SOCKET, interest)
+            .context("cannot register the UDP socket")
+    }
+
+    fn handle_events(&mut self, now: Instant, send_until: &mut Option<Instant>) {
+        while let Some(event) = self.client.poll_event() {
+            match event {
+                ClientEvent::Established { session_id } => {
+                    log::debug!("thread {}: session {session_id} open", self.config.index);
+                    self.session_id = Some(session_id);
+                    if let Some(d) = self.config.duration {
+                        *send_until = Some(now + d);
+                    }
+                }
+                ClientEvent::Undeliverable { id } => {
+                    log::debug!("thread {}: message {id} undeliverable", self.config.index);
+                }
+                ClientEvent::PeerUnreachable => self.result.unreachable = true,
+                ClientEvent::Closed { server_received } => {
+                    self.result.server_received = server_received;
+                }
+            }
+        }
+        if self.result.drained.is_none()
+            && matches!(
+                self.client.state(),
+                ClientState::Stopping | ClientState::Closed
+            )
+        {
+            self.result.drained = Some(now);
+        }
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_size_limit_is_the_session_layers() {
+        // `--size` help and docs/USAGE.md quote this number.
+        assert_eq!(max_payload(), 1441);
+    }
+
+    #[test]
+    fn no_qos_turns_the_sender_unreliable() {
+        let config = WorkerConfig {
+            index: 0,
+            server: "127.0.0.1:9".parse().unwrap(),
+            quota: Some(1),
+            duration: None,
+            rate: 0.0,
+            size: 1,
+            reliable: false,
+            connect_timeout: Duration::from_millis(750),
+            simulate_loss: 0.0,
+            loss_seed: 0,
+            socket_buffer: 0,
+        };
+        let c = client_config(&config);
+        assert!(!c.sender.reliable);
+        assert_eq!(c.handshake_timeout, Duration::from_millis(750));
+    }
+}

@@ -1,0 +1,383 @@
+//! End to end: the real `realmq-server` and `realmq-client` binaries over loopback.
+//!
+//! Every server binds 127.0.0.1 port 0 and the test reads the bound address from its
+//! `listening on ADDR` log line, so tests never race for ports. Every child process is
+//! killed when its guard drops (also when an assertion fails), and every wait is bounded.
+//!
+//! The server binary is expected next to the client's; `cargo test --workspace` builds it.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The longest any process may take.
+const WAIT: Duration = Duration::from_secs(60);
+
+fn client_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_realmq-client"))
+}
+
+fn server_bin() -> PathBuf {
+    let path =
+        client_bin().with_file_name(format!("realmq-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p realmq-server` or run `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// A child process, killed on drop, whose stdout and stderr are read by helper threads.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    /// stderr lines, then `None` at its end.
+    stderr: mpsc::Receiver<Option<String>>,
+    seen: Vec<String>,
+}
+
+/// What a finished process left.
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    /// stdout parsed as the one JSON object the binaries print with `--json`.
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// The `error: ...` line.
+    fn error_line(&self) -> &str {
+        self.stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("no `error:` line in stderr:\n{}", self.stderr))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn start(name: &'static str, bin: PathBuf, args: &[&str]) -> Self {
+        let mut child = Command::new(&bin)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let (out_tx, stdout) = mpsc::channel();
+        let mut out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            let _ = out_tx.send(text);
+        });
+        let (err_tx, stderr) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = err_tx.send(Some(line));
+            }
+            let _ = err_tx.send(None);
+        });
+        Self {
+            name,
+            child,
+            stdout,
+            stderr,
+            seen: Vec::new(),
+        }
+    }
+
+    /// A server on an ephemeral loopback port; returns it and its address.
+    fn server(args: &[&str]) -> (Self, String) {
+        let mut all = vec!["--bind", "127.0.0.1:0", "--json"];
+        all.extend_from_slice(args);
+        let mut server = Self::start("server", server_bin(), &all);
+        let addr = server.wait_for_address();
+        (server, addr)
+    }
+
+    fn client(addr: &str, args: &[&str]) -> Self {
+        let mut all = vec!["--server", addr, "--json"];
+        all.extend_from_slice(args);
+        Self::start("client", client_bin(), &all)
+    }
+
+    fn wait_for_address(&mut self) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("no `listening on` line within {WAIT:?}"))
+                .unwrap_or_else(|| panic!("server ended early:\n{}", self.seen.join("\n")));
+            self.seen.push(line.clone());
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+    }
+
+    /// Waits (bounded) for the process to exit.
+    fn finish(mut self) -> Output {
+        let stdout = self.stdout.recv_timeout(WAIT).unwrap_or_else(|_| {
+            panic!(
+                "{} still running after {WAIT:?}; stderr so far:\n{}",
+                self.name,
+                {
+                    let more: Vec<String> = self.stderr.try_iter().flatten().collect();
+                    [self.seen.join("\n"), more.join("\n")].join("\n")
+                }
+            )
+        });
+        let status = self.child.wait().unwrap();
+        while let Ok(Some(line)) = self.stderr.recv_timeout(WAIT) {
+            self.seen.push(line);
+        }
+        Output {
+            status,
+            stdout,
+            stderr: self.seen.join("\n"),
+        }
+    }
+}
+
+/// Runs one server session set and one client; returns both outputs, checking exit 0.
+fn run(server_args: &[&str], client_args: &[&str]) -> (Value, Value) {
+    let (server, addr) = Proc::server(server_args);
+    let client = Proc::client(&addr, client_args).finish();
+    assert!(
+        client.status.success(),
+        "client failed ({}):\n{}",
+        client.status,
+        client.stderr
+    );
+    let server = server.finish();
+    assert!(server.status.success(), "server failed:\n{}", server.stderr);
+    (client.json(), server.json())
+}
+
+fn assert_all_delivered(client: &Value, server: &Value, messages: u64) {
+    assert_eq!(client["sent"], messages, "client: {client}");
+    assert_eq!(client["acked"], messages, "client: {client}");
+    assert_eq!(client["undeliverable"], 0, "client: {client}");
+    assert_eq!(server["received"], messages, "server: {server}");
+    assert_eq!(server["sessions_open"], 0, "server: {server}");
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(client["rtt_us"][key].is_u64(), "rtt_us.{key}: {client}");
+        assert!(
+            server["latency_us"][key].is_u64(),
+            "latency_us.{key}: {server}"
+        );
+    }
+    for key in ["duration_s", "msgs_per_s", "mb_per_s"] {
+        assert!(client[key].is_number(), "{key}: {client}");
+    }
+    for key in [
+        "duplicates",
+        "malformed",
+        "sessions_total",
+        "duration_s",
+        "msgs_per_s",
+    ] {
+        assert!(!server[key].is_null(), "{key}: {server}");
+    }
+}
+
+#[test]
+fn qos_delivers_every_message_with_one_thread() {
+    let (client, server) = run(
+        &["--exit-after-sessions", "1"],
+        &["--messages", "20000", "--threads", "1"],
+    );
+    assert_all_delivered(&client, &server, 20_000);
+    assert_eq!(server["duplicates"], 0);
+    assert_eq!(client["server_received"], 20_000);
+}
+
+#[test]
+fn qos_delivers_every_message_with_four_threads() {
+    let (client, server) = run(
+        &["--exit-after-sessions", "4"],
+        &["--messages", "40001", "--threads", "4", "--size", "200"],
+    );
+    assert_all_delivered(&client, &server, 40_001);
+    assert_eq!(server["sessions_total"], 4);
+}
+
+#[test]
+fn qos_repairs_ten_percent_loss_on_both_ends() {
+    let (client, server) = run(
+        &[
+            "--exit-after-sessions",
+            "2",
+            "--simulate-loss",
+            "10",
+            "--loss-seed",
+            "3",
+        ],
+        &[
+            "--messages",
+            "20000",
+            "--threads",
+            "2",
+            "--simulate-loss",
+            "10",
+            "--loss-seed",
+            "5",
+        ],
+    );
+    // Exactly once: every message delivered, duplicates dropped by the server.
+    assert_all_delivered(&client, &server, 20_000);
+    assert!(client["retransmitted"].as_u64().unwrap() > 0, "{client}");
+    assert!(client["simulated_drops"].as_u64().unwrap() > 0, "{client}");
+    assert!(
+        server["udp"]["simulated_drops"].as_u64().unwrap() > 0,
+        "{server}"
+    );
+}
+
+#[test]
+fn no_qos_completes_and_reports_what_arrived() {
+    let (client, server) = run(
+        &["--exit-after-sessions", "1"],
+        &["--messages", "20000", "--no-qos"],
+    );
+    assert_eq!(client["sent"], 20_000);
+    assert_eq!(client["qos"], false);
+    assert_eq!(client["retransmitted"], 0);
+    // Without QoS `acked` is the server's own count, and `lost` the rest.
+    assert_eq!(client["acked"], server["received"]);
+    let lost = 20_000 - server["received"].as_u64().unwrap();
+    assert_eq!(client["lost"], lost);
+}
+
+#[test]
+fn tcp_baseline_completes() {
+    let (client, server) = run(
+        &["--exit-after-sessions", "2", "--protocol", "tcp"],
+        &[
+            "--messages",
+            "20000",
+            "--threads",
+            "2",
+            "--protocol",
+            "tcp",
+            "--size",
+            "1024",
+        ],
+    );
+    assert_eq!(client["sent"], 20_000);
+    assert_eq!(client["acked"], 20_000);
+    assert_eq!(server["received"], 20_000);
+    assert_eq!(server["protocol"], "tcp");
+    assert_eq!(server["sessions_ended"], 2);
+}
+
+#[test]
+fn duration_and_rate_mode_delivers_what_it_sent() {
+    let (client, server) = run(
+        &["--exit-after-sessions", "1"],
+        &["--duration", "0.3", "--rate", "5000"],
+    );
+    let sent = client["sent"].as_u64().unwrap();
+    assert!(sent > 0, "{client}");
+    assert_all_delivered(&client, &server, sent);
+}
+
+#[test]
+fn stats_dir_gets_rotated_records_and_a_plot() {
+    let dir = std::env::temp_dir().join(format!("realmq-e2e-stats-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_str().unwrap();
+    let (_, server) = run(
+        &[
+            "--exit-after-sessions",
+            "1",
+            "--stats-dir",
+            dir_arg,
+            "--rotate-after",
+            "3000",
+        ],
+        &["--messages", "10000"],
+    );
+    assert_eq!(server["received"], 10_000);
+    let mut records = 0;
+    for i in 0..4 {
+        let text = std::fs::read_to_string(dir.join(format!("stats-{i:06}.csv"))).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("id,num,diff"));
+        records += lines.count();
+    }
+    assert_eq!(records, 10_000);
+    assert!(!dir.join("stats-000004.csv").exists());
+    let svg = std::fs::read_to_string(dir.join("latency.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("p95 = "));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_flags_give_a_usage_error() {
+    for args in [
+        &["--threads", "0"][..],
+        &["--server", "nowhere"],
+        &["--messages", "10", "--duration", "1"],
+        &["--size", "5000"],
+    ] {
+        let out = Proc::start("client", client_bin(), args).finish();
+        assert_eq!(out.status.code(), Some(2), "{args:?}:\n{}", out.stderr);
+        assert!(out.error_line().len() < 200, "{}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn a_silent_server_is_reported_as_unreachable() {
+    // A socket that never answers: the handshake must time out with a clear message.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let out = Proc::client(&addr, &["--messages", "10", "--connect-timeout", "0.5"]).finish();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let line = out.error_line();
+    assert!(
+        line.contains("no answer from") && line.contains(&addr),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_missing_tcp_server_is_reported() {
+    // Bind then close a listener: nothing listens on that port any more.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let out = Proc::client(&addr, &["--protocol", "tcp", "--connect-timeout", "1"]).finish();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.error_line().contains("cannot connect to"),
+        "{}",
+        out.stderr
+    );
+}

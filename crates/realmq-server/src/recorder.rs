@@ -1,0 +1,201 @@
+//! What the server measures per delivered message, whatever the transport: the latency
+//! histogram, the first and last delivery times, the stats files, and the progress line.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use realmq_common::stats::{latency_histogram, one_way_latency_us, per_second, record_latency_us};
+
+use crate::sink::StatsSink;
+
+/// Counters both transports keep, for progress lines and the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Unique messages delivered.
+    pub received: u64,
+    /// Copies of already delivered messages (UDP: resends that crossed an ACK).
+    pub duplicates: u64,
+    /// Datagrams (UDP) or frames (TCP) that failed to parse.
+    pub malformed: u64,
+    /// Messages delivered after a higher ID of their session.
+    pub out_of_order: u64,
+    /// Sessions ever opened.
+    pub sessions_total: u64,
+    /// Sessions open now.
+    pub sessions_open: u64,
+    /// Sessions that ended (closed by the client or declared dead).
+    pub sessions_ended: u64,
+}
+
+/// µs since the Unix epoch, the clock the clients stamp messages with.
+pub fn unix_now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Latency histogram, delivery times and stats files of one server run.
+#[derive(Debug)]
+pub struct Recorder {
+    histogram: Histogram<u64>,
+    sink: Option<StatsSink>,
+    sink_error: Option<anyhow::Error>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    progress: Progress,
+}
+
+impl Recorder {
+    /// A recorder writing per-message records to `sink`, if any.
+    pub fn new(sink: Option<StatsSink>, now: Instant) -> Self {
+        Self {
+            histogram: latency_histogram(),
+            sink,
+            sink_error: None,
+            first: None,
+            last: None,
+            progress: Progress::new(now),
+        }
+    }
+
+    /// Records one delivered message: `now` is the loop's clock, `now_unix_us` the wall
+    /// clock read for the datagram (or read) that carried it.
+    pub fn on_message(
+        &mut self,
+        now: Instant,
+        now_unix_us: u64,
+        session_id: u32,
+        id: u64,
+        sent_unix_us: u64,
+    ) {
+        let latency = one_way_latency_us(now_unix_us, sent_unix_us);
+        record_latency_us(&mut self.histogram, latency);
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+        if let Some(sink) = &mut self.sink {
+            if let Err(e) = sink.record(session_id, id, latency) {
+                self.disable_sink(e);
+            }
+        }
+    }
+
+    /// The next instant [`Recorder::handle_timeout`] has work: a flush or a progress line.
+    pub fn poll_timeout(&self) -> Instant {
+        let progress = self.progress.next;
+        self.sink
+            .as_ref()
+            .map_or(progress, |s| s.poll_timeout().min(progress))
+    }
+
+    /// Flushes the stats files and logs the progress line when they are due.
+    pub fn handle_timeout(&mut self, now: Instant, counters: &Counters) {
+        if let Some(sink) = &mut self.sink {
+            if let Err(e) = sink.handle_timeout(now) {
+                self.disable_sink(e);
+            }
+        }
+        if let Some(rate) = self.progress.handle_timeout(now, counters.received) {
+            log::info!(
+                "{rate:.0} msgs/s, {} received, {} open sessions, {} duplicates, {} malformed",
+                counters.received,
+                counters.sessions_open,
+                counters.duplicates,
+                counters.malformed
+            );
+        }
+    }
+
+    /// The latency histogram (µs).
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.histogram
+    }
+
+    /// Time from the first to the last delivered message (zero before two deliveries).
+    pub fn active_duration(&self) -> Duration {
+        match (self.first, self.last) {
+            (Some(first), Some(last)) => last - first,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Flushes and closes the stats files. Returns (records, files) written, `None` without
+    /// a stats dir, or the first write error of the run.
+    pub fn finish_sink(&mut self) -> anyhow::Result<Option<(u64, u32)>> {
+        if let Some(e) = self.sink_error.take() {
+            return Err(e);
+        }
+        self.sink.take().map(StatsSink::finish).transpose()
+    }
+
+    fn disable_sink(&mut self, e: anyhow::Error) {
+        log::error!("{e:#}; no more stats records are written");
+        self.sink = None;
+        self.sink_error.get_or_insert(e);
+    }
+}
+
+/// Once-a-second progress: the message rate since the last line.
+#[derive(Debug)]
+struct Progress {
+    next: Instant,
+    last_at: Instant,
+    last_count: u64,
+}
+
+impl Progress {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn new(now: Instant) -> Self {
+        Self {
+            next: now + Self::EVERY,
+            last_at: now,
+            last_count: 0,
+        }
+    }
+
+    /// The rate since the previous line, if a line is due.
+    fn handle_timeout(&mut self, now: Instant, count: u64) -> Option<f64> {
+        if now < self.next {
+            return None;
+        }
+        let rate = per_second(count - self.last_count, now - self.last_at);
+        self.next = now + Self::EVERY;
+        self.last_at = now;
+        self.last_count = count;
+        Some(rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reports_the_rate_once_per_second() {
+        let t0 = Instant::now();
+        let mut p = Progress::new(t0);
+        assert_eq!(p.handle_timeout(t0 + Duration::from_millis(999), 500), None);
+        assert_eq!(
+            p.handle_timeout(t0 + Duration::from_secs(1), 1_000),
+            Some(1_000.0)
+        );
+        assert_eq!(p.next, t0 + Duration::from_secs(2));
+        assert_eq!(
+            p.handle_timeout(t0 + Duration::from_secs(3), 5_000),
+            Some(2_000.0)
+        );
+    }
+
+    #[test]
+    fn duration_spans_first_to_last_message() {
+        let t0 = Instant::now();
+        let mut r = Recorder::new(None, t0);
+        assert_eq!(r.active_duration(), Duration::ZERO);
+        r.on_message(t0 + Duration::from_secs(5), 1_100, 1, 0, 1_000);
+        r.on_message(t0 + Duration::from_secs(7), 2_300, 1, 1, 2_000);
+        assert_eq!(r.active_duration(), Duration::from_secs(2));
+        assert_eq!(r.histogram().len(), 2);
+        assert_eq!(r.histogram().max(), 300);
+        assert!(r.finish_sink().unwrap().is_none());
+    }
+}

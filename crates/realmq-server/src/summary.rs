@@ -1,0 +1,155 @@
+//! The final summary of a server run: one JSON object (`--json`) or a few readable lines.
+
+use realmq_common::stats::{per_second, LatencySummary};
+use serde::Serialize;
+
+use crate::recorder::{Counters, Recorder};
+
+/// How the UDP loop fared with its socket and sessions (all zero for TCP).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UdpCounters {
+    /// Datagrams handed to the socket.
+    pub datagrams_sent: u64,
+    /// Datagrams received from the socket (valid or not).
+    pub datagrams_received: u64,
+    /// Times `send_to` would block and a datagram waited for the socket to be writable.
+    pub send_blocked: u64,
+    /// Datagrams dropped because the wait queue was full (loss the QoS repairs).
+    pub send_queue_full: u64,
+    /// Datagrams the socket refused with an error (also repaired by the QoS).
+    pub send_errors: u64,
+    /// Datagrams dropped on purpose by `--simulate-loss`.
+    pub simulated_drops: u64,
+    /// Well-formed datagrams for no open session (late resends after a session ended).
+    pub unknown_session: u64,
+    /// Handshakes refused because too many sessions were open.
+    pub refused: u64,
+    /// Sessions evicted because the client fell silent.
+    pub sessions_dead: u64,
+}
+
+/// Everything the server reports at exit. `--json` prints it as one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerSummary {
+    /// `udp` or `tcp`.
+    pub protocol: &'static str,
+    /// Unique messages delivered.
+    pub received: u64,
+    /// Duplicate copies dropped.
+    pub duplicates: u64,
+    /// Malformed datagrams (UDP) or frames (TCP) dropped.
+    pub malformed: u64,
+    /// Messages delivered after a higher ID of their session.
+    pub out_of_order: u64,
+    /// Sessions ever opened.
+    pub sessions_total: u64,
+    /// Sessions still open at exit.
+    pub sessions_open: u64,
+    /// Sessions that ended.
+    pub sessions_ended: u64,
+    /// Seconds from the first to the last delivered message.
+    pub duration_s: f64,
+    /// `received / duration_s`.
+    pub msgs_per_s: f64,
+    /// One-way latency, µs.
+    pub latency_us: LatencySummary,
+    /// UDP socket and session-layer counters.
+    pub udp: UdpCounters,
+}
+
+impl ServerSummary {
+    /// Puts the summary of a run together.
+    pub fn new(
+        protocol: &'static str,
+        counters: &Counters,
+        udp: UdpCounters,
+        recorder: &Recorder,
+    ) -> Self {
+        let duration = recorder.active_duration();
+        Self {
+            protocol,
+            received: counters.received,
+            duplicates: counters.duplicates,
+            malformed: counters.malformed,
+            out_of_order: counters.out_of_order,
+            sessions_total: counters.sessions_total,
+            sessions_open: counters.sessions_open,
+            sessions_ended: counters.sessions_ended,
+            duration_s: duration.as_secs_f64(),
+            msgs_per_s: per_second(counters.received, duration),
+            latency_us: LatencySummary::from_histogram(recorder.histogram()),
+            udp,
+        }
+    }
+
+    /// The human-readable form, several lines.
+    pub fn to_text(&self) -> String {
+        let l = &self.latency_us;
+        format!(
+            "protocol {}: {} messages received in {:.3} s ({:.0} msgs/s, first to last message)\n\
+             duplicates {}, malformed {}, out of order {}\n\
+             sessions: {} total, {} ended, {} still open\n\
+             one-way latency µs: p50 {} p90 {} p99 {} p99.9 {} max {} (mean {:.1}, min {}, stddev {:.1})\n",
+            self.protocol,
+            self.received,
+            self.duration_s,
+            self.msgs_per_s,
+            self.duplicates,
+            self.malformed,
+            self.out_of_order,
+            self.sessions_total,
+            self.sessions_ended,
+            self.sessions_open,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            l.mean,
+            l.min,
+            l.stddev
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let t0 = Instant::now();
+        let mut recorder = Recorder::new(None, t0);
+        recorder.on_message(t0, 150, 1, 0, 100);
+        recorder.on_message(t0 + Duration::from_millis(500), 200, 1, 1, 100);
+        let counters = Counters {
+            received: 2,
+            sessions_total: 1,
+            sessions_ended: 1,
+            ..Counters::default()
+        };
+        let s = ServerSummary::new("udp", &counters, UdpCounters::default(), &recorder);
+        let v = serde_json::to_value(&s).unwrap();
+        for key in [
+            "received",
+            "duplicates",
+            "malformed",
+            "sessions_total",
+            "sessions_open",
+            "duration_s",
+            "msgs_per_s",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing in {v}");
+        }
+        for key in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                v["latency_us"].get(key).is_some(),
+                "latency_us.{key} missing"
+            );
+        }
+        assert_eq!(v["msgs_per_s"], 4.0);
+        assert_eq!(v["latency_us"]["max"], 100);
+        assert!(s.to_text().contains("2 messages received"));
+    }
+}

@@ -1,0 +1,349 @@
+//! The UDP server: one thread, one `mio::Poll`, one non-blocking socket, and the sans-IO
+//! [`Server`] that owns every session.
+//!
+//! Each pass of the loop:
+//! 1. waits in `poll` until the earliest deadline (the session layer's timers, the stats
+//!    flush, the progress line), or not at all when the previous pass left work;
+//! 2. reads datagrams until `WouldBlock`, at most [`RECV_BUDGET`] of them, feeding each to
+//!    the server (readiness is only a hint: the socket is read on every pass);
+//! 3. runs the timers whose deadline has passed (`now >= deadline`);
+//! 4. handles session events, then writes datagrams, at most [`SEND_BUDGET`] per pass. A
+//!    datagram that meets `WouldBlock` waits in a bounded queue, the socket is registered
+//!    for WRITABLE, and no new datagram is taken from the server until the queue is empty.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Registry, Token};
+use realmq_common::endpoint::{CloseReason, Server, ServerConfig, ServerEvent};
+use realmq_proto::MAX_DATAGRAM_SIZE;
+
+use crate::loss::LossSim;
+use crate::recorder::{unix_now_us, Counters, Recorder};
+use crate::summary::UdpCounters;
+use crate::Control;
+
+const SOCKET: Token = Token(1);
+/// Datagrams read per pass before timers and ACKs get their turn.
+const RECV_BUDGET: usize = 512;
+/// Datagrams written per pass.
+const SEND_BUDGET: usize = 512;
+/// Datagrams waiting for a writable socket; beyond it they are dropped (and counted).
+const QUEUE_LIMIT: usize = 1024;
+/// After the last expected session ended, keep answering (a repeated STOP whose BYE was
+/// lost) until the socket has been quiet this long...
+const LINGER_QUIET: Duration = Duration::from_millis(500);
+/// ... but no longer than this.
+const LINGER_MAX: Duration = Duration::from_secs(3);
+
+/// Options of the UDP loop.
+#[derive(Debug, Clone, Copy)]
+pub struct UdpOptions {
+    /// `--simulate-loss`, in percent.
+    pub simulate_loss: f64,
+    /// `--loss-seed`.
+    pub loss_seed: u64,
+}
+
+/// Binds the non-blocking UDP socket, with kernel buffers of `buffer_bytes` (0: default).
+pub fn bind(addr: SocketAddr, buffer_bytes: usize) -> anyhow::Result<UdpSocket> {
+    let socket =
+        std::net::UdpSocket::bind(addr).with_context(|| format!("cannot bind UDP {addr}"))?;
+    crate::sockopt::set_buffers(&socket, buffer_bytes);
+    socket
+        .set_nonblocking(true)
+        .context("cannot make the UDP socket non-blocking")?;
+    Ok(UdpSocket::from_std(socket))
+}
+
+/// Datagrams that met `WouldBlock`, oldest first, with recycled buffers.
+#[derive(Debug, Default)]
+struct Outbox {
+    queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    spare: Vec<Vec<u8>>,
+    writable_registered: bool,
+}
+
+/// The loop's state besides the session layer.
+struct Io {
+    socket: UdpSocket,
+    registry: Registry,
+    outbox: Outbox,
+    loss: LossSim,
+    stats: UdpCounters,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+}
+
+/// Serves RealMQ sessions until `control` says stop. Returns the final counters.
+pub fn run(
+    mut socket: UdpSocket,
+    mut poll: Poll,
+    control: &Control,
+    recorder: &mut Recorder,
+    options: UdpOptions,
+) -> anyhow::Result<(Counters, UdpCounters)> {
+    poll.registry()
+        .register(&mut socket, SOCKET, Interest::READABLE)
+        .context("cannot register the UDP socket")?;
+    let mut server = Server::new(ServerConfig::default(), fastrand::u64(..))
+        .context("invalid session configuration")?;
+    let mut io = Io {
+        socket,
+        registry: poll
+            .registry()
+            .try_clone()
+            .context("cannot clone the poll registry")?,
+        outbox: Outbox::default(),
+        loss: LossSim::new(options.simulate_loss, options.loss_seed),
+        stats: UdpCounters::default(),
+        rx: vec![0; MAX_DATAGRAM_SIZE],
+        tx: vec![0; MAX_DATAGRAM_SIZE],
+    };
+    let mut counters = Counters::default();
+    let mut events = Events::with_capacity(64);
+    let mut more_work = false;
+    // Set once the session limit is reached: (when, last datagram seen).
+    let mut lingering: Option<(Instant, Instant)> = None;
+
+    loop {
+        let now = Instant::now();
+        if control.interrupted() {
+            break;
+        }
+        if let Some((since, last_rx)) = lingering {
+            if now >= since + LINGER_MAX || now >= last_rx + LINGER_QUIET {
+                break;
+            }
+        } else if control.sessions_done(&counters) {
+            lingering = Some((now, now));
+            continue;
+        }
+        let mut deadline = recorder.poll_timeout();
+        if let Some(t) = server.poll_timeout() {
+            deadline = deadline.min(t);
+        }
+        if let Some((since, last_rx)) = lingering {
+            deadline = deadline.min((since + LINGER_MAX).min(last_rx + LINGER_QUIET));
+        }
+        let timeout = if more_work {
+            Duration::ZERO
+        } else {
+            deadline.saturating_duration_since(now)
+        };
+        match poll.poll(&mut events, Some(timeout)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => r.context("poll failed")?,
+        }
+        // Readiness is a hint: the socket is read and written below whatever the events
+        // say (spurious wake-ups are harmless), and a WAKER event only needs the loop to
+        // come round to the shutdown check above.
+
+        let (received, recv_more) = io.receive(&mut server, recorder)?;
+        if received > 0 {
+            if let Some((_, last_rx)) = &mut lingering {
+                *last_rx = Instant::now();
+            }
+        }
+        let now = Instant::now();
+        if server.poll_timeout().is_some_and(|t| now >= t) {
+            server.handle_timeout(now);
+        }
+        while let Some(event) = server.poll_event() {
+            on_event(event, &mut counters);
+        }
+        let send_more = io.transmit(&mut server, now)?;
+        more_work = recv_more || send_more;
+        update(&mut counters, &server);
+        recorder.handle_timeout(now, &counters);
+    }
+    io.drain_outbox(&mut poll);
+    update(&mut counters, &server);
+    let stats = server.stats();
+    io.stats.unknown_session = stats.unknown_session;
+    io.stats.refused = stats.refused;
+    io.stats.sessions_dead = stats.sessions_dead;
+    io.stats.simulated_drops = io.loss.dropped();
+    Ok((counters, io.stats))
+}
+
+fn update(counters: &mut Counters, server: &Server) {
+    let s = server.stats();
+    counters.received = s.received;
+    counters.duplicates = s.duplicates;
+    counters.malformed = s.malformed;
+    counters.out_of_order = s.out_of_order;
+    counters.sessions_total = s.sessions_total;
+    counters.sessions_open = s.sessions_open;
+}
+
+fn on_event(event: ServerEvent, counters: &mut Counters) {
+    match event {
+        ServerEvent::SessionOpened { session_id, peer } => {
+            log::info!("session {session_id} opened by {peer}");
+        }
+        ServerEvent::SessionClosed {
+            session_id,
+            peer,
+            received,
+            reason,
+        } => {
+            counters.sessions_ended += 1;
+            let why = match reason {
+                CloseReason::Bye => "closed by the client",
+                CloseReason::PeerDead => "evicted: the client fell silent",
+            };
+            log::info!("session {session_id} ({peer}) {why}: {received} messages received");
+        }
+    }
+}
+
+impl Io {
+    /// Reads up to [`RECV_BUDGET`] datagrams. Returns how many, and whether the budget ran
+    /// out before `WouldBlock` (more may be waiting).
+    fn receive(
+        &mut self,
+        server: &mut Server,
+        recorder: &mut Recorder,
+    ) -> anyhow::Result<(usize, bool)> {
+        let mut count = 0;
+        for _ in 0..RECV_BUDGET {
+            let (len, from) = match self.socket.recv_from(&mut self.rx) {
+                Ok(received) => received,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((count, false)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || transient(&e) => {
+                    log::debug!("recv_from: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e).context("cannot receive from the UDP socket"),
+            };
+            count += 1;
+            self.stats.datagrams_received += 1;
+            let now = Instant::now();
+            let now_unix = unix_now_us();
+            server.handle_datagram(now, from, &self.rx[..len], |d| {
+                recorder.on_message(now, now_unix, d.session_id, d.id, d.sent_unix_us);
+            });
+        }
+        Ok((count, true))
+    }
+
+    /// Sends queued datagrams, then new ones from the server, up to [`SEND_BUDGET`].
+    /// Returns whether the budget ran out with the server possibly holding more.
+    fn transmit(&mut self, server: &mut Server, now: Instant) -> anyhow::Result<bool> {
+        if !self.flush_outbox()? {
+            return Ok(false); // still blocked: wait for WRITABLE
+        }
+        for _ in 0..SEND_BUDGET {
+            let Some(t) = server.poll_transmit(now, &mut self.tx) else {
+                return Ok(false);
+            };
+            if self.loss.drop_next() {
+                continue;
+            }
+            if !self.send(t.destination, t.len)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Sends `self.tx[..len]`. Returns false if it had to be queued (socket full).
+    fn send(&mut self, to: SocketAddr, len: usize) -> anyhow::Result<bool> {
+        loop {
+            match self.socket.send_to(&self.tx[..len], to) {
+                Ok(_) => {
+                    self.stats.datagrams_sent += 1;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.stats.send_blocked += 1;
+                    if self.outbox.queue.len() >= QUEUE_LIMIT {
+                        self.stats.send_queue_full += 1;
+                    } else {
+                        let mut copy = self.outbox.spare.pop().unwrap_or_default();
+                        copy.clear();
+                        copy.extend_from_slice(&self.tx[..len]);
+                        self.outbox.queue.push_back((to, copy));
+                    }
+                    self.want_writable(true)?;
+                    return Ok(false);
+                }
+                Err(e) => {
+                    // ENOBUFS, an unreachable route...: this datagram is lost, the QoS
+                    // repairs it, the server keeps serving.
+                    log::debug!("send_to {to}: {e}");
+                    self.stats.send_errors += 1;
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    /// Sends what waits in the outbox. Returns whether it is now empty.
+    fn flush_outbox(&mut self) -> anyhow::Result<bool> {
+        while let Some((to, bytes)) = self.outbox.queue.front() {
+            match self.socket.send_to(bytes, *to) {
+                Ok(_) => self.stats.datagrams_sent += 1,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => {
+                    log::debug!("send_to {to}: {e}");
+                    self.stats.send_errors += 1;
+                }
+            }
+            let (_, buf) = self.outbox.queue.pop_front().expect("front exists");
+            self.outbox.spare.push(buf);
+        }
+        self.want_writable(false)?;
+        Ok(true)
+    }
+
+    fn want_writable(&mut self, on: bool) -> anyhow::Result<()> {
+        if self.outbox.writable_registered == on {
+            return Ok(());
+        }
+        let interest = if on {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        self.registry
+            .reregister(&mut self.socket, SOCKET, interest)
+            .context("cannot register the UDP socket")?;
+        self.outbox.writable_registered = on;
+        Ok(())
+    }
+
+    /// At exit: give queued datagrams (a last BYE) a bounded chance to leave.
+    fn drain_outbox(&mut self, poll: &mut Poll) {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let mut events = Events::with_capacity(8);
+        while !self.outbox.queue.is_empty() {
+            match self.flush_outbox() {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(_) => return,
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                log::warn!("{} datagrams not sent at exit", self.outbox.queue.len());
+                return;
+            }
+            let _ = poll.poll(&mut events, Some(deadline - now));
+        }
+    }
+}
+
+/// Errors a UDP socket reports for one datagram or one peer, not for itself.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+    )
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Load test: RealMQ over UDP with and without QoS against the TCP baseline, on loopback.
+#
+# Usage: scripts/loadtest.sh [--quick] [--messages N]
+#
+#   --quick       200000 messages per scenario (default: 1000000)
+#   --messages N  N messages per scenario
+#
+# Builds the release binaries, then for every scenario (protocol x QoS x threads x size)
+# starts a server on a free 127.0.0.1 port with --exit-after-sessions <threads> --json,
+# runs the client with --json, and finally prints one comparison table. Latency columns are
+# the server's one-way latency; msgs/s and MB/s are the client's (first send to last ack).
+# Needs bash, cargo and python3 (to read the JSON summaries). Exits non-zero if a
+# scenario that should not lose messages (UDP with QoS, TCP) lost one, or a process failed.
+set -euo pipefail
+
+messages=1000000
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) messages=200000 ;;
+        --messages)
+            [[ $# -ge 2 ]] || { echo "error: --messages needs a number" >&2; exit 2; }
+            messages="$2"
+            shift
+            ;;
+        -h | --help)
+            sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *) echo "error: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+[[ "$messages" =~ ^[1-9][0-9]*$ ]] || { echo "error: --messages wants a positive integer" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "error: python3 is needed to read the JSON summaries" >&2; exit 2; }
+command -v cargo >/dev/null || { echo "error: cargo is needed to build the binaries" >&2; exit 2; }
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+echo "building release binaries..." >&2
+cargo build --release --quiet -p realmq-server -p realmq-client
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/realmq-loadtest.XXXXXX")"
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "interrupted: stopping" >&2; exit 130' INT TERM
+
+# Waits up to $2 tenths of a second for process $1 to end; kills it if it does not.
+wait_or_kill() {
+    local pid="$1" tenths="$2" i
+    for ((i = 0; i < tenths; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "  process $pid did not end: killing it" >&2
+        kill "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# name protocol qos(qos|noqos) threads size
+run_scenario() {
+    local name="$1" protocol="$2" qos="$3" threads="$4" size="$5"
+    local dir="$work/$name" addr="" spid cpid rc=0 i
+    mkdir -p "$dir"
+    "$bin/realmq-server" --bind 127.0.0.1:0 --port-file "$dir/port" --protocol "$protocol" \
+        --exit-after-sessions "$threads" --json >"$dir/server.json" 2>"$dir/server.log" &
+    spid=$!
+    pids+=("$spid")
+    for ((i = 0; i < 100; i++)); do
+        [[ -s "$dir/port" ]] && break
+        kill -0 "$spid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [[ ! -s "$dir/port" ]]; then
+        echo "  server did not start:" >&2
+        tail -n 5 "$dir/server.log" >&2
+        wait_or_kill "$spid" 1
+        echo "$name server-failed" >>"$work/failures"
+        return
+    fi
+    addr="$(cat "$dir/port")"
+    local args=(--server "$addr" --protocol "$protocol" --threads "$threads"
+        --messages "$messages" --size "$size" --json)
+    [[ "$qos" == noqos ]] && args+=(--no-qos)
+    # In the background with `wait`, so that a signal to this script runs its trap at once
+    # (bash defers traps until a foreground child ends).
+    "$bin/realmq-client" "${args[@]}" >"$dir/client.json" 2>"$dir/client.log" &
+    cpid=$!
+    pids+=("$cpid")
+    wait "$cpid" || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        echo "  client exited with status $rc:" >&2
+        grep -m 3 '^error:' "$dir/client.log" >&2 || tail -n 3 "$dir/client.log" >&2
+        echo "$name client-status-$rc" >>"$work/failures"
+        wait_or_kill "$spid" 1
+    else
+        wait_or_kill "$spid" 100
+    fi
+    echo "$name" >>"$work/scenarios"
+    python3 - "$dir" "$name" <<'EOF' >&2
+import json, sys
+d, name = sys.argv[1], sys.argv[2]
+try:
+    c = json.load(open(f"{d}/client.json"))
+    s = json.load(open(f"{d}/server.json"))
+    print(f"  {name}: {c['msgs_per_s']:,.0f} msgs/s, sent {c['sent']}, delivered {s['received']}")
+except (OSError, ValueError, KeyError) as e:
+    print(f"  {name}: no summary ({e})")
+EOF
+}
+
+touch "$work/scenarios" "$work/failures"
+scenarios=()
+for protocol_qos in udp:qos udp:noqos tcp:qos; do
+    for threads in 1 2; do
+        for size in 64 1024; do
+            scenarios+=("$protocol_qos:$threads:$size")
+        done
+    done
+done
+n=0
+for s in "${scenarios[@]}"; do
+    IFS=: read -r protocol qos threads size <<<"$s"
+    n=$((n + 1))
+    label="$protocol"
+    [[ "$protocol" == udp ]] && label="udp-$qos"
+    name="${label}-t${threads}-${size}B"
+    echo "[$n/${#scenarios[@]}] $name, $messages messages" >&2
+    run_scenario "$name" "$protocol" "$qos" "$threads" "$size"
+done
+
+python3 - "$work" "$messages" <<'EOF'
+import json, sys
+work, messages = sys.argv[1], int(sys.argv[2])
+failures = [l.split() for l in open(f"{work}/failures") if l.strip()]
+failed = {f[0]: f[1] for f in failures}
+rows, bad = [], []
+for name in (l.strip() for l in open(f"{work}/scenarios") if l.strip()):
+    reliable = not name.startswith("udp-noqos")
+    try:
+        c = json.load(open(f"{work}/{name}/client.json"))
+        s = json.load(open(f"{work}/{name}/server.json"))
+    except (OSError, ValueError):
+        rows.append([name, "-", "-", "-", "-", "-", "-", "-", "-"])
+        bad.append(f"{name}: {failed.get(name, 'no JSON summary')}")
+        continue
+    lost = c["sent"] - s["received"]
+    rows.append([
+        name,
+        f"{c['msgs_per_s']:,.0f}",
+        f"{c['mb_per_s']:.1f}",
+        f"{s['latency_us']['p50']:,}",
+        f"{s['latency_us']['p99']:,}",
+        f"{c['sent']:,}",
+        f"{s['received']:,}",
+        f"{c['retransmitted']:,}",
+        f"{lost:,}",
+    ])
+    if name in failed:
+        bad.append(f"{name}: {failed[name]}")
+    elif reliable and (lost != 0 or c["undeliverable"] != 0):
+        bad.append(f"{name}: lost {lost}, undeliverable {c['undeliverable']}")
+head = ["scenario", "msgs/s", "MB/s", "p50 µs", "p99 µs", "sent", "delivered", "retransmitted", "lost"]
+widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+line = lambda r: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
+print(f"{messages:,} messages per scenario; latency = one-way at the server; "
+      "msgs/s and MB/s = client, first send to last ack; lost = sent - delivered")
+print(line(head))
+print("  ".join("-" * w for w in widths))
+for r in rows:
+    print(line(r))
+if bad:
+    print("FAILED:", "; ".join(bad), file=sys.stderr)
+    sys.exit(1)
+EOF
