@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use realmq_common::args::{parse_percent, parse_seconds};
 
 /// Largest `--size` accepted. Over UDP the session layer caps it lower, at what one
 /// datagram carries; the client says so before sending anything.
@@ -39,7 +40,7 @@ pub struct Args {
     pub messages: Option<u64>,
 
     /// Send for this many seconds (fractions allowed) instead of a number of messages.
-    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub duration: Option<Duration>,
 
     /// Payload bytes per message (random printable characters). Over UDP at most what one
@@ -66,7 +67,7 @@ pub struct Args {
 
     /// Give up on a server that does not answer the handshake (UDP) or the connection
     /// (TCP) within this many seconds.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_duration)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
     pub connect_timeout: Duration,
 
     /// Testing aid: drop this percentage (0-100) of outgoing datagrams at random before
@@ -111,26 +112,6 @@ pub enum Protocol {
     Udp,
     /// The TCP baseline.
     Tcp,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(secs > 0.0 && secs <= 86_400.0) {
-        return Err(format!("{s} is out of range: give 0 < SECS <= 86400"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn parse_percent(s: &str) -> Result<f64, String> {
-    let pct: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a percentage"))?;
-    if !(0.0..=100.0).contains(&pct) {
-        return Err(format!("{s} is out of range: give 0 <= PCT <= 100"));
-    }
-    Ok(pct)
 }
 
 #[cfg(test)]

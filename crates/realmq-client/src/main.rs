@@ -8,7 +8,6 @@
 //! end. See `docs/USAGE.md`.
 
 mod cli;
-mod loss;
 mod pacing;
 mod sockopt;
 mod summary;

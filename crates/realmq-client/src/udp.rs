@@ -22,9 +22,9 @@ use realmq_common::endpoint::{Client, ClientConfig, ClientEvent, ClientState, Se
 use realmq_common::stats::merge_latency;
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
-use crate::loss::LossSim;
 use crate::summary::{Progress, ThreadResult};
 use crate::{random_payload, unix_now_us, WorkerConfig};
+use realmq_common::loss::LossSim;
 
 const SOCKET: Token = Token(1);
 /// Datagrams read per pass.

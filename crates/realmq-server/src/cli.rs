@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use realmq_common::args::{parse_percent, parse_seconds};
 
 /// Receives RealMQ messages and measures their one-way latency.
 ///
@@ -51,7 +52,7 @@ pub struct Args {
     pub stats_format: StatsFormat,
 
     /// Flush buffered stats records to disk at least this often, in seconds.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_interval)]
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds)]
     pub save_interval: Duration,
 
     /// Start a new numbered stats file after this many records.
@@ -91,28 +92,6 @@ pub enum StatsFormat {
     Csv,
     /// JSON lines: `{"session":S,"id":I,"num":N,"latency_us":L}`.
     Json,
-}
-
-/// Parses a positive number of seconds (fractions allowed, e.g. `0.5`).
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(secs > 0.0 && secs <= 86_400.0) {
-        return Err(format!("{s} is out of range: give 0 < SECS <= 86400"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// Parses a percentage in 0..=100.
-pub fn parse_percent(s: &str) -> Result<f64, String> {
-    let pct: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a percentage"))?;
-    if !(0.0..=100.0).contains(&pct) {
-        return Err(format!("{s} is out of range: give 0 <= PCT <= 100"));
-    }
-    Ok(pct)
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 //! [`plot`], [`summary`]). See `docs/USAGE.md`.
 
 mod cli;
-mod loss;
 mod plot;
 mod recorder;
 mod sink;

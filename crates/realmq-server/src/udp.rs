@@ -22,10 +22,10 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use realmq_common::endpoint::{CloseReason, Server, ServerConfig, ServerEvent};
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
-use crate::loss::LossSim;
 use crate::recorder::{unix_now_us, Counters, Recorder};
 use crate::summary::UdpCounters;
 use crate::Control;
+use realmq_common::loss::LossSim;
 
 const SOCKET: Token = Token(1);
 /// Datagrams read per pass before timers and ACKs get their turn.

@@ -1,5 +1,5 @@
-//! `--simulate-loss`: a seeded coin that drops outgoing datagrams before they reach the
-//! socket, a testing aid in the spirit of Aeron's debug loss generators.
+//! A seeded coin that drops outgoing datagrams before they reach the socket: the binaries'
+//! `--simulate-loss` testing aid, in the spirit of Aeron's debug loss generators. Pure code.
 
 /// Decides, datagram by datagram, whether to drop it. Deterministic for a given seed.
 #[derive(Debug, Clone)]
