@@ -6,16 +6,13 @@
 //!
 //! The server binary is expected next to the client's; `cargo test --workspace` builds it.
 
-use std::io::{BufRead, BufReader, Read};
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use serde_json::Value;
 
-/// The longest any process may take.
-const WAIT: Duration = Duration::from_secs(60);
+use support::Proc;
 
 fn client_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_realmq-client"))
@@ -32,84 +29,7 @@ fn server_bin() -> PathBuf {
     path
 }
 
-/// A child process, killed on drop, whose stdout and stderr are read by helper threads.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    stdout: mpsc::Receiver<String>,
-    /// stderr lines, then `None` at its end.
-    stderr: mpsc::Receiver<Option<String>>,
-    seen: Vec<String>,
-}
-
-/// What a finished process left.
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    /// stdout parsed as the one JSON object the binaries print with `--json`.
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    /// The `error: ...` line.
-    fn error_line(&self) -> &str {
-        self.stderr
-            .lines()
-            .find(|l| l.starts_with("error:"))
-            .unwrap_or_else(|| panic!("no `error:` line in stderr:\n{}", self.stderr))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Proc {
-    fn start(name: &'static str, bin: PathBuf, args: &[&str]) -> Self {
-        let mut child = Command::new(&bin)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let (out_tx, stdout) = mpsc::channel();
-        let mut out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = out.read_to_string(&mut text);
-            let _ = out_tx.send(text);
-        });
-        let (err_tx, stderr) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = err_tx.send(Some(line));
-            }
-            let _ = err_tx.send(None);
-        });
-        Self {
-            name,
-            child,
-            stdout,
-            stderr,
-            seen: Vec::new(),
-        }
-    }
-
     /// A server on an ephemeral loopback port; returns it and its address.
     fn server(args: &[&str]) -> (Self, String) {
         let mut all = vec!["--bind", "127.0.0.1:0", "--json"];
@@ -123,43 +43,6 @@ impl Proc {
         let mut all = vec!["--server", addr, "--json"];
         all.extend_from_slice(args);
         Self::start("client", client_bin(), &all)
-    }
-
-    fn wait_for_address(&mut self) -> String {
-        loop {
-            let line = self
-                .stderr
-                .recv_timeout(WAIT)
-                .unwrap_or_else(|_| panic!("no `listening on` line within {WAIT:?}"))
-                .unwrap_or_else(|| panic!("server ended early:\n{}", self.seen.join("\n")));
-            self.seen.push(line.clone());
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_string();
-            }
-        }
-    }
-
-    /// Waits (bounded) for the process to exit.
-    fn finish(mut self) -> Output {
-        let stdout = self.stdout.recv_timeout(WAIT).unwrap_or_else(|_| {
-            panic!(
-                "{} still running after {WAIT:?}; stderr so far:\n{}",
-                self.name,
-                {
-                    let more: Vec<String> = self.stderr.try_iter().flatten().collect();
-                    [self.seen.join("\n"), more.join("\n")].join("\n")
-                }
-            )
-        });
-        let status = self.child.wait().unwrap();
-        while let Ok(Some(line)) = self.stderr.recv_timeout(WAIT) {
-            self.seen.push(line);
-        }
-        Output {
-            status,
-            stdout,
-            stderr: self.seen.join("\n"),
-        }
     }
 }
 
