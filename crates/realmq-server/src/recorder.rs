@@ -9,7 +9,7 @@ use realmq_common::stats::{latency_histogram, one_way_latency_us, per_second, re
 use crate::sink::StatsSink;
 
 /// Counters both transports keep, for progress lines and the summary.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
     /// Unique messages delivered.
     pub received: u64,

@@ -33,20 +33,9 @@ pub struct UdpCounters {
 pub struct ServerSummary {
     /// `udp` or `tcp`.
     pub protocol: &'static str,
-    /// Unique messages delivered.
-    pub received: u64,
-    /// Duplicate copies dropped.
-    pub duplicates: u64,
-    /// Malformed datagrams (UDP) or frames (TCP) dropped.
-    pub malformed: u64,
-    /// Messages delivered after a higher ID of their session.
-    pub out_of_order: u64,
-    /// Sessions ever opened.
-    pub sessions_total: u64,
-    /// Sessions still open at exit.
-    pub sessions_open: u64,
-    /// Sessions that ended.
-    pub sessions_ended: u64,
+    /// Messages, duplicates, malformed input and sessions (flattened into the top level).
+    #[serde(flatten)]
+    pub counters: Counters,
     /// Seconds from the first to the last delivered message.
     pub duration_s: f64,
     /// `received / duration_s`.
@@ -68,13 +57,7 @@ impl ServerSummary {
         let duration = recorder.active_duration();
         Self {
             protocol,
-            received: counters.received,
-            duplicates: counters.duplicates,
-            malformed: counters.malformed,
-            out_of_order: counters.out_of_order,
-            sessions_total: counters.sessions_total,
-            sessions_open: counters.sessions_open,
-            sessions_ended: counters.sessions_ended,
+            counters: *counters,
             duration_s: duration.as_secs_f64(),
             msgs_per_s: per_second(counters.received, duration),
             latency_us: LatencySummary::from_histogram(recorder.histogram()),
@@ -85,21 +68,22 @@ impl ServerSummary {
     /// The human-readable form, several lines.
     pub fn to_text(&self) -> String {
         let l = &self.latency_us;
+        let c = &self.counters;
         format!(
             "protocol {}: {} messages received in {:.3} s ({:.0} msgs/s, first to last message)\n\
              duplicates {}, malformed {}, out of order {}\n\
              sessions: {} total, {} ended, {} still open\n\
              one-way latency µs: p50 {} p90 {} p99 {} p99.9 {} max {} (mean {:.1}, min {}, stddev {:.1})\n",
             self.protocol,
-            self.received,
+            c.received,
             self.duration_s,
             self.msgs_per_s,
-            self.duplicates,
-            self.malformed,
-            self.out_of_order,
-            self.sessions_total,
-            self.sessions_ended,
-            self.sessions_open,
+            c.duplicates,
+            c.malformed,
+            c.out_of_order,
+            c.sessions_total,
+            c.sessions_ended,
+            c.sessions_open,
             l.p50,
             l.p90,
             l.p99,
