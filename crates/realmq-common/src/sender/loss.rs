@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::congestion::MESSAGE_OVERHEAD;
 use super::store::State;
 use super::{Sender, SenderEvent, Timer};
 
@@ -40,6 +41,7 @@ impl Sender {
             }
             let deadline = entry.sent_time + delay;
             if entry.tx.saturating_add(threshold) <= largest_tx || deadline <= now {
+                self.congestion.on_congestion_event(now, entry.sent_time);
                 abandoned |= self.declare_lost(id);
             } else {
                 loss_time = Some(loss_time.map_or(deadline, |t| t.min(deadline)));
@@ -59,26 +61,35 @@ impl Sender {
     }
 
     /// The retransmission timeout fired: no ACK made progress for a whole RTO since the last
-    /// DATA write. Queues for a resend (RFC 6298 §5.4, generalised to many messages):
+    /// DATA write. Declares lost every in-flight message whose last copy is at least one RTO
+    /// old (and the oldest one in any case), and lets the next datagram go out whatever the
+    /// congestion window says: it is the probe (RFC 9002 §7.5: probes are not blocked by
+    /// congestion control).
     ///
-    /// - every message already resent before whose last copy is at least one RTO old: it was
-    ///   lost once, and the ACK of a resend cannot reveal the loss of another (Karn's
-    ///   ambiguity, see `on_ack_received`), so without this a stalled window of such
-    ///   stragglers would recover one timeout at a time;
-    /// - the oldest never-resent messages, one datagram's worth: a probe. A timeout can be
-    ///   spurious (ACKs stuck behind a deep queue); resending the whole window then would
-    ///   double the queue at every timeout, a congestion collapse the simulation showed.
+    /// Declaring everything that old lost is safe because the congestion window paces the
+    /// resends: a first timeout halves it, timeouts in a row drop it to its minimum
+    /// (persistent congestion). Without the window, resending a whole window at every
+    /// (possibly spurious) timeout doubled the queue each time, the collapse an earlier
+    /// version of the simulation showed; without declaring them lost, a window whose every
+    /// message was dropped (a receiver's full socket buffer) stayed "in flight", the
+    /// congestion window stayed full, and only one datagram per timeout moved.
     ///
-    /// The next datagram asks for an immediate ACK and the timeout doubles (§5.5) until a
-    /// never-resent message is acknowledged (§5.7).
+    /// The next datagram asks for an immediate ACK and the timeout doubles (RFC 6298 §5.5)
+    /// until an acknowledgement makes progress.
     pub(super) fn on_rto(&mut self, now: Instant) {
         let expired = self.rto();
         self.stats.rto_fired += 1;
+        // A first timeout may be spurious (ACKs stuck in a queue): it counts as one loss
+        // event. Timeouts in a row mean the path is congested for good (RFC 9002 §7.6).
+        if self.rto_backoff == 0 {
+            self.congestion.on_congestion_event(now, now);
+        } else {
+            self.congestion.on_persistent_congestion(now);
+        }
         self.rto_backoff = self.rto_backoff.saturating_add(1);
         self.rto_anchor = Some(now);
         self.ack_now = true;
-        let budget = self.config.max_payload();
-        let mut probe_bytes = 0;
+        self.probe = true;
         let mut abandoned = false;
         let mut declared = 0usize;
         for i in 0..self.unacked.len() {
@@ -87,19 +98,7 @@ impl Sender {
             if entry.state != State::InFlight {
                 continue;
             }
-            let old_enough = declared == 0 || entry.sent_time + expired <= now;
-            let wanted = if entry.retries > 0 {
-                old_enough
-            } else {
-                // Payload plus a generous allowance for the per-message framing.
-                let cost = entry.span.len() + 8;
-                let fits = probe_bytes == 0 || probe_bytes + cost <= budget;
-                if fits && old_enough {
-                    probe_bytes += cost;
-                }
-                fits && old_enough
-            };
-            if wanted {
+            if declared == 0 || entry.sent_time + expired <= now {
                 declared += 1;
                 abandoned |= self.declare_lost(id);
             }
@@ -131,6 +130,8 @@ impl Sender {
         self.stats.lost += 1;
         let max_retries = self.config.max_retries;
         let entry = self.window.entry_mut(id);
+        // Callers pass in-flight messages only: they leave the flight either way.
+        self.congestion.on_lost(entry.span.len() + MESSAGE_OVERHEAD);
         if entry.retries >= max_retries {
             entry.state = State::Abandoned;
             self.unacked_bytes -= entry.span.len();

@@ -3,6 +3,7 @@
 //!
 //! See [`Sender`] for the contract and `docs/QOS.md` for the design.
 
+mod congestion;
 mod loss;
 mod store;
 #[cfg(test)]
@@ -18,6 +19,7 @@ use crate::config::{SenderConfig, SenderConfigError};
 use crate::liveness::{HeartbeatSchedule, PeerLiveness};
 use crate::rtt::{RtoBounds, RttEstimator};
 use crate::search::lower_bound;
+use congestion::{Congestion, MESSAGE_OVERHEAD};
 use store::{State, Window};
 
 /// Why [`Sender::send`] refused a message.
@@ -184,6 +186,11 @@ pub struct Sender {
     largest_acked: Option<u64>,
     largest_acked_tx: Option<u64>,
     rtt: RttEstimator,
+    /// NewReno: bounds the bytes in flight (RFC 9002 §7).
+    congestion: Congestion,
+    /// A retransmission timeout fired: the next DATA datagram is its probe and ignores the
+    /// congestion window.
+    probe: bool,
     /// Consecutive timeouts without progress: the RTO's backoff exponent.
     rto_backoff: u32,
     /// What the RTO counts from: the last DATA write, or the last timeout.
@@ -225,6 +232,8 @@ impl Sender {
             largest_acked: None,
             largest_acked_tx: None,
             rtt: RttEstimator::new(config.initial_rtt),
+            congestion: Congestion::new(config.max_datagram_size, config.window_bytes),
+            probe: false,
             rto_backoff: 0,
             rto_anchor: None,
             timers: [None; 2],
@@ -276,8 +285,10 @@ impl Sender {
     }
 
     /// Whether `write_data` has something to write: resends or new messages.
+    /// False also while the congestion window is full: ACKs must make room first.
     pub fn has_pending_data(&self) -> bool {
-        self.queued > 0 || self.next_unsent < self.window.next_id()
+        let pending = self.queued > 0 || self.next_unsent < self.window.next_id();
+        pending && (!self.config.reliable || self.probe || self.congestion.can_send(1))
     }
 
     /// Writes one DATA frame into `w`: queued resends first (ascending IDs, original
@@ -290,7 +301,15 @@ impl Sender {
         let Some((id, resend)) = self.next_to_write(0, 0) else {
             return 0;
         };
+        // Bytes this datagram puts in flight; the congestion window bounds them, except in a
+        // timeout's probe.
+        let limited = reliable && !self.probe;
+        let mut flight = 0;
         let (entry, payload) = self.window.entry_and_payload(id);
+        let cost = payload.len() + MESSAGE_OVERHEAD;
+        if limited && !self.congestion.can_send(cost) {
+            return 0;
+        }
         let message = Message {
             id,
             timestamp_us: entry.timestamp_us,
@@ -300,9 +319,14 @@ impl Sender {
             return 0;
         };
         entry.mark_written(tx, now, resend, reliable);
+        flight += cost;
         let (mut resends, mut news) = (usize::from(resend), usize::from(!resend));
         while let Some((id, resend)) = self.next_to_write(resends, news) {
             let (entry, payload) = self.window.entry_and_payload(id);
+            let cost = payload.len() + MESSAGE_OVERHEAD;
+            if limited && !self.congestion.can_send(flight + cost) {
+                break;
+            }
             let message = Message {
                 id,
                 timestamp_us: entry.timestamp_us,
@@ -312,6 +336,7 @@ impl Sender {
                 break;
             }
             entry.mark_written(tx, now, resend, reliable);
+            flight += cost;
             if resend {
                 resends += 1;
             } else {
@@ -337,8 +362,10 @@ impl Sender {
         self.stats.datagrams += 1;
         self.next_tx += 1;
         self.ack_now = false;
+        self.probe = false;
         self.on_datagram_sent(now);
         if self.config.reliable {
+            self.congestion.on_sent(flight);
             self.rto_anchor = Some(now);
         } else {
             self.window.advance();
@@ -470,6 +497,12 @@ impl Sender {
         &self.rtt
     }
 
+    /// The congestion window and the bytes in flight it bounds (payloads plus a per-message
+    /// allowance for framing).
+    pub fn congestion_window(&self) -> (usize, usize) {
+        (self.congestion.window(), self.congestion.in_flight())
+    }
+
     /// The current retransmission timeout, backoff included.
     pub fn rto(&self) -> Duration {
         self.rtt.rto(self.rto_bounds, self.rto_backoff)
@@ -575,6 +608,9 @@ impl Sender {
                 if entry.state == State::Queued {
                     self.queued -= 1;
                     self.stats.acked_after_lost += 1;
+                } else {
+                    self.congestion
+                        .on_acked(entry.span.len() + MESSAGE_OVERHEAD, entry.sent_time);
                 }
                 entry.state = State::Acked;
                 self.unacked_bytes -= entry.span.len();

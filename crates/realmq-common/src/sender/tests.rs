@@ -120,15 +120,18 @@ fn a_resend_is_judged_by_what_was_sent_after_it() {
     for _ in 0..4 {
         write(&mut s, t0);
     }
-    // The timeout resends message 0 (one fits a datagram) in transmission 4.
+    // The timeout declares all four lost; message 0 (one fits a datagram) is resent first,
+    // in transmission 4.
     let rto = s.rto();
     s.handle_timeout(t0 + rto);
-    assert_eq!(s.stats().lost, 1);
+    assert_eq!(s.stats().lost, 4);
     assert_eq!(write(&mut s, t0 + rto), [0]);
-    // Now 1..=3 are acknowledged. By ID, 0 is three below 3 and would be lost at once; by
-    // transmission, its resend came after them and is not.
+    // Now the first copies of 1..=3 are acknowledged (before their resends left). By ID, 0
+    // is three below 3 and would be lost at once; by transmission, its resend came after
+    // them and is not.
     ack(&mut s, t0 + rto + MS, &[1..=3], 0).unwrap();
-    assert_eq!(s.stats().lost, 1);
+    assert_eq!(s.stats().lost, 4);
+    assert_eq!(s.stats().acked_after_lost, 3);
     assert!(!s.has_pending_data());
     assert_eq!(s.in_flight(), 1);
 }
@@ -394,7 +397,14 @@ fn ids_survive_reordering_behind_later_datagrams() {
     let t0 = Instant::now();
     let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
     send_n(&mut s, t0, 1000, 8);
-    while !write(&mut s, t0).is_empty() {}
+    // Write the first 1000, acknowledging as the congestion window fills.
+    let mut written = 0;
+    while written < 1000 {
+        match write(&mut s, t0).last() {
+            Some(&last) => written = last + 1,
+            None => ack(&mut s, t0 + MS, &[0..=written - 1], 0).unwrap(),
+        }
+    }
     ack(&mut s, t0 + MS, &[0..=999], 0).unwrap();
     send_n(&mut s, t0, 20, 8);
     let mut early = [0u8; 1500];
