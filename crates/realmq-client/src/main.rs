@@ -106,8 +106,13 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     {
         let shutdown = Arc::clone(&shutdown);
+        // The first Ctrl-C/SIGTERM stops sending and waits for what is in flight; a second
+        // one exits at once (ctrlc runs this on its own thread, so printing is safe).
         ctrlc::set_handler(move || {
-            shutdown.store(true, Ordering::Relaxed);
+            if shutdown.swap(true, Ordering::Relaxed) {
+                eprintln!("error: interrupted twice: exiting without waiting for acknowledgements");
+                std::process::exit(130);
+            }
             for waker in &wakers {
                 let _ = waker.wake();
             }
