@@ -19,6 +19,14 @@ pub(super) const MESSAGE_OVERHEAD: usize = 8;
 /// The smallest congestion window, in datagrams (see `Congestion::min_window`).
 const MIN_WINDOW_DATAGRAMS: usize = 32;
 
+/// The first congestion window, in datagrams: 128 (188 KiB at the default size). RFC 9002
+/// §7.2 starts Internet paths at ten; on loopback a small first window made every session
+/// start with several round trips of slow start, during which the messages waiting in the
+/// send window raised the 99th-percentile latency of a 1,000,000-message run from 1.3 ms to
+/// 15-22 ms (1024-byte messages). 128 brought it back to 1.3 ms, and a receiver with a
+/// default 208 KiB socket buffer still lost nothing.
+const INITIAL_WINDOW_DATAGRAMS: usize = 128;
+
 /// The NewReno state: window, slow-start threshold, bytes in flight, recovery period.
 #[derive(Debug, Clone)]
 pub(super) struct Congestion {
@@ -34,10 +42,9 @@ pub(super) struct Congestion {
 }
 
 impl Congestion {
-    /// A controller in slow start whose window starts at its minimum (see
-    /// `Congestion::min_window`; RFC 9002 §7.2 starts Internet paths at ten datagrams).
+    /// A controller in slow start with a window of [`INITIAL_WINDOW_DATAGRAMS`].
     pub(super) fn new(max_datagram: usize, max_window: usize) -> Self {
-        let initial = MIN_WINDOW_DATAGRAMS * max_datagram;
+        let initial = INITIAL_WINDOW_DATAGRAMS * max_datagram;
         let max_window = max_window.max(initial);
         Self {
             window: initial,
@@ -130,7 +137,7 @@ mod tests {
     #[test]
     fn starts_with_the_rfc_initial_window_and_lets_one_big_message_out() {
         let c = Congestion::new(MDS, 8 << 20);
-        assert_eq!(c.window(), 32 * MDS);
+        assert_eq!(c.window(), 128 * MDS);
         assert!(c.can_send(100_000), "nothing in flight: anything may go");
     }
 
@@ -174,7 +181,7 @@ mod tests {
     fn one_congestion_event_per_recovery_period() {
         let t0 = Instant::now();
         let mut c = Congestion::new(MDS, 8 << 20);
-        // Grow to four times the minimum first.
+        // Grow to four times the first window.
         let w = c.window();
         c.on_sent(3 * w);
         c.on_acked(3 * w, t0);
@@ -192,26 +199,27 @@ mod tests {
         c.on_sent(1000);
         c.on_acked(1000, t0 + Duration::from_millis(9));
         assert_eq!(c.window(), 2 * w);
-        // A loss of a message sent after it starts a new event; the window stops at its floor.
+        // A loss of a message sent after it starts a new event.
         c.on_congestion_event(
             recovery + Duration::from_millis(20),
             recovery + Duration::from_millis(1),
         );
         assert_eq!(c.window(), w);
-        c.on_congestion_event(
-            recovery + Duration::from_millis(40),
-            recovery + Duration::from_millis(30),
-        );
-        assert_eq!(c.window(), w, "never below the minimum");
+        // Every new event halves again, down to the minimum and no further.
+        for i in 0..4 {
+            let at = recovery + Duration::from_millis(40 + 20 * i);
+            c.on_congestion_event(at, at - Duration::from_millis(1));
+        }
+        assert_eq!(c.window(), 32 * MDS, "never below the minimum");
     }
 
     #[test]
     fn persistent_congestion_falls_to_the_minimum_and_the_window_is_capped() {
         let t0 = Instant::now();
-        let mut c = Congestion::new(MDS, 100_000);
-        c.on_sent(100_000);
-        c.on_acked(100_000, t0);
-        assert_eq!(c.window(), 100_000, "capped at the send window's bytes");
+        let mut c = Congestion::new(MDS, 400_000);
+        c.on_sent(400_000);
+        c.on_acked(400_000, t0);
+        assert_eq!(c.window(), 400_000, "capped at the send window's bytes");
         c.on_persistent_congestion(t0 + Duration::from_millis(1));
         assert_eq!(c.window(), 32 * MDS);
     }
