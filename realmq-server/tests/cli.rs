@@ -1,7 +1,7 @@
 //! The server binary's command line: usage errors, runtime errors, and graceful shutdown.
 //!
 //! Everything binds 127.0.0.1 with port 0. End-to-end runs with the client live in
-//! `crates/realmq-client/tests/e2e.rs`; having tests here also makes `cargo test
+//! `realmq-client/tests/e2e.rs`; having tests here also makes `cargo test
 //! --workspace` build the `realmq-server` binary they use.
 
 #[path = "../../realmq-client/tests/support/mod.rs"]

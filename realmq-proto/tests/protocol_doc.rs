@@ -3,7 +3,7 @@
 
 use realmq_proto::{Datagram, Flags, Frame, Message, PacketKind};
 
-const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
+const DOC: &str = include_str!("../../docs/PROTOCOL.md");
 
 /// The hex block after the `<!-- worked-example -->` marker.
 fn worked_example() -> Vec<u8> {
