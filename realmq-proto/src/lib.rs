@@ -2,7 +2,7 @@
 //! threads, and no allocation.
 //!
 //! A datagram is an 8-byte [`Header`] followed by [`Frame`]s. Message IDs are 62-bit
-//! per-session sequence numbers sent truncated ([`id`]); ACKs describe any set of received
+//! per-session sequence numbers sent truncated (see [`IdEncodeContext`]); ACKs describe any set of received
 //! IDs as gap/length ranges. `docs/PROTOCOL.md` gives the byte-level layout.
 //!
 //! ```
@@ -23,19 +23,20 @@
 
 mod codec;
 mod datagram;
-pub mod error;
-pub mod frame;
-pub mod header;
-pub mod id;
-pub mod varint;
+mod error;
+mod frame;
+mod header;
+mod id;
+mod varint;
 
 pub use datagram::{
     Datagram, DatagramWriter, Frames, DEFAULT_MAX_DATAGRAM, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE,
 };
 pub use error::{DecodeError, EncodeError};
 pub use frame::{
-    AckFrame, AckSummary, Bye, DataFrame, DataWriter, Frame, Heartbeat, Hello, Message, Stop,
-    Welcome, MAX_TOKEN_LEN,
+    frame_type, AckFrame, AckRanges, AckSummary, Bye, DataFrame, DataWriter, Frame, Heartbeat,
+    Hello, Message, Messages, Stop, Welcome, MAX_MESSAGES_PER_FRAME, MAX_TOKEN_LEN,
 };
-pub use header::{Flags, Header, PacketKind, HEADER_LEN};
+pub use header::{field as header_field, Flags, Header, PacketKind, HEADER_LEN, MAGIC, VERSION};
 pub use id::{IdEncodeContext, MAX_MESSAGE_ID};
+pub use varint::encoded_len as varint_len;

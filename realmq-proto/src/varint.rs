@@ -8,7 +8,7 @@ use crate::error::{DecodeError, EncodeError};
 /// The largest value a variable-length integer can hold: 2^62 - 1.
 pub const MAX: u64 = (1 << 62) - 1;
 
-/// Bytes needed to encode `value` in its shortest form, or `None` above [`MAX`].
+/// Bytes needed to encode `value` in its shortest form, or `None` above `MAX` (2^62 − 1).
 pub const fn encoded_len(value: u64) -> Option<usize> {
     if value < 1 << 6 {
         Some(1)

@@ -1,7 +1,7 @@
 //! One test per frame type, from literal bytes, plus the error cases.
 
 use realmq_proto::{
-    frame::frame_type, Bye, Datagram, DatagramWriter, DecodeError, EncodeError, Frame, Header,
+    frame_type, Bye, Datagram, DatagramWriter, DecodeError, EncodeError, Frame, Header,
     Heartbeat, Hello, IdEncodeContext, Message, Stop, Welcome, DEFAULT_MAX_DATAGRAM,
 };
 

@@ -10,7 +10,7 @@
 
 use core::ops::RangeInclusive;
 
-use realmq_proto::varint::encoded_len as varint_len;
+use realmq_proto::varint_len;
 
 /// Bytes of a varint, counting an impossible (>= 2^62) value as 8.
 fn vlen(v: u64) -> usize {
