@@ -3,8 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use realmq_common::args::{parse_percent, parse_seconds};
+use clap::Parser;
+use realmq_common::io::cli::{parse_seconds, CommonArgs};
+use realmq_common::io::Protocol;
+
+use crate::{RunInfo, WorkerConfig};
 
 /// Largest `--size` accepted. Over UDP the session layer caps it lower, at what one
 /// datagram carries; the client says so before sending anything.
@@ -23,11 +26,6 @@ pub struct Args {
     /// Server address, IP:PORT.
     #[arg(long, default_value = "127.0.0.1:5555", value_name = "ADDR")]
     pub server: SocketAddr,
-
-    /// Transport: `udp` (RealMQ sessions) or `tcp` (the baseline; the server must run with
-    /// the same --protocol).
-    #[arg(long, value_enum, default_value_t = Protocol::Udp)]
-    pub protocol: Protocol,
 
     /// Sender threads, each with its own socket and session.
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -59,32 +57,14 @@ pub struct Args {
     #[arg(long)]
     pub no_qos: bool,
 
-    /// Print the final summary as one JSON object on stdout (logs stay on stderr).
-    /// `duration_s`, `msgs_per_s` and `mb_per_s` cover the first message sent to the last
-    /// one acknowledged (without QoS: sent; TCP: read by the server).
-    #[arg(long)]
-    pub json: bool,
-
     /// Give up on a server that does not answer the handshake (UDP) or the connection
     /// (TCP) within this many seconds.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
     pub connect_timeout: Duration,
 
-    /// Testing aid: drop this percentage (0-100) of outgoing datagrams at random before
-    /// they reach the socket, to exercise loss recovery. UDP only.
-    #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
-    pub simulate_loss: f64,
-
-    /// Seed of --simulate-loss (thread i uses seed + i), so that a lossy run can be
-    /// repeated.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub loss_seed: u64,
-
-    /// Kernel receive and send buffer size requested for each UDP socket, in bytes
-    /// (SO_RCVBUF/SO_SNDBUF; the kernel may cap it). 0 keeps the OS default, which a full
-    /// send window can overflow on a fast sender.
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
-    pub socket_buffer: usize,
+    /// Flags both binaries take.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 impl Args {
@@ -103,15 +83,50 @@ impl Args {
     pub fn rate_per_thread(&self) -> f64 {
         self.rate as f64 / f64::from(self.threads)
     }
-}
 
-/// The transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Protocol {
-    /// RealMQ over UDP.
-    Udp,
-    /// The TCP baseline.
-    Tcp,
+    /// One [`WorkerConfig`] per thread.
+    pub fn workers(&self) -> Vec<WorkerConfig> {
+        (0..self.threads)
+            .map(|index| WorkerConfig {
+                index,
+                server: self.server,
+                quota: self.quota(index),
+                duration: self.duration,
+                rate: self.rate_per_thread(),
+                size: self.size as usize,
+                reliable: !self.no_qos,
+                connect_timeout: self.connect_timeout,
+                simulate_loss: self.common.simulate_loss,
+                loss_seed: self.common.loss_seed.wrapping_add(u64::from(index)),
+                socket_buffer: self.common.socket_buffer,
+            })
+            .collect()
+    }
+
+    /// The run as a whole, for the summary.
+    pub fn run_info(&self) -> RunInfo {
+        RunInfo {
+            protocol: self.common.protocol.name(),
+            qos: self.common.protocol == Protocol::Tcp || !self.no_qos,
+            threads: self.threads,
+            size: self.size,
+        }
+    }
+
+    /// One line saying what the run does.
+    pub fn describe(&self) -> String {
+        if self.common.protocol == Protocol::Tcp && self.common.simulate_loss > 0.0 {
+            log::warn!("--simulate-loss applies to UDP only; TCP repairs loss itself");
+        }
+        format!(
+            "{} thread(s) sending {}-byte messages to {} over {}{}",
+            self.threads,
+            self.size,
+            self.server,
+            self.common.protocol.name().to_uppercase(),
+            if self.no_qos { " without QoS" } else { "" }
+        )
+    }
 }
 
 #[cfg(test)]

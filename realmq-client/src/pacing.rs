@@ -13,7 +13,7 @@ const BURST_TIME: Duration = Duration::from_millis(10);
 
 /// A token bucket; rate 0 means unlimited.
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -22,7 +22,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// A bucket paying `rate` tokens per second (0: unlimited), holding one token at `now`.
-    pub fn new(rate: f64, now: Instant) -> Self {
+    pub(crate) fn new(rate: f64, now: Instant) -> Self {
         let burst = (rate * BURST_TIME.as_secs_f64()).max(1.0);
         Self {
             rate,
@@ -33,7 +33,7 @@ impl TokenBucket {
     }
 
     /// Takes up to `max` whole tokens at `now`; returns how many.
-    pub fn take(&mut self, now: Instant, max: u64) -> u64 {
+    pub(crate) fn take(&mut self, now: Instant, max: u64) -> u64 {
         if self.rate == 0.0 {
             return max;
         }
@@ -44,14 +44,14 @@ impl TokenBucket {
     }
 
     /// Returns `n` tokens taken but not used.
-    pub fn give_back(&mut self, n: u64) {
+    pub(crate) fn give_back(&mut self, n: u64) {
         if self.rate > 0.0 {
             self.tokens = (self.tokens + n as f64).min(self.burst.max(n as f64));
         }
     }
 
     /// When at least one token is available; `None` when unlimited.
-    pub fn next_token_at(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn next_token_at(&self, now: Instant) -> Option<Instant> {
         if self.rate == 0.0 {
             return None;
         }

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use realmq_common::io::TextReport;
 use realmq_common::stats::{
     latency_histogram, megabytes_per_second, merge_latency, per_second, LatencySummary,
 };
@@ -20,6 +21,16 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The sums of `sent` and `acked` over all threads.
+    pub fn total(all: &[Progress]) -> (u64, u64) {
+        all.iter().fold((0, 0), |(s, a), p| {
+            (
+                s + p.sent.load(Ordering::Relaxed),
+                a + p.acked.load(Ordering::Relaxed),
+            )
+        })
+    }
+
     /// Publishes the thread's counters.
     pub fn publish(&self, sent: u64, acked: u64) {
         self.sent.store(sent, Ordering::Relaxed);
@@ -54,9 +65,9 @@ pub struct ThreadResult {
     pub rtt: Histogram<u64>,
 }
 
-impl ThreadResult {
+impl Default for ThreadResult {
     /// A result with nothing done yet.
-    pub fn new() -> Self {
+    fn default() -> Self {
         Self {
             sent: 0,
             acked: 0,
@@ -166,9 +177,10 @@ impl ClientSummary {
             simulated_drops: sum(|r| r.simulated_drops),
         }
     }
+}
 
-    /// The human-readable form, several lines.
-    pub fn to_text(&self) -> String {
+impl TextReport for ClientSummary {
+    fn to_text(&self) -> String {
         let r = &self.rtt_us;
         let received = self
             .server_received
@@ -209,19 +221,23 @@ mod tests {
     #[test]
     fn aggregates_threads() {
         let t0 = Instant::now();
-        let mut a = ThreadResult::new();
-        a.sent = 600;
-        a.acked = 600;
-        a.server_received = Some(600);
-        a.first_send = Some(t0);
-        a.drained = Some(t0 + Duration::from_millis(500));
+        let mut a = ThreadResult {
+            sent: 600,
+            acked: 600,
+            server_received: Some(600),
+            first_send: Some(t0),
+            drained: Some(t0 + Duration::from_millis(500)),
+            ..ThreadResult::default()
+        };
         record_latency_us(&mut a.rtt, 100);
-        let mut b = ThreadResult::new();
-        b.sent = 400;
-        b.acked = 390;
-        b.undeliverable = 10;
-        b.first_send = Some(t0 + Duration::from_millis(100));
-        b.drained = Some(t0 + Duration::from_secs(1));
+        let mut b = ThreadResult {
+            sent: 400,
+            acked: 390,
+            undeliverable: 10,
+            first_send: Some(t0 + Duration::from_millis(100)),
+            drained: Some(t0 + Duration::from_secs(1)),
+            ..ThreadResult::default()
+        };
         record_latency_us(&mut b.rtt, 300);
         let run = RunInfo {
             protocol: "udp",

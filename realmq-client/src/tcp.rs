@@ -7,15 +7,15 @@
 //! and reads the server's `received: u64`.
 
 use std::io::{self, BufWriter, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use realmq_common::io::{unix_now_us, Shutdown};
 
 use crate::pacing::TokenBucket;
 use crate::summary::{Progress, ThreadResult};
-use crate::{random_payload, unix_now_us, WorkerConfig};
+use crate::{random_payload, WorkerConfig};
 
 /// Messages written per flush.
 const SEND_BATCH: u64 = 256;
@@ -23,7 +23,11 @@ const SEND_BATCH: u64 = 256;
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Appends one frame to `out`.
-pub fn write_frame(out: &mut impl Write, sent_unix_us: u64, payload: &[u8]) -> io::Result<()> {
+pub(crate) fn write_frame(
+    out: &mut impl Write,
+    sent_unix_us: u64,
+    payload: &[u8],
+) -> io::Result<()> {
     let len = (8 + payload.len()) as u32;
     out.write_all(&len.to_le_bytes())?;
     out.write_all(&sent_unix_us.to_le_bytes())?;
@@ -31,10 +35,10 @@ pub fn write_frame(out: &mut impl Write, sent_unix_us: u64, payload: &[u8]) -> i
 }
 
 /// Runs one TCP sender thread to the end of its connection.
-pub fn run(
+pub(crate) fn send_connection(
     config: &WorkerConfig,
     progress: &Progress,
-    shutdown: &AtomicBool,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<ThreadResult> {
     let server = config.server;
     let stream = TcpStream::connect_timeout(&server, config.connect_timeout).with_context(|| {
@@ -49,7 +53,7 @@ pub fn run(
         .context("cannot set a read timeout")?;
     let payload = random_payload(config.size, config.index);
     let mut out = BufWriter::with_capacity(256 * 1024, &stream);
-    let mut result = ThreadResult::new();
+    let mut result = ThreadResult::default();
     let start = Instant::now();
     let mut pacer = TokenBucket::new(config.rate, start);
     let send_until = config.duration.map(|d| start + d);
@@ -59,10 +63,7 @@ pub fn run(
 
     loop {
         let now = Instant::now();
-        if remaining == Some(0)
-            || send_until.is_some_and(|t| now >= t)
-            || shutdown.load(Ordering::Relaxed)
-        {
+        if remaining == Some(0) || send_until.is_some_and(|t| now >= t) || shutdown.is_triggered() {
             break;
         }
         let granted = pacer.take(now, remaining.unwrap_or(u64::MAX).min(SEND_BATCH));
@@ -88,7 +89,9 @@ pub fn run(
     }
     out.flush().map_err(lost_server)?;
     drop(out);
-    stream.shutdown(Shutdown::Write).map_err(lost_server)?;
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .map_err(lost_server)?;
     let mut count = [0u8; 8];
     (&stream)
         .read_exact(&mut count)

@@ -10,22 +10,23 @@
 //! it has left.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use realmq_common::config::SenderConfig;
 use realmq_common::endpoint::{Client, ClientConfig, ClientEvent, ClientState, SendError};
+use realmq_common::io::{socket, unix_now_us, DropSim, Outbox, Shutdown};
 use realmq_common::stats::merge_latency;
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
 use crate::summary::{Progress, ThreadResult};
-use crate::{random_payload, unix_now_us, WorkerConfig};
-use realmq_common::loss::LossSim;
+use crate::{random_payload, WorkerConfig};
 
+/// The token of the waker that interrupts `poll` on shutdown.
+const WAKER: Token = Token(0);
 const SOCKET: Token = Token(1);
 /// Datagrams read per pass.
 const RECV_BUDGET: usize = 256;
@@ -35,7 +36,7 @@ const SEND_BATCH: u64 = 256;
 const SEND_BUDGET: usize = 512;
 
 /// The session configuration for a worker.
-pub fn client_config(config: &WorkerConfig) -> ClientConfig {
+pub(crate) fn client_config(config: &WorkerConfig) -> ClientConfig {
     ClientConfig {
         sender: SenderConfig {
             reliable: config.reliable,
@@ -46,7 +47,7 @@ pub fn client_config(config: &WorkerConfig) -> ClientConfig {
     }
 }
 
-/// The largest `--size` the session layer takes over UDP.
+/// The largest `--size` the session layer takes over UDP (one message per datagram).
 pub fn max_payload() -> usize {
     SenderConfig::default().max_payload()
 }
@@ -56,24 +57,26 @@ struct Worker<'a> {
     socket: UdpSocket,
     poll: Poll,
     client: Client,
-    loss: LossSim,
+    loss: DropSim,
     tx: Vec<u8>,
     rx: Vec<u8>,
-    /// A datagram that met `WouldBlock`: its length in `tx`.
-    blocked: Option<usize>,
+    outbox: Outbox,
     /// Set when the handshake completed.
     session_id: Option<u32>,
     result: ThreadResult,
 }
 
-/// Runs one sender thread to the end of its session.
-pub fn run(
+/// Runs one sender thread's session to its end: handshake, messages, close.
+pub(crate) fn send_session(
     config: &WorkerConfig,
-    poll: Poll,
     progress: &Progress,
-    shutdown: &AtomicBool,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<ThreadResult> {
-    let socket = connect(config.server, config.socket_buffer)?;
+    let poll = Poll::new().context("cannot create an event loop")?;
+    let waker = Waker::new(poll.registry(), WAKER).context("cannot create a waker")?;
+    shutdown.add_waker(Arc::new(waker));
+    let socket = socket::connect_udp(config.server, config.socket_buffer)
+        .with_context(|| format!("cannot open a UDP socket to {}", config.server))?;
     let now = Instant::now();
     let client = Client::new(client_config(config), now, unix_now_us(), fastrand::u64(..))
         .context("invalid session configuration")?;
@@ -82,19 +85,19 @@ pub fn run(
         socket,
         poll,
         client,
-        loss: LossSim::new(config.simulate_loss, config.loss_seed),
+        loss: DropSim::new(config.simulate_loss, config.loss_seed),
         tx: vec![0; MAX_DATAGRAM_SIZE],
         rx: vec![0; MAX_DATAGRAM_SIZE],
-        blocked: None,
+        outbox: Outbox::new(),
         session_id: None,
-        result: ThreadResult::new(),
+        result: ThreadResult::default(),
     };
     worker
         .poll
         .registry()
         .register(&mut worker.socket, SOCKET, Interest::READABLE)
         .context("cannot register the UDP socket")?;
-    worker.run(progress, shutdown)?;
+    worker.drive(progress, shutdown)?;
     if worker.session_id.is_none() && worker.result.unreachable {
         bail!(
             "no answer from {} within {:?}: is realmq-server running there (with --protocol udp)?",
@@ -108,7 +111,7 @@ pub fn run(
     r.sent = stats.sent;
     r.retransmitted = stats.retransmitted;
     r.undeliverable = stats.undeliverable;
-    r.datagrams_sent = stats.datagrams_sent;
+    r.datagrams_sent = worker.outbox.stats().datagrams_sent;
     r.simulated_drops = worker.loss.dropped();
     r.acked = if config.reliable {
         stats.acked
@@ -118,25 +121,9 @@ pub fn run(
     Ok(worker.result)
 }
 
-/// A non-blocking UDP socket connected to `server`.
-fn connect(server: SocketAddr, buffer: usize) -> anyhow::Result<UdpSocket> {
-    let local: SocketAddr = match server {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = std::net::UdpSocket::bind(local).context("cannot bind a UDP socket")?;
-    socket
-        .connect(server)
-        .with_context(|| format!("cannot connect a UDP socket to {server}"))?;
-    crate::sockopt::set_buffers(&socket, buffer);
-    socket
-        .set_nonblocking(true)
-        .context("cannot make the UDP socket non-blocking")?;
-    Ok(UdpSocket::from_std(socket))
-}
-
 impl Worker<'_> {
-    fn run(&mut self, progress: &Progress, shutdown: &AtomicBool) -> anyhow::Result<()> {
+    /// The event loop, until the session has closed.
+    fn drive(&mut self, progress: &Progress, shutdown: &Shutdown) -> anyhow::Result<()> {
         let start = Instant::now();
         let mut pacer = crate::pacing::TokenBucket::new(self.config.rate, start);
         let payload = random_payload(self.config.size, self.config.index);
@@ -151,7 +138,7 @@ impl Worker<'_> {
             let out_of_messages = remaining == Some(0) || send_until.is_some_and(|t| now >= t);
             // Ctrl-C also ends a handshake still in progress (`finish` is a no-op once
             // finishing).
-            if (established && out_of_messages) || shutdown.load(Ordering::Relaxed) {
+            if (established && out_of_messages) || shutdown.is_triggered() {
                 self.client.finish(now);
             }
 
@@ -194,15 +181,19 @@ impl Worker<'_> {
             }
 
             // Wait for the earliest of the session's timer, a token, the end of --duration.
-            let mut deadline = self.client.poll_timeout();
             let wants_to_send = self.client.is_established()
                 && !window_full
                 && remaining != Some(0)
                 && send_until.is_none_or(|t| now < t);
-            if wants_to_send {
-                deadline = earliest(deadline, pacer.next_token_at(now));
-            }
-            deadline = earliest(deadline, send_until);
+            let next_token = if wants_to_send {
+                pacer.next_token_at(now)
+            } else {
+                None
+            };
+            let deadline = [self.client.poll_timeout(), next_token, send_until]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = if more_work {
                 Some(Duration::ZERO)
             } else {
@@ -239,58 +230,29 @@ impl Worker<'_> {
         Ok(count)
     }
 
-    /// Writes the blocked datagram, then new ones. Returns false if the budget ran out.
+    /// Writes the parked datagram, then new ones. Returns false if the budget ran out.
     fn transmit(&mut self, now: Instant) -> anyhow::Result<bool> {
-        if let Some(len) = self.blocked {
-            if !self.send(len)? {
-                return Ok(true); // still blocked: WRITABLE is registered
-            }
-            self.blocked = None;
-            self.set_writable(false)?;
-        }
-        for _ in 0..SEND_BUDGET {
-            let Some(len) = self.client.poll_transmit(now, &mut self.tx) else {
-                return Ok(true);
-            };
-            if self.loss.drop_next() {
-                continue;
-            }
-            if !self.send(len)? {
-                self.blocked = Some(len);
-                self.set_writable(true)?;
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// Sends `tx[..len]`; false when the socket would block.
-    fn send(&mut self, len: usize) -> anyhow::Result<bool> {
-        loop {
-            return match self.socket.send(&self.tx[..len]) {
-                Ok(_) => Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Lost like any datagram (ICMP refused from an earlier one, ENOBUFS): the
-                // QoS, or the handshake timeout, deals with it.
-                Err(e) => {
-                    log::debug!("send: {e}");
-                    Ok(true)
+        let mut done = true;
+        if self.outbox.flush(&self.socket) {
+            done = false;
+            for _ in 0..SEND_BUDGET {
+                let Some(len) = self.client.poll_transmit(now, &mut self.tx) else {
+                    done = true;
+                    break;
+                };
+                if self.loss.drop_next() {
+                    continue;
                 }
-            };
+                if !self.outbox.send(&self.socket, None, &self.tx[..len]) {
+                    done = true; // blocked: WRITABLE is registered below
+                    break;
+                }
+            }
         }
-    }
-
-    fn set_writable(&mut self, on: bool) -> anyhow::Result<()> {
-        let interest = if on {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        self.poll
-            .registry()
-            .reregister(&mut self.socket, SOCKET, interest)
-            .context("cannot register the UDP socket")
+        self.outbox
+            .sync_interest(self.poll.registry(), &mut self.socket, SOCKET)
+            .context("cannot register the UDP socket")?;
+        Ok(done)
     }
 
     fn handle_events(&mut self, now: Instant, send_until: &mut Option<Instant>) {
@@ -320,14 +282,6 @@ impl Worker<'_> {
         {
             self.result.drained = Some(now);
         }
-    }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
     }
 }
 

@@ -79,7 +79,7 @@ fn batched(first_id: u64, first_ts: u64) -> (usize, u64) {
 
 /// Every figure the example prints.
 #[derive(Debug)]
-pub struct Sizes {
+pub(crate) struct Sizes {
     /// The original's text ACK of 10,000 IDs.
     pub original_ack: usize,
     /// RealMQ's ACK datagram for 10,000 contiguous IDs.
@@ -101,7 +101,7 @@ pub struct Sizes {
 }
 
 /// Computes every figure.
-pub fn measure() -> Sizes {
+pub(crate) fn measure() -> Sizes {
     let original_ack = original_ack_bytes(0..MESSAGES);
     let (ack_contiguous, _) = ack_datagram_len(&[0..=MESSAGES - 1]);
 

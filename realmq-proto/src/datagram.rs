@@ -5,7 +5,7 @@ use core::ops::RangeInclusive;
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{
-    ack, AckSummary, Bye, DataWriter, Frame, Heartbeat, Hello, Message, Stop, Welcome,
+    ack, AckSummary, Bye, DataWriter, Frame, Heartbeat, Hello, Message, Retry, Stop, Welcome,
 };
 use crate::header::{Header, PacketKind, HEADER_LEN};
 use crate::id::IdEncodeContext;
@@ -124,6 +124,11 @@ impl<'a> DatagramWriter<'a> {
 
     /// Appends a HELLO frame.
     pub fn hello(&mut self, frame: Hello<'_>) -> Result<(), EncodeError> {
+        self.atomically(|w| frame.write(w))
+    }
+
+    /// Appends a RETRY frame.
+    pub fn retry(&mut self, frame: Retry<'_>) -> Result<(), EncodeError> {
         self.atomically(|w| frame.write(w))
     }
 

@@ -6,7 +6,7 @@
 use crate::error::{DecodeError, EncodeError};
 
 /// The largest value a variable-length integer can hold: 2^62 - 1.
-pub const MAX: u64 = (1 << 62) - 1;
+pub(crate) const MAX: u64 = (1 << 62) - 1;
 
 /// Bytes needed to encode `value` in its shortest form, or `None` above `MAX` (2^62 − 1).
 pub const fn encoded_len(value: u64) -> Option<usize> {
@@ -45,7 +45,7 @@ pub(crate) fn write_with_len(value: u64, len: usize, out: &mut [u8]) {
 }
 
 /// Encodes `value` at the start of `out`, returning the bytes written.
-pub fn encode(value: u64, out: &mut [u8]) -> Result<usize, EncodeError> {
+pub(crate) fn encode(value: u64, out: &mut [u8]) -> Result<usize, EncodeError> {
     let len = encoded_len(value).ok_or(EncodeError::VarintOverflow(value))?;
     if out.len() < len {
         return Err(EncodeError::BufferFull {
@@ -58,7 +58,7 @@ pub fn encode(value: u64, out: &mut [u8]) -> Result<usize, EncodeError> {
 }
 
 /// Decodes a variable-length integer at the start of `bytes`: the value and its length.
-pub fn decode(bytes: &[u8]) -> Result<(u64, usize), DecodeError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, usize), DecodeError> {
     let first = *bytes.first().ok_or(DecodeError::Truncated)?;
     let len = 1usize << (first >> 6);
     let raw = bytes.get(..len).ok_or(DecodeError::Truncated)?;
@@ -71,12 +71,12 @@ pub fn decode(bytes: &[u8]) -> Result<(u64, usize), DecodeError> {
 
 /// Maps a signed value onto an unsigned one so that small magnitudes stay small
 /// (0, -1, 1, -2, ... become 0, 1, 2, 3, ...).
-pub const fn zigzag(value: i64) -> u64 {
+pub(crate) const fn zigzag(value: i64) -> u64 {
     ((value << 1) ^ (value >> 63)) as u64
 }
 
 /// The inverse of [`zigzag`].
-pub const fn unzigzag(value: u64) -> i64 {
+pub(crate) const fn unzigzag(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 

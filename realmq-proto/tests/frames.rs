@@ -1,12 +1,12 @@
 //! One test per frame type, from literal bytes, plus the error cases.
 
 use realmq_proto::{
-    frame_type, Bye, Datagram, DatagramWriter, DecodeError, EncodeError, Frame, Header,
-    Heartbeat, Hello, IdEncodeContext, Message, Stop, Welcome, DEFAULT_MAX_DATAGRAM,
+    frame_type, Bye, Datagram, DatagramWriter, DecodeError, EncodeError, Frame, Header, Heartbeat,
+    Hello, IdEncodeContext, Message, Retry, Stop, Welcome, DEFAULT_MAX_DATAGRAM,
 };
 
-const SESSION: [u8; 8] = [0x52, 0x4d, 0x01, 0x10, 0, 0, 0, 9];
-const HANDSHAKE: [u8; 8] = [0x52, 0x4d, 0x01, 0x00, 0, 0, 0, 0];
+const SESSION: [u8; 8] = [0x52, 0x4d, 0x02, 0x10, 0, 0, 0, 9];
+const HANDSHAKE: [u8; 8] = [0x52, 0x4d, 0x02, 0x00, 0, 0, 0, 0];
 
 fn with_header(header: [u8; 8], body: &[u8]) -> Vec<u8> {
     let mut v = header.to_vec();
@@ -60,14 +60,46 @@ fn hello_and_welcome() {
     let mut body = vec![0x05];
     body.extend_from_slice(&7u64.to_be_bytes());
     body.extend_from_slice(&[0x43, 0xe8]); // 1000 µs
+    body.extend_from_slice(&9u64.to_be_bytes()); // server nonce
+    body.extend_from_slice(&[0x60, 0x00]); // id window 8192
     let bytes = with_header(HANDSHAKE, &body);
     assert_eq!(
         only_frame(&bytes),
         Frame::Welcome(Welcome {
             nonce: 7,
-            heartbeat_interval_us: 1000
+            heartbeat_interval_us: 1000,
+            server_nonce: 9,
+            id_window: 8192,
         })
     );
+
+    let mut body = vec![0x10];
+    body.extend_from_slice(&7u64.to_be_bytes());
+    body.extend_from_slice(&[0x03, 0xc1, 0xc2, 0xc3]); // a 3-byte cookie
+    let bytes = with_header(HANDSHAKE, &body);
+    assert_eq!(
+        only_frame(&bytes),
+        Frame::Retry(Retry {
+            nonce: 7,
+            cookie: &[0xc1, 0xc2, 0xc3]
+        })
+    );
+    // RETRY belongs to the handshake only.
+    assert!(Datagram::parse(&with_header(SESSION, &body), None).is_err());
+}
+
+#[test]
+fn data_ids_are_sent_whole_whatever_the_receiver_has_seen() {
+    // First ID 0x01_0000 (65,536) in 3 bytes: type 0x08 | (3 - 1).
+    let body = [0x0a, 0x01, 0x00, 0x00, 0x05, 0x40, 0x01, 0x01, b'x'];
+    let bytes = with_header(SESSION, &body);
+    for reference in [None, Some(0), Some(65_535), Some(131_071), Some(1 << 40)] {
+        let d = Datagram::parse(&bytes, reference).unwrap();
+        let Some(Frame::Data(data)) = d.frames().next() else {
+            panic!("no DATA frame")
+        };
+        assert_eq!(data.first_id(), 65_536, "reference {reference:?}");
+    }
 }
 
 #[test]

@@ -5,8 +5,8 @@ use core::ops::RangeInclusive;
 
 use proptest::prelude::*;
 use realmq_proto::{
-    Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, Hello, IdEncodeContext, Message, Stop,
-    Welcome, MAX_MESSAGE_ID, MAX_TOKEN_LEN,
+    Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, Hello, IdEncodeContext, Message,
+    Retry, Stop, Welcome, MAX_MESSAGE_ID, MAX_TOKEN_LEN,
 };
 
 const MAX_SIZE: usize = 65_507;
@@ -85,7 +85,7 @@ fn messages() -> impl Strategy<Value = (u64, Vec<(u64, u64, Vec<u8>)>)> {
 }
 
 mod varint {
-    pub const MAX_TS: u64 = (1 << 62) - 1;
+    pub(crate) const MAX_TS: u64 = (1 << 62) - 1;
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
@@ -205,12 +205,17 @@ proptest! {
         epoch in varint(),
         token in prop::collection::vec(any::<u8>(), 0..=MAX_TOKEN_LEN),
         interval in varint(),
+        server_nonce: u64,
+        id_window in varint(),
+        cookie in prop::collection::vec(any::<u8>(), 0..=MAX_TOKEN_LEN),
         pad in 0usize..400,
     ) {
-        let mut buf = vec![0u8; 2000];
-        let mut w = DatagramWriter::new(&mut buf, 2000, Header::handshake(0)).unwrap();
+        let mut buf = vec![0u8; 2400];
+        let mut w = DatagramWriter::new(&mut buf, 2400, Header::handshake(0)).unwrap();
         w.hello(Hello { nonce, epoch_unix_us: epoch, token: &token }).unwrap();
-        w.welcome(Welcome { nonce, heartbeat_interval_us: interval }).unwrap();
+        let welcome = Welcome { nonce, heartbeat_interval_us: interval, server_nonce, id_window };
+        w.welcome(welcome).unwrap();
+        w.retry(Retry { nonce, cookie: &cookie }).unwrap();
         let before = w.len();
         w.pad_to(before + pad);
         let len = w.finish();
@@ -218,11 +223,12 @@ proptest! {
         let datagram = Datagram::parse(&buf[..len], None).unwrap();
         let frames: Vec<Frame<'_>> = datagram.frames().collect();
         prop_assert_eq!(frames[0], Frame::Hello(Hello { nonce, epoch_unix_us: epoch, token: &token }));
-        prop_assert_eq!(frames[1], Frame::Welcome(Welcome { nonce, heartbeat_interval_us: interval }));
+        prop_assert_eq!(frames[1], Frame::Welcome(welcome));
+        prop_assert_eq!(frames[2], Frame::Retry(Retry { nonce, cookie: &cookie }));
         if pad > 0 {
-            prop_assert_eq!(frames[2], Frame::Padding { len: pad });
+            prop_assert_eq!(frames[3], Frame::Padding { len: pad });
         }
-        prop_assert_eq!(frames.len(), 2 + usize::from(pad > 0));
+        prop_assert_eq!(frames.len(), 3 + usize::from(pad > 0));
     }
 
     /// Whatever the bytes, parsing returns Ok or Err; frames of an accepted datagram can
@@ -236,7 +242,7 @@ proptest! {
         let mut bytes = bytes;
         // Give most inputs a valid header so the fuzzing reaches the frames.
         if bytes.len() >= 8 && session {
-            bytes[..4].copy_from_slice(&[0x52, 0x4d, 0x01, 0x10]);
+            bytes[..4].copy_from_slice(&[0x52, 0x4d, 0x02, 0x10]);
         }
         if let Ok(d) = Datagram::parse(&bytes, largest) {
             for frame in d.frames() {

@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use realmq_common::args::{parse_percent, parse_seconds};
+use clap::Parser;
+use realmq_common::io::cli::{parse_seconds, CommonArgs};
+
+use crate::sink::{SinkConfig, StatsFormat};
+use crate::ServeOptions;
 
 /// Receives RealMQ messages and measures their one-way latency.
 ///
@@ -21,20 +24,10 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:5555", value_name = "ADDR")]
     pub bind: SocketAddr,
 
-    /// Transport: `udp` (RealMQ sessions with QoS) or `tcp` (baseline: length-prefixed
-    /// messages over one TCP connection per client thread).
-    #[arg(long, value_enum, default_value_t = Protocol::Udp)]
-    pub protocol: Protocol,
-
     /// Exit after this many sessions have ended (closed by the client, or declared dead).
     /// Without it the server runs until Ctrl-C or SIGTERM.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub exit_after_sessions: Option<u64>,
-
-    /// Print the final summary as one JSON object on stdout (logs stay on stderr).
-    /// `duration_s` and `msgs_per_s` cover the first to the last delivered message.
-    #[arg(long)]
-    pub json: bool,
 
     /// Write the bound address (`IP:PORT`, one line) to this file once listening, for
     /// scripts and tests that bind port 0.
@@ -60,38 +53,26 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub rotate_after: u64,
 
-    /// Testing aid: drop this percentage (0-100) of outgoing datagrams (ACKs, handshakes)
-    /// at random before they reach the socket, to exercise the client's loss recovery.
-    #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
-    pub simulate_loss: f64,
-
-    /// Seed of --simulate-loss, so that a lossy run can be repeated.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub loss_seed: u64,
-
-    /// Kernel receive and send buffer size requested for the UDP socket, in bytes
-    /// (SO_RCVBUF/SO_SNDBUF; the kernel may cap it, on Linux at net.core.rmem_max). 0 keeps
-    /// the OS default, which bursts from fast clients overflow.
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
-    pub socket_buffer: usize,
+    /// Flags both binaries take.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
-/// The transport a server or client speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Protocol {
-    /// RealMQ over UDP, with QoS.
-    Udp,
-    /// The TCP baseline.
-    Tcp,
-}
-
-/// Record format of the stats files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatsFormat {
-    /// `id,num,diff` lines with a header line per file.
-    Csv,
-    /// JSON lines: `{"session":S,"id":I,"num":N,"latency_us":L}`.
-    Json,
+impl Args {
+    /// What [`crate::serve`] needs from the flags.
+    pub fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            exit_after_sessions: self.exit_after_sessions,
+            stats: self.stats_dir.as_ref().map(|dir| SinkConfig {
+                dir: dir.clone(),
+                format: self.stats_format,
+                save_interval: self.save_interval,
+                rotate_after: self.rotate_after,
+            }),
+            simulate_loss: self.common.simulate_loss,
+            loss_seed: self.common.loss_seed,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -108,10 +89,10 @@ mod tests {
     fn defaults() {
         let a = Args::try_parse_from(["realmq-server"]).unwrap();
         assert_eq!(a.bind, "127.0.0.1:5555".parse().unwrap());
-        assert_eq!(a.protocol, Protocol::Udp);
+        assert_eq!(a.common.protocol, realmq_common::io::Protocol::Udp);
         assert_eq!(a.save_interval, Duration::from_secs(1));
         assert_eq!(a.rotate_after, 1_000_000);
-        assert_eq!(a.simulate_loss, 0.0);
+        assert_eq!(a.common.simulate_loss, 0.0);
         assert!(a.exit_after_sessions.is_none());
     }
 

@@ -21,7 +21,7 @@ const SIZE: (u32, u32) = (1100, 900);
 
 /// Writes the latency plot of `histogram` (µs) to `path`. Does nothing and returns
 /// `Ok(false)` for an empty histogram.
-pub fn write_latency_svg(path: &Path, histogram: &Histogram<u64>) -> anyhow::Result<bool> {
+pub(crate) fn write_latency_svg(path: &Path, histogram: &Histogram<u64>) -> anyhow::Result<bool> {
     if histogram.is_empty() {
         return Ok(false);
     }

@@ -1,10 +1,12 @@
 //! What the server measures per delivered message, whatever the transport: the latency
 //! histogram, the first and last delivery times, the stats files, and the progress line.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use realmq_common::stats::{latency_histogram, one_way_latency_us, per_second, record_latency_us};
+
+use realmq_common::payload_stamp::{check_stamp, StampCheck};
 
 use crate::sink::StatsSink;
 
@@ -25,13 +27,12 @@ pub struct Counters {
     pub sessions_open: u64,
     /// Sessions that ended (closed by the client or declared dead).
     pub sessions_ended: u64,
-}
-
-/// µs since the Unix epoch, the clock the clients stamp messages with.
-pub fn unix_now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    /// Delivered payloads that carried the load client's stamp (session, ID, CRC-32; see
+    /// `realmq_common::payload_stamp`) and were checked.
+    pub stamped: u64,
+    /// Stamped payloads that did not match the session and ID they were delivered under,
+    /// or whose checksum failed. Expected 0.
+    pub corrupt: u64,
 }
 
 /// Latency histogram, delivery times and stats files of one server run.
@@ -43,6 +44,8 @@ pub struct Recorder {
     first: Option<Instant>,
     last: Option<Instant>,
     progress: Progress,
+    stamped: u64,
+    corrupt: u64,
 }
 
 impl Recorder {
@@ -55,7 +58,30 @@ impl Recorder {
             first: None,
             last: None,
             progress: Progress::new(now),
+            stamped: 0,
+            corrupt: 0,
         }
+    }
+
+    /// Checks a delivered payload's stamp against the session and ID it was delivered
+    /// under (see `realmq_common::payload_stamp`).
+    pub fn check_payload(&mut self, session_id: u32, id: u64, payload: &[u8]) {
+        match check_stamp(payload, session_id, id) {
+            StampCheck::Unstamped => {}
+            StampCheck::Intact => self.stamped += 1,
+            StampCheck::Corrupt => {
+                self.stamped += 1;
+                self.corrupt += 1;
+                if self.corrupt == 1 {
+                    log::error!("session {session_id}: message {id} delivered with a payload that is not its own");
+                }
+            }
+        }
+    }
+
+    /// Payloads checked, and how many of them were corrupt.
+    pub fn stamp_counts(&self) -> (u64, u64) {
+        (self.stamped, self.corrupt)
     }
 
     /// Records one delivered message: `now` is the loop's clock, `now_unix_us` the wall

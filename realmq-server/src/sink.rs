@@ -22,7 +22,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::StatsFormat;
+/// Record format of the stats files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    /// `id,num,diff` lines with a header line per file.
+    Csv,
+    /// JSON lines: `{"session":S,"id":I,"num":N,"latency_us":L}`.
+    Json,
+}
 
 /// Size of the in-memory record buffer; a full buffer is written out at once.
 const BUFFER_BYTES: usize = 256 * 1024;
@@ -134,7 +141,7 @@ impl StatsSink {
 }
 
 /// Path of the numbered file `index` in the sink's directory.
-pub fn file_path(config: &SinkConfig, index: u32) -> PathBuf {
+pub(crate) fn file_path(config: &SinkConfig, index: u32) -> PathBuf {
     let ext = match config.format {
         StatsFormat::Csv => "csv",
         StatsFormat::Json => "jsonl",

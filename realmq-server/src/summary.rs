@@ -1,5 +1,6 @@
 //! The final summary of a server run: one JSON object (`--json`) or a few readable lines.
 
+use realmq_common::io::{SendStats, TextReport};
 use realmq_common::stats::{per_second, LatencySummary};
 use serde::Serialize;
 
@@ -8,16 +9,12 @@ use crate::recorder::{Counters, Recorder};
 /// How the UDP loop fared with its socket and sessions (all zero for TCP).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct UdpCounters {
-    /// Datagrams handed to the socket.
-    pub datagrams_sent: u64,
     /// Datagrams received from the socket (valid or not).
     pub datagrams_received: u64,
-    /// Times `send_to` would block and a datagram waited for the socket to be writable.
-    pub send_blocked: u64,
-    /// Datagrams dropped because the wait queue was full (loss the QoS repairs).
-    pub send_queue_full: u64,
-    /// Datagrams the socket refused with an error (also repaired by the QoS).
-    pub send_errors: u64,
+    /// What the socket did with the datagrams written to it (flattened: `datagrams_sent`,
+    /// `send_blocked`, `send_errors`).
+    #[serde(flatten)]
+    pub send: SendStats,
     /// Datagrams dropped on purpose by `--simulate-loss`.
     pub simulated_drops: u64,
     /// Well-formed datagrams for no open session (late resends after a session ended).
@@ -55,23 +52,26 @@ impl ServerSummary {
         recorder: &Recorder,
     ) -> Self {
         let duration = recorder.active_duration();
+        let mut counters = *counters;
+        (counters.stamped, counters.corrupt) = recorder.stamp_counts();
         Self {
             protocol,
-            counters: *counters,
+            counters,
             duration_s: duration.as_secs_f64(),
             msgs_per_s: per_second(counters.received, duration),
             latency_us: LatencySummary::from_histogram(recorder.histogram()),
             udp,
         }
     }
+}
 
-    /// The human-readable form, several lines.
-    pub fn to_text(&self) -> String {
+impl TextReport for ServerSummary {
+    fn to_text(&self) -> String {
         let l = &self.latency_us;
         let c = &self.counters;
         format!(
             "protocol {}: {} messages received in {:.3} s ({:.0} msgs/s, first to last message)\n\
-             duplicates {}, malformed {}, out of order {}\n\
+             duplicates {}, malformed {}, out of order {}, corrupt {} of {} checked\n\
              sessions: {} total, {} ended, {} still open\n\
              one-way latency µs: p50 {} p90 {} p99 {} p99.9 {} max {} (mean {:.1}, min {}, stddev {:.1})\n",
             self.protocol,
@@ -81,6 +81,8 @@ impl ServerSummary {
             c.duplicates,
             c.malformed,
             c.out_of_order,
+            c.corrupt,
+            c.stamped,
             c.sessions_total,
             c.sessions_ended,
             c.sessions_open,

@@ -26,15 +26,17 @@ use anyhow::Context;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::recorder::{unix_now_us, Counters, Recorder};
-use crate::{Control, WAKER};
+use realmq_common::io::unix_now_us;
+
+use crate::recorder::{Counters, Recorder};
+use crate::{StopWhen, WAKER};
 
 /// Bytes of the length prefix.
-pub const LEN_BYTES: usize = 4;
+pub(crate) const LEN_BYTES: usize = 4;
 /// Bytes of the timestamp that starts every frame body.
-pub const TIMESTAMP_BYTES: usize = 8;
+pub(crate) const TIMESTAMP_BYTES: usize = 8;
 /// Largest payload a frame may carry.
-pub const MAX_PAYLOAD: usize = 1 << 20;
+pub(crate) const MAX_PAYLOAD: usize = 1 << 20;
 
 const LISTENER: Token = Token(1);
 /// Connection `i` is registered as `Token(FIRST_CONN + i)`.
@@ -48,11 +50,14 @@ const INITIAL_BUFFER: usize = 64 * 1024;
 
 /// Why a frame could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadLength(pub u32);
+pub(crate) struct BadLength(pub u32);
 
 /// Reads complete frames from the front of `bytes`, calling `on_frame(sent_unix_us)` for
 /// each. Returns how many bytes were consumed; an incomplete frame at the end is left.
-pub fn parse_frames(bytes: &[u8], mut on_frame: impl FnMut(u64)) -> Result<usize, BadLength> {
+pub(crate) fn parse_frames(
+    bytes: &[u8],
+    mut on_frame: impl FnMut(u64),
+) -> Result<usize, BadLength> {
     let mut pos = 0;
     while let Some(prefix) = bytes.get(pos..pos + LEN_BYTES) {
         let len = u32::from_le_bytes(prefix.try_into().expect("4 bytes"));
@@ -92,11 +97,12 @@ enum Status {
     Done,
 }
 
-/// Serves TCP baseline clients until `control` says stop. Returns the final counters.
-pub fn run(
+/// Serves TCP baseline clients on `listener` until `stop` says so. Returns the final
+/// counters.
+pub(crate) fn serve_tcp(
     mut listener: TcpListener,
     mut poll: Poll,
-    control: &Control,
+    stop: &StopWhen,
     recorder: &mut Recorder,
 ) -> anyhow::Result<Counters> {
     poll.registry()
@@ -109,7 +115,7 @@ pub fn run(
     let mut accept_pending = true;
     let mut next_session: u32 = 1;
 
-    while !control.interrupted() && !control.sessions_done(&counters) {
+    while !stop.interrupted() && !stop.sessions_done(&counters) {
         let now = Instant::now();
         let timeout = if accept_pending || !ready.is_empty() {
             std::time::Duration::ZERO

@@ -8,84 +8,52 @@
 //!    the server (readiness is only a hint: the socket is read on every pass);
 //! 3. runs the timers whose deadline has passed (`now >= deadline`);
 //! 4. handles session events, then writes datagrams, at most [`SEND_BUDGET`] per pass. A
-//!    datagram that meets `WouldBlock` waits in a bounded queue, the socket is registered
-//!    for WRITABLE, and no new datagram is taken from the server until the queue is empty.
+//!    datagram that meets `WouldBlock` is parked in the [`Outbox`], the socket is registered
+//!    for WRITABLE, and no new datagram is taken from the server until it has left.
 
-use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token};
 use realmq_common::endpoint::{CloseReason, Server, ServerConfig, ServerEvent};
+use realmq_common::io::{unix_now_us, DropSim, Outbox};
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
-use crate::recorder::{unix_now_us, Counters, Recorder};
+use crate::recorder::{Counters, Recorder};
 use crate::summary::UdpCounters;
-use crate::Control;
-use realmq_common::loss::LossSim;
+use crate::StopWhen;
 
 const SOCKET: Token = Token(1);
 /// Datagrams read per pass before timers and ACKs get their turn.
 const RECV_BUDGET: usize = 512;
 /// Datagrams written per pass.
 const SEND_BUDGET: usize = 512;
-/// Datagrams waiting for a writable socket; beyond it they are dropped (and counted).
-const QUEUE_LIMIT: usize = 1024;
 /// After the last expected session ended, keep answering (a repeated STOP whose BYE was
 /// lost) until the socket has been quiet this long...
 const LINGER_QUIET: Duration = Duration::from_millis(500);
 /// ... but no longer than this.
 const LINGER_MAX: Duration = Duration::from_secs(3);
 
-/// Options of the UDP loop.
-#[derive(Debug, Clone, Copy)]
-pub struct UdpOptions {
-    /// `--simulate-loss`, in percent.
-    pub simulate_loss: f64,
-    /// `--loss-seed`.
-    pub loss_seed: u64,
-}
-
-/// Binds the non-blocking UDP socket, with kernel buffers of `buffer_bytes` (0: default).
-pub fn bind(addr: SocketAddr, buffer_bytes: usize) -> anyhow::Result<UdpSocket> {
-    let socket =
-        std::net::UdpSocket::bind(addr).with_context(|| format!("cannot bind UDP {addr}"))?;
-    crate::sockopt::set_buffers(&socket, buffer_bytes);
-    socket
-        .set_nonblocking(true)
-        .context("cannot make the UDP socket non-blocking")?;
-    Ok(UdpSocket::from_std(socket))
-}
-
-/// Datagrams that met `WouldBlock`, oldest first, with recycled buffers.
-#[derive(Debug, Default)]
-struct Outbox {
-    queue: VecDeque<(SocketAddr, Vec<u8>)>,
-    spare: Vec<Vec<u8>>,
-    writable_registered: bool,
-}
-
 /// The loop's state besides the session layer.
 struct Io {
     socket: UdpSocket,
     registry: Registry,
     outbox: Outbox,
-    loss: LossSim,
+    loss: DropSim,
     stats: UdpCounters,
     rx: Vec<u8>,
     tx: Vec<u8>,
 }
 
-/// Serves RealMQ sessions until `control` says stop. Returns the final counters.
-pub fn run(
+/// Serves RealMQ sessions on `socket` until `stop` says so. Returns the final counters.
+pub(crate) fn serve_udp(
     mut socket: UdpSocket,
     mut poll: Poll,
-    control: &Control,
+    stop: &StopWhen,
     recorder: &mut Recorder,
-    options: UdpOptions,
+    loss: DropSim,
 ) -> anyhow::Result<(Counters, UdpCounters)> {
     poll.registry()
         .register(&mut socket, SOCKET, Interest::READABLE)
@@ -98,8 +66,8 @@ pub fn run(
             .registry()
             .try_clone()
             .context("cannot clone the poll registry")?,
-        outbox: Outbox::default(),
-        loss: LossSim::new(options.simulate_loss, options.loss_seed),
+        outbox: Outbox::new(),
+        loss,
         stats: UdpCounters::default(),
         rx: vec![0; MAX_DATAGRAM_SIZE],
         tx: vec![0; MAX_DATAGRAM_SIZE],
@@ -112,24 +80,23 @@ pub fn run(
 
     loop {
         let now = Instant::now();
-        if control.interrupted() {
+        if stop.interrupted() {
             break;
         }
         if let Some((since, last_rx)) = lingering {
             if now >= since + LINGER_MAX || now >= last_rx + LINGER_QUIET {
                 break;
             }
-        } else if control.sessions_done(&counters) {
+        } else if stop.sessions_done(&counters) {
             lingering = Some((now, now));
             continue;
         }
-        let mut deadline = recorder.poll_timeout();
-        if let Some(t) = server.poll_timeout() {
-            deadline = deadline.min(t);
-        }
-        if let Some((since, last_rx)) = lingering {
-            deadline = deadline.min((since + LINGER_MAX).min(last_rx + LINGER_QUIET));
-        }
+        let linger_end =
+            lingering.map(|(since, last_rx)| (since + LINGER_MAX).min(last_rx + LINGER_QUIET));
+        let deadline = [server.poll_timeout(), linger_end]
+            .into_iter()
+            .flatten()
+            .fold(recorder.poll_timeout(), Instant::min);
         let timeout = if more_work {
             Duration::ZERO
         } else {
@@ -168,6 +135,7 @@ pub fn run(
     io.stats.refused = stats.refused;
     io.stats.sessions_dead = stats.sessions_dead;
     io.stats.simulated_drops = io.loss.dropped();
+    io.stats.send = io.outbox.stats();
     Ok((counters, io.stats))
 }
 
@@ -226,113 +194,50 @@ impl Io {
             let now = Instant::now();
             let now_unix = unix_now_us();
             server.handle_datagram(now, from, &self.rx[..len], |d| {
+                recorder.check_payload(d.session_id, d.id, d.payload);
                 recorder.on_message(now, now_unix, d.session_id, d.id, d.sent_unix_us);
             });
         }
         Ok((count, true))
     }
 
-    /// Sends queued datagrams, then new ones from the server, up to [`SEND_BUDGET`].
+    /// Sends the parked datagram, then new ones from the server, up to [`SEND_BUDGET`].
     /// Returns whether the budget ran out with the server possibly holding more.
     fn transmit(&mut self, server: &mut Server, now: Instant) -> anyhow::Result<bool> {
-        if !self.flush_outbox()? {
-            return Ok(false); // still blocked: wait for WRITABLE
-        }
-        for _ in 0..SEND_BUDGET {
-            let Some(t) = server.poll_transmit(now, &mut self.tx) else {
-                return Ok(false);
-            };
-            if self.loss.drop_next() {
-                continue;
-            }
-            if !self.send(t.destination, t.len)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Sends `self.tx[..len]`. Returns false if it had to be queued (socket full).
-    fn send(&mut self, to: SocketAddr, len: usize) -> anyhow::Result<bool> {
-        loop {
-            match self.socket.send_to(&self.tx[..len], to) {
-                Ok(_) => {
-                    self.stats.datagrams_sent += 1;
-                    return Ok(true);
+        let mut budget_left = true;
+        if self.outbox.flush(&self.socket) {
+            budget_left = false;
+            for _ in 0..SEND_BUDGET {
+                let Some(t) = server.poll_transmit(now, &mut self.tx) else {
+                    budget_left = true;
+                    break;
+                };
+                if self.loss.drop_next() {
+                    continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.stats.send_blocked += 1;
-                    if self.outbox.queue.len() >= QUEUE_LIMIT {
-                        self.stats.send_queue_full += 1;
-                    } else {
-                        let mut copy = self.outbox.spare.pop().unwrap_or_default();
-                        copy.clear();
-                        copy.extend_from_slice(&self.tx[..len]);
-                        self.outbox.queue.push_back((to, copy));
-                    }
-                    self.want_writable(true)?;
-                    return Ok(false);
-                }
-                Err(e) => {
-                    // ENOBUFS, an unreachable route...: this datagram is lost, the QoS
-                    // repairs it, the server keeps serving.
-                    log::debug!("send_to {to}: {e}");
-                    self.stats.send_errors += 1;
-                    return Ok(true);
+                if !self
+                    .outbox
+                    .send(&self.socket, Some(t.destination), &self.tx[..t.len])
+                {
+                    budget_left = true; // blocked: wait for WRITABLE
+                    break;
                 }
             }
         }
-    }
-
-    /// Sends what waits in the outbox. Returns whether it is now empty.
-    fn flush_outbox(&mut self) -> anyhow::Result<bool> {
-        while let Some((to, bytes)) = self.outbox.queue.front() {
-            match self.socket.send_to(bytes, *to) {
-                Ok(_) => self.stats.datagrams_sent += 1,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => {
-                    log::debug!("send_to {to}: {e}");
-                    self.stats.send_errors += 1;
-                }
-            }
-            let (_, buf) = self.outbox.queue.pop_front().expect("front exists");
-            self.outbox.spare.push(buf);
-        }
-        self.want_writable(false)?;
-        Ok(true)
-    }
-
-    fn want_writable(&mut self, on: bool) -> anyhow::Result<()> {
-        if self.outbox.writable_registered == on {
-            return Ok(());
-        }
-        let interest = if on {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        self.registry
-            .reregister(&mut self.socket, SOCKET, interest)
+        self.outbox
+            .sync_interest(&self.registry, &mut self.socket, SOCKET)
             .context("cannot register the UDP socket")?;
-        self.outbox.writable_registered = on;
-        Ok(())
+        Ok(!budget_left)
     }
 
-    /// At exit: give queued datagrams (a last BYE) a bounded chance to leave.
+    /// At exit: give a parked datagram (a last BYE) a bounded chance to leave.
     fn drain_outbox(&mut self, poll: &mut Poll) {
         let deadline = Instant::now() + Duration::from_millis(200);
         let mut events = Events::with_capacity(8);
-        while !self.outbox.queue.is_empty() {
-            match self.flush_outbox() {
-                Ok(true) => return,
-                Ok(false) => {}
-                Err(_) => return,
-            }
+        while !self.outbox.flush(&self.socket) {
             let now = Instant::now();
             if now >= deadline {
-                log::warn!("{} datagrams not sent at exit", self.outbox.queue.len());
+                log::warn!("a datagram was not sent at exit");
                 return;
             }
             let _ = poll.poll(&mut events, Some(deadline - now));

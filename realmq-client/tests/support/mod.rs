@@ -12,10 +12,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 /// The longest any process may take.
-pub const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// A child process, killed on drop, whose stdout and stderr are read by helper threads.
-pub struct Proc {
+pub(crate) struct Proc {
     name: &'static str,
     /// The process.
     pub child: Child,
@@ -26,7 +26,7 @@ pub struct Proc {
 }
 
 /// What a finished process left.
-pub struct Output {
+pub(crate) struct Output {
     /// Exit status.
     pub status: ExitStatus,
     /// All of stdout.
@@ -37,7 +37,7 @@ pub struct Output {
 
 impl Output {
     /// stdout parsed as the one JSON object the binaries print with `--json`.
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
             panic!(
                 "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
@@ -47,7 +47,7 @@ impl Output {
     }
 
     /// The `error: ...` line.
-    pub fn error_line(&self) -> &str {
+    pub(crate) fn error_line(&self) -> &str {
         self.stderr
             .lines()
             .find(|l| l.starts_with("error:"))
@@ -63,7 +63,7 @@ impl Drop for Proc {
 }
 
 impl Proc {
-    pub fn start(name: &'static str, bin: PathBuf, args: &[&str]) -> Self {
+    pub(crate) fn start(name: &'static str, bin: PathBuf, args: &[&str]) -> Self {
         let mut child = Command::new(&bin)
             .args(args)
             .env("RUST_LOG", "info")
@@ -97,7 +97,7 @@ impl Proc {
     }
 
     /// Waits (bounded) for the server's `listening on ADDR` log line; returns ADDR.
-    pub fn wait_for_address(&mut self) -> String {
+    pub(crate) fn wait_for_address(&mut self) -> String {
         loop {
             let line = self
                 .stderr
@@ -112,7 +112,7 @@ impl Proc {
     }
 
     /// Waits (bounded) for the process to exit.
-    pub fn finish(mut self) -> Output {
+    pub(crate) fn finish(mut self) -> Output {
         let stdout = self.stdout.recv_timeout(WAIT).unwrap_or_else(|_| {
             panic!(
                 "{} still running after {WAIT:?}; stderr so far:\n{}",

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use realmq_proto::{Datagram, DatagramWriter, Flags, Frame, Header, Hello, PacketKind, Stop};
 use serde::{Deserialize, Serialize};
 
-use super::earliest;
 use crate::config::{LivenessConfig, SenderConfig, SenderConfigError};
-use crate::sender::{SendError as WindowError, Sender, SenderEvent};
+use crate::sender::{EnqueueError, Sender, SenderEvent};
+use crate::timer::{earliest, TimerKind, TimerTable};
 
 /// Tuning of a [`Client`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +115,24 @@ pub struct ClientStats {
     pub datagrams_rejected: u64,
 }
 
+/// The client's own timers, for the handshake and the STOP exchange (the sender has its own
+/// once the session is established).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The next HELLO (while handshaking) or STOP (while stopping) is due.
+    Control,
+    /// Handshaking or stopping gives up. Stopped while the session is established.
+    GiveUp,
+}
+
+impl TimerKind for Timer {
+    const ALL: &'static [Self] = &[Timer::Control, Timer::GiveUp];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// One session from the client's side.
 ///
 /// Contract (sans-IO): feed every datagram from the server to
@@ -135,11 +153,10 @@ pub struct Client {
     sender: Option<Sender>,
     /// Round-trip times, empty until the session is established.
     no_rtt: hdrhistogram::Histogram<u64>,
-    /// When the next HELLO (while handshaking) or STOP (while stopping) is due.
-    next_control: Option<Instant>,
+    /// The HELLO/STOP repetition and the give-up deadline; stopped while established.
+    timers: TimerTable<Timer, 2>,
+    /// The wait before the next HELLO or STOP repeat; it doubles on every repeat.
     control_interval: Duration,
-    /// When handshaking or stopping gives up.
-    control_deadline: Instant,
     events: VecDeque<ClientEvent>,
     stats: ClientStats,
 }
@@ -157,10 +174,12 @@ impl Client {
         nonce: u64,
     ) -> Result<Self, SenderConfigError> {
         config.sender.validate()?;
+        let mut timers = TimerTable::new();
+        timers.set(Timer::Control, now);
+        timers.set(Timer::GiveUp, now + config.handshake_timeout);
         Ok(Self {
             control_interval: config.handshake_retry,
-            control_deadline: now + config.handshake_timeout,
-            next_control: Some(now),
+            timers,
             config,
             state: ClientState::Handshaking,
             epoch: now,
@@ -216,9 +235,9 @@ impl Client {
         let id = sender
             .send(now, timestamp_us, payload)
             .map_err(|e| match e {
-                WindowError::Backpressure => SendError::Backpressure,
-                WindowError::TooLarge { len, max } => SendError::TooLarge { len, max },
-                WindowError::IdsExhausted => SendError::IdsExhausted,
+                EnqueueError::Backpressure => SendError::Backpressure,
+                EnqueueError::TooLarge { len, max } => SendError::TooLarge { len, max },
+                EnqueueError::IdsExhausted => SendError::IdsExhausted,
             })?;
         self.stats.sent += 1;
         Ok(id)
@@ -286,7 +305,8 @@ impl Client {
         self.sender = Some(sender);
         self.session_id = datagram.header.session_id;
         self.state = ClientState::Established;
-        self.next_control = None;
+        self.timers.stop(Timer::Control);
+        self.timers.stop(Timer::GiveUp);
         self.events.push_back(ClientEvent::Established {
             session_id: self.session_id,
         });
@@ -319,7 +339,7 @@ impl Client {
         let len = match self.state {
             ClientState::Closed => return None,
             ClientState::Handshaking => {
-                if self.next_control.is_none_or(|t| t > now) {
+                if !self.timers.is_expired(Timer::Control, now) {
                     return None;
                 }
                 let mut w = DatagramWriter::new(buf, max, Header::handshake(0)).ok()?;
@@ -336,7 +356,7 @@ impl Client {
                 let session_id = self.session_id;
                 let sent = self.stats.sent;
                 let stop_due = self.state == ClientState::Stopping
-                    && self.next_control.is_some_and(|t| t <= now);
+                    && self.timers.is_expired(Timer::Control, now);
                 let sender = self.sender.as_mut()?;
                 let mut header = Header::session(session_id);
                 if sender.wants_ack_now() {
@@ -369,16 +389,10 @@ impl Client {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             ClientState::Closed => None,
-            ClientState::Handshaking => self.next_control.map(|t| t.min(self.control_deadline)),
-            _ => {
-                let control = match self.state {
-                    ClientState::Stopping => {
-                        self.next_control.map(|t| t.min(self.control_deadline))
-                    }
-                    _ => None,
-                };
-                earliest(self.sender.as_ref().and_then(Sender::poll_timeout), control)
-            }
+            _ => earliest(
+                self.timers.next_deadline(),
+                self.sender.as_ref().and_then(Sender::poll_timeout),
+            ),
         }
     }
 
@@ -386,12 +400,12 @@ impl Client {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
             ClientState::Closed => return,
-            ClientState::Handshaking if now >= self.control_deadline => {
+            ClientState::Handshaking if self.timers.is_expired(Timer::GiveUp, now) => {
                 self.events.push_back(ClientEvent::PeerUnreachable);
                 self.close(None);
                 return;
             }
-            ClientState::Stopping if now >= self.control_deadline => {
+            ClientState::Stopping if self.timers.is_expired(Timer::GiveUp, now) => {
                 self.close(None);
                 return;
             }
@@ -438,7 +452,7 @@ impl Client {
     }
 
     fn schedule_control(&mut self, now: Instant) {
-        self.next_control = Some(now + self.control_interval);
+        self.timers.set(Timer::Control, now + self.control_interval);
         self.control_interval = (self.control_interval * 2).min(Duration::from_secs(1));
     }
 
@@ -447,9 +461,10 @@ impl Client {
         if self.state == ClientState::Finishing && self.sender.as_ref().is_none_or(Sender::is_idle)
         {
             self.state = ClientState::Stopping;
-            self.next_control = Some(now);
+            self.timers.set(Timer::Control, now);
             self.control_interval = self.config.handshake_retry;
-            self.control_deadline = now + self.config.stop_timeout;
+            self.timers
+                .set(Timer::GiveUp, now + self.config.stop_timeout);
         }
     }
 
@@ -473,5 +488,49 @@ impl Client {
             self.events
                 .push_back(ClientEvent::Closed { server_received });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn an_unanswered_handshake_repeats_hello_with_backoff_then_gives_up() {
+        let t0 = Instant::now();
+        let config = ClientConfig::default();
+        let mut client = Client::new(config.clone(), t0, 0, 42).unwrap();
+        let mut buf = [0u8; 1500];
+        let mut hellos = Vec::new();
+        let mut now = t0;
+        while let Some(at) = client.poll_timeout() {
+            assert!(at >= now, "poll_timeout went back to {at:?}");
+            now = at;
+            // Nothing is due before the deadline.
+            if now > t0 {
+                assert_eq!(client.poll_transmit(now - MS / 2, &mut buf), None);
+            }
+            client.handle_timeout(now);
+            while client.poll_transmit(now, &mut buf).is_some() {
+                hellos.push(now - t0);
+            }
+        }
+        // 0, then waits of 200, 400, 800 ms, then 1 s each, up to the 5 s timeout.
+        let expected: Vec<Duration> = [0, 200, 600, 1400, 2400, 3400, 4400]
+            .into_iter()
+            .map(|ms| MS * ms)
+            .collect();
+        assert_eq!(hellos, expected);
+        assert_eq!(now, t0 + config.handshake_timeout);
+        assert!(client.is_closed());
+        assert_eq!(client.poll_event(), Some(ClientEvent::PeerUnreachable));
+        assert_eq!(
+            client.poll_event(),
+            Some(ClientEvent::Closed {
+                server_received: None
+            })
+        );
     }
 }

@@ -17,16 +17,7 @@ mod server;
 pub use client::{Client, ClientConfig, ClientEvent, ClientState, ClientStats, SendError};
 pub use server::{CloseReason, Delivery, Server, ServerConfig, ServerEvent, ServerStats, Transmit};
 
-use std::time::Instant;
-
-/// The earlier of two optional deadlines.
-pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
+pub(crate) use crate::timer::earliest;
 
 #[cfg(test)]
 mod tests;

@@ -394,6 +394,8 @@ impl Server {
             w.welcome(Welcome {
                 nonce: session.nonce,
                 heartbeat_interval_us: self.config.heartbeat_interval.as_micros() as u64,
+                server_nonce: 0,
+                id_window: realmq_proto::MAX_MESSAGE_ID,
             })
             .ok()?;
             return Some(Transmit {

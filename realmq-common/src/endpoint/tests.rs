@@ -1,11 +1,11 @@
-//! Client and server joined by a simulated link: every datagram crosses the real wire format,
-//! time is simulated, loss is seeded.
+//! Client and server joined by simulated links (the crate's [`Link`] model): every datagram
+//! crosses the real wire format, time is simulated, loss is seeded.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::sim::{Arrival, Link, LinkConfig};
 
 const ONE_WAY: Duration = Duration::from_micros(50);
 
@@ -13,7 +13,13 @@ fn client_addr(n: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 40_000 + n))
 }
 
-/// One server, several clients, a link with a fixed one-way delay and seeded loss.
+/// The client index behind an address made by [`client_addr`].
+fn client_index(addr: SocketAddr) -> usize {
+    usize::from(addr.port() - 40_000)
+}
+
+/// One server, several clients, two links: every client to the server (tagged with the
+/// sending client's index) and the server to every client (tagged with the destination's).
 struct Net {
     now: Instant,
     server: Server,
@@ -21,10 +27,8 @@ struct Net {
     /// Clients (by index) and server that stopped taking part (crashed).
     silent_clients: Vec<bool>,
     server_silent: bool,
-    /// In flight: (arrival, from client index or None for the server, to client index, bytes).
-    wire: VecDeque<(Instant, Option<usize>, usize, Vec<u8>)>,
-    rng: fastrand::Rng,
-    loss_percent: u8,
+    up: Link<usize>,
+    down: Link<usize>,
     /// Per client, how often each message ID was delivered.
     delivered: Vec<Vec<u32>>,
     events: Vec<ServerEvent>,
@@ -32,7 +36,21 @@ struct Net {
 }
 
 impl Net {
-    fn new(clients: usize, loss_percent: u8, seed: u64) -> Self {
+    /// `clients` clients and a server over links with a fixed one-way delay, each datagram
+    /// lost with probability `loss`.
+    fn new(clients: usize, loss: f64, seed: u64) -> Self {
+        Self::with_link(
+            clients,
+            LinkConfig {
+                loss,
+                ..LinkConfig::fixed(ONE_WAY)
+            },
+            seed,
+        )
+    }
+
+    /// `clients` clients and a server over links with `link`'s impairments both ways.
+    fn with_link(clients: usize, link: LinkConfig, seed: u64) -> Self {
         let now = Instant::now();
         let server = Server::new(ServerConfig::default(), seed).unwrap();
         let clients = (0..clients)
@@ -45,63 +63,24 @@ impl Net {
             clients,
             silent_clients: vec![false; n],
             server_silent: false,
-            wire: VecDeque::new(),
-            rng: fastrand::Rng::with_seed(seed),
-            loss_percent,
+            up: Link::new(link, seed),
+            down: Link::new(link, seed ^ 0x5eed_5eed),
             delivered: vec![Vec::new(); n],
             events: Vec::new(),
             client_events: vec![Vec::new(); n],
         }
     }
 
-    fn lost(&mut self) -> bool {
-        self.rng.u8(0..100) < self.loss_percent
-    }
-
-    /// Moves every datagram both sides want to send onto the wire, and delivers what arrives.
+    /// Moves every datagram both sides want to send onto the links, delivers what arrived
+    /// and collects events.
     fn exchange(&mut self) {
-        let mut buf = [0u8; 1472];
-        for i in 0..self.clients.len() {
-            if self.silent_clients[i] {
-                continue;
-            }
-            while let Some(len) = self.clients[i].poll_transmit(self.now, &mut buf) {
-                if !self.lost() {
-                    self.wire
-                        .push_back((self.now + ONE_WAY, Some(i), i, buf[..len].to_vec()));
-                }
-            }
+        self.transmit();
+        while let Some(arrival) = self.up.pop_arrived(self.now) {
+            self.deliver_to_server(arrival);
         }
-        if !self.server_silent {
-            while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
-                let to = usize::from(t.destination.port() - 40_000);
-                if !self.lost() {
-                    self.wire
-                        .push_back((self.now + ONE_WAY, None, to, buf[..t.len].to_vec()));
-                }
-            }
-            while let Some(e) = self.server.poll_event() {
-                self.events.push(e);
-            }
-        }
-        while self.wire.front().is_some_and(|d| d.0 <= self.now) {
-            let (_, from, to, bytes) = self.wire.pop_front().unwrap();
-            match from {
-                Some(i) if !self.server_silent => {
-                    let delivered = &mut self.delivered[i];
-                    self.server
-                        .handle_datagram(self.now, client_addr(i as u16), &bytes, |d| {
-                            let id = d.id as usize;
-                            if delivered.len() <= id {
-                                delivered.resize(id + 1, 0);
-                            }
-                            delivered[id] += 1;
-                        });
-                }
-                None if !self.silent_clients[to] => {
-                    self.clients[to].handle_datagram(self.now, &bytes)
-                }
-                _ => {}
+        while let Some(Arrival { tag: to, bytes, .. }) = self.down.pop_arrived(self.now) {
+            if !self.silent_clients[to] {
+                self.clients[to].handle_datagram(self.now, &bytes);
             }
         }
         for (i, c) in self.clients.iter_mut().enumerate() {
@@ -111,9 +90,53 @@ impl Net {
         }
     }
 
-    /// Advances simulated time to the next deadline or arrival.
+    /// Every live endpoint's datagrams onto the links; the server's events.
+    fn transmit(&mut self) {
+        let mut buf = [0u8; 1472];
+        for (i, client) in self.clients.iter_mut().enumerate() {
+            if self.silent_clients[i] {
+                continue;
+            }
+            while let Some(len) = client.poll_transmit(self.now, &mut buf) {
+                self.up.send_tagged(self.now, i, &buf[..len]);
+            }
+        }
+        if self.server_silent {
+            return;
+        }
+        while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
+            let to = client_index(t.destination);
+            self.down.send_tagged(self.now, to, &buf[..t.len]);
+        }
+        while let Some(e) = self.server.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    /// A datagram from client `from` reaches the server, unless it is silent.
+    fn deliver_to_server(
+        &mut self,
+        Arrival {
+            tag: from, bytes, ..
+        }: Arrival<usize>,
+    ) {
+        if self.server_silent {
+            return;
+        }
+        let delivered = &mut self.delivered[from];
+        self.server
+            .handle_datagram(self.now, client_addr(from as u16), &bytes, |d| {
+                let id = d.id as usize;
+                if delivered.len() <= id {
+                    delivered.resize(id + 1, 0);
+                }
+                delivered[id] += 1;
+            });
+    }
+
+    /// Advances simulated time to the next deadline or arrival, and fires due timers.
     fn advance(&mut self) {
-        let mut next = self.wire.front().map(|d| d.0);
+        let mut next = earliest(self.up.next_arrival(), self.down.next_arrival());
         for (i, c) in self.clients.iter().enumerate() {
             if !self.silent_clients[i] {
                 next = earliest(next, c.poll_timeout());
@@ -198,7 +221,7 @@ fn assert_exactly_once(net: &Net, i: usize, n: u64) {
 
 #[test]
 fn every_message_arrives_once_over_a_clean_link() {
-    let mut net = Net::new(2, 0, 1);
+    let mut net = Net::new(2, 0.0, 1);
     send_all(&mut net, 20_000);
     for i in 0..2 {
         assert_exactly_once(&net, i, 20_000);
@@ -230,7 +253,7 @@ fn every_message_arrives_once_over_a_clean_link() {
 
 #[test]
 fn every_message_arrives_once_despite_loss_both_ways() {
-    let mut net = Net::new(1, 10, 7);
+    let mut net = Net::new(1, 0.1, 7);
     send_all(&mut net, 20_000);
     assert_exactly_once(&net, 0, 20_000);
     let s = net.clients[0].stats();
@@ -246,7 +269,7 @@ fn every_message_arrives_once_despite_loss_both_ways() {
 
 #[test]
 fn a_crashed_client_is_evicted_by_the_failure_detector() {
-    let mut net = Net::new(1, 0, 3);
+    let mut net = Net::new(1, 0.0, 3);
     net.run_until(1000, |n| n.clients[0].is_established());
     let crashed_at = net.now;
     net.silent_clients[0] = true;
@@ -266,7 +289,7 @@ fn a_crashed_client_is_evicted_by_the_failure_detector() {
 
 #[test]
 fn an_idle_session_stays_alive_on_heartbeats() {
-    let mut net = Net::new(1, 0, 4);
+    let mut net = Net::new(1, 0.0, 4);
     net.run_until(1000, |n| n.clients[0].is_established());
     let start = net.now;
     net.run_until(1_000_000, |n| n.now - start >= Duration::from_secs(20));
@@ -277,7 +300,7 @@ fn an_idle_session_stays_alive_on_heartbeats() {
 
 #[test]
 fn a_vanished_server_is_reported_unreachable() {
-    let mut net = Net::new(1, 0, 5);
+    let mut net = Net::new(1, 0.0, 5);
     net.run_until(1000, |n| n.clients[0].is_established());
     net.server_silent = true;
     net.run_until(1_000_000, |n| n.clients[0].is_closed());
@@ -286,7 +309,7 @@ fn a_vanished_server_is_reported_unreachable() {
 
 #[test]
 fn no_server_means_the_handshake_times_out() {
-    let mut net = Net::new(1, 0, 6);
+    let mut net = Net::new(1, 0.0, 6);
     let start = net.now;
     net.server_silent = true;
     net.run_until(100_000, |n| n.clients[0].is_closed());
@@ -318,7 +341,7 @@ fn garbage_and_strangers_are_counted_and_ignored() {
     server.handle_datagram(
         now,
         from,
-        &[0x52, 0x4d, 0x01, 0x10, 0, 0, 0, 9, 0x06, 0x01],
+        &[0x52, 0x4d, 0x02, 0x10, 0, 0, 0, 9, 0x06, 0x01],
         |_| delivered += 1,
     );
     let mut buf = [0u8; 1472];
@@ -351,7 +374,7 @@ fn sessions_are_bounded() {
 
 #[test]
 fn a_session_that_goes_quiet_after_a_burst_stays_alive() {
-    let mut net = Net::new(1, 0, 8);
+    let mut net = Net::new(1, 0.0, 8);
     // A burst: many datagrams and ACKs, many arriving at the same simulated instant...
     drive(&mut net, 20_000, false);
     assert_eq!(net.clients[0].stats().acked, 20_000);
@@ -361,4 +384,27 @@ fn a_session_that_goes_quiet_after_a_burst_stays_alive() {
     assert_eq!(net.server.stats().sessions_open, 1);
     assert!(!net.client_events[0].contains(&ClientEvent::PeerUnreachable));
     assert!(net.clients[0].is_established());
+}
+
+#[test]
+fn every_message_arrives_once_despite_held_back_datagrams() {
+    // 5 % of the datagrams each way arrive 50 to 700 ms late: after their resends, after
+    // their ACKs' successors, some after the session ended.
+    let ms = Duration::from_millis;
+    let link = LinkConfig::fixed(ONE_WAY).with_hold_back(0.05, ms(50)..ms(700));
+    let mut net = Net::with_link(2, link, 9);
+    send_all(&mut net, 20_000);
+    for i in 0..2 {
+        assert_exactly_once(&net, i, 20_000);
+        assert_eq!(net.clients[i].stats().undeliverable, 0);
+    }
+    assert!(net.up.stats().held_back > 0 && net.down.stats().held_back > 0);
+    // The late ones that are still on their way reach a server that has closed the sessions.
+    net.run_until(100_000, |n| {
+        n.up.in_flight() == 0 && n.down.in_flight() == 0
+    });
+    for i in 0..2 {
+        assert_exactly_once(&net, i, 20_000);
+    }
+    assert_eq!(net.server.stats().sessions_open, 0);
 }

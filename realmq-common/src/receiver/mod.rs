@@ -14,6 +14,7 @@ use realmq_proto::{DataFrame, DatagramWriter, Message};
 use crate::config::{ReceiverConfig, ReceiverConfigError};
 use crate::liveness::PeerLiveness;
 use crate::ranges::{Insert, RangeSet};
+use crate::timer::{earliest, TimerKind, TimerTable};
 
 /// Something the session should know, from [`Receiver::poll_event`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,6 +43,23 @@ pub struct ReceiverStats {
     /// ACK frames that could not list every range and carried a chosen subset (newest,
     /// rotating older ones, cumulative point).
     pub acks_partial: u64,
+}
+
+/// The receiver's timers (timers are data: an enum and a table of deadlines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The pending ACK's deadline. Once it fires the ACK stays due (see
+    /// [`Receiver::ack_due`]) but the timer is stopped, out of `poll_timeout` (so a caller that
+    /// cannot write the ACK yet does not spin), until the ACK is written.
+    Ack,
+}
+
+impl TimerKind for Timer {
+    const ALL: &'static [Self] = &[Timer::Ack];
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// The receiving half of one session.
@@ -83,11 +101,11 @@ pub struct Receiver {
     /// Whether an ACK is owed at all, and how many new messages it would cover.
     ack_pending: bool,
     unacked_messages: u32,
-    /// When the pending ACK is due (the delayed-ACK timer; `now` when due at once).
+    /// When the pending ACK is due (`now` when due at once); it stays set after the timer
+    /// fired, until the ACK is written.
     ack_deadline: Option<Instant>,
-    /// The ACK deadline passed in `handle_timeout`: the ACK stays due but the deadline leaves
-    /// `poll_timeout`, so a caller that cannot write it yet does not spin.
-    ack_timer_fired: bool,
+    /// Armed with `ack_deadline` until it fires.
+    timers: TimerTable<Timer, 1>,
     liveness: PeerLiveness,
     peer_dead: bool,
     events: VecDeque<ReceiverEvent>,
@@ -112,7 +130,7 @@ impl Receiver {
             ack_pending: false,
             unacked_messages: 0,
             ack_deadline: None,
-            ack_timer_fired: false,
+            timers: TimerTable::new(),
             liveness: PeerLiveness::new(&config.liveness, now),
             peer_dead: false,
             events: VecDeque::new(),
@@ -242,8 +260,8 @@ impl Receiver {
             .largest_arrival
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         let delay_us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
-        let full = ack_ranges::encoded_len(self.received.iter_newest_first(), delay_us);
-        let written = if full <= w.remaining() {
+        let full = realmq_proto::ack_encoded_len(self.received.iter_newest_first(), delay_us);
+        let written = if full.is_ok_and(|full| full <= w.remaining()) {
             w.ack(self.received.iter_newest_first(), delay_us)
         } else {
             if !ack_ranges::select(
@@ -266,7 +284,7 @@ impl Receiver {
                 self.ack_pending = false;
                 self.unacked_messages = 0;
                 self.ack_deadline = None;
-                self.ack_timer_fired = false;
+                self.timers.stop(Timer::Ack);
                 true
             }
             Err(e) => {
@@ -279,8 +297,8 @@ impl Receiver {
     /// Handles the timers due at `now`: the liveness check, and the ACK deadline (the ACK
     /// stays due, see [`ack_due`](Self::ack_due), and the deadline leaves `poll_timeout`).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.ack_due(now) {
-            self.ack_timer_fired = true;
+        if self.ack_pending && self.timers.is_expired(Timer::Ack, now) {
+            self.timers.stop(Timer::Ack);
         }
         if self.liveness.handle_timeout(now) {
             self.peer_dead = true;
@@ -291,13 +309,8 @@ impl Receiver {
     /// The earliest deadline: the pending ACK's (which may be in the past: write it, or call
     /// `handle_timeout`) and the liveness check.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ack = self
-            .ack_deadline
-            .filter(|_| self.ack_pending && !self.ack_timer_fired);
-        match (ack, self.liveness.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let ack = self.timers.get(Timer::Ack).filter(|_| self.ack_pending);
+        earliest(ack, self.liveness.poll_timeout())
     }
 
     /// The next event, if any.
@@ -331,7 +344,14 @@ impl Receiver {
         } else {
             now + self.config.max_ack_delay
         };
-        self.ack_deadline = Some(self.ack_deadline.map_or(deadline, |t| t.min(deadline)));
+        // A deadline whose timer fired already: the ACK is due and stays out of
+        // `poll_timeout` until written, whatever deadline it gets now.
+        let fired = self.ack_deadline.is_some() && self.timers.get(Timer::Ack).is_none();
+        let deadline = self.ack_deadline.map_or(deadline, |t| t.min(deadline));
+        self.ack_deadline = Some(deadline);
+        if !fired {
+            self.timers.set(Timer::Ack, deadline);
+        }
     }
 }
 
@@ -423,6 +443,29 @@ mod tests {
         assert_eq!(ack(&mut rx, t0 + delay), Some(vec![(0, 3)]));
         assert!(!rx.ack_pending());
         assert_eq!(ack(&mut rx, t0 + delay), None);
+    }
+
+    #[test]
+    fn a_fired_ack_timer_leaves_poll_timeout_but_the_ack_stays_due() {
+        let t0 = Instant::now();
+        let mut rx = receiver(t0);
+        let liveness = rx.liveness().poll_timeout();
+        feed(&mut rx, t0, &[0], false);
+        let delay = rx.config().max_ack_delay;
+        assert_eq!(rx.poll_timeout(), Some(t0 + delay));
+        rx.handle_timeout(t0 + delay);
+        // The caller could not write the ACK: no deadline in the past to spin on.
+        assert!(rx.ack_due(t0 + delay));
+        assert_eq!(rx.poll_timeout(), liveness);
+        // A later arrival does not bring the deadline back.
+        feed(&mut rx, t0 + delay + MS, &[1], false);
+        assert!(rx.ack_due(t0 + delay + MS));
+        assert_eq!(rx.poll_timeout(), liveness);
+        // Once written, the next ACK gets a timer again.
+        assert_eq!(ack(&mut rx, t0 + delay + MS), Some(vec![(0, 1)]));
+        assert_eq!(rx.poll_timeout(), liveness);
+        feed(&mut rx, t0 + delay * 2, &[2], false);
+        assert_eq!(rx.poll_timeout(), Some(t0 + delay * 3));
     }
 
     #[test]

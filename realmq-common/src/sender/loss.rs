@@ -13,7 +13,7 @@ impl Sender {
     /// (RFC 9002 §6.1.1) or the loss delay has passed since it was sent (§6.1.2); arms the
     /// loss timer for the earliest message that is neither yet.
     pub(super) fn detect_lost(&mut self, now: Instant) {
-        self.timers[Timer::Loss as usize] = None;
+        self.timers.stop(Timer::Loss);
         let Some(largest_tx) = self.largest_acked_tx else {
             return;
         };
@@ -50,7 +50,7 @@ impl Sender {
         if abandoned {
             self.forget_abandoned();
         }
-        self.timers[Timer::Loss as usize] = loss_time;
+        self.timers.set_or_stop(Timer::Loss, loss_time);
     }
 
     /// The loss timer fired: some message's time threshold has passed.
@@ -118,10 +118,11 @@ impl Sender {
     /// Arms the retransmission timeout one RTO (with backoff) after the last DATA write or
     /// timeout, while anything is unacknowledged.
     pub(super) fn arm_rto(&mut self) {
-        self.timers[Timer::Rto as usize] = match self.rto_anchor {
+        let deadline = match self.rto_anchor {
             Some(anchor) if !self.unacked.is_empty() => Some(anchor + self.rto()),
             _ => None,
         };
+        self.timers.set_or_stop(Timer::Rto, deadline);
     }
 
     /// Queues `id` for a resend, or gives up on it if it was resent `max_retries` times

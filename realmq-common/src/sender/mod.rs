@@ -19,12 +19,14 @@ use crate::config::{SenderConfig, SenderConfigError};
 use crate::liveness::{HeartbeatSchedule, PeerLiveness};
 use crate::rtt::{RtoBounds, RttEstimator};
 use crate::search::lower_bound;
+use crate::timer::{earliest, TimerKind, TimerTable};
 use congestion::{Congestion, MESSAGE_OVERHEAD};
 use store::{State, Window};
 
-/// Why [`Sender::send`] refused a message.
+/// Why [`Sender::send`] refused to take a message into its window. Nothing was stored and
+/// no ID was used up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
+pub enum EnqueueError {
     /// The window is full (in messages or bytes). Retry after ACKs have arrived.
     #[error("send window full")]
     Backpressure,
@@ -119,9 +121,21 @@ impl Default for SenderStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
     /// The earliest time-threshold loss deadline (RFC 9002 §6.1.2).
-    Loss = 0,
+    Loss,
     /// The retransmission timeout (RFC 6298).
-    Rto = 1,
+    Rto,
+    /// The next HEARTBEAT: one heartbeat interval after the last datagram to the peer. Once
+    /// it fires the heartbeat stays due (see [`Sender::heartbeat_due`]) but the timer is
+    /// stopped, out of `poll_timeout`, until something is sent.
+    Heartbeat,
+}
+
+impl TimerKind for Timer {
+    const ALL: &'static [Self] = &[Timer::Loss, Timer::Rto, Timer::Heartbeat];
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// The sending half of one session: assigns message IDs, stores payloads until they are
@@ -144,7 +158,7 @@ enum Timer {
 ///   [`wants_ack_now`](Self::wants_ack_now).
 /// - **Internal reactions** (`on_*`): ACK processing, loss detection and the timeout.
 ///
-/// A session's send loop: `send` until [`SendError::Backpressure`]; while
+/// A session's send loop: `send` until [`EnqueueError::Backpressure`]; while
 /// [`has_pending_data`](Self::has_pending_data), build a datagram and `write_data` (stop when
 /// it returns 0); `write_heartbeat` into an empty datagram when due; sleep until
 /// `poll_timeout`.
@@ -195,12 +209,9 @@ pub struct Sender {
     rto_backoff: u32,
     /// What the RTO counts from: the last DATA write, or the last timeout.
     rto_anchor: Option<Instant>,
-    timers: [Option<Instant>; 2],
+    timers: TimerTable<Timer, 3>,
     ack_now: bool,
     heartbeat: HeartbeatSchedule,
-    /// The heartbeat deadline passed in `handle_timeout`: it stays due (see
-    /// `heartbeat_due`) but leaves `poll_timeout` until something is sent.
-    heartbeat_fired: bool,
     liveness: PeerLiveness,
     peer_unreachable: bool,
     epoch: Instant,
@@ -213,6 +224,9 @@ impl Sender {
     /// the liveness clock) is `epoch`. Allocates the whole window now.
     pub fn new(config: SenderConfig, epoch: Instant) -> Result<Self, SenderConfigError> {
         config.validate()?;
+        let heartbeat = HeartbeatSchedule::new(config.heartbeat_interval, epoch);
+        let mut timers = TimerTable::new();
+        timers.set(Timer::Heartbeat, heartbeat.poll_timeout());
         let rto_bounds = RtoBounds {
             min: config.min_rto,
             max: config.max_rto,
@@ -236,10 +250,9 @@ impl Sender {
             probe: false,
             rto_backoff: 0,
             rto_anchor: None,
-            timers: [None; 2],
+            timers,
             ack_now: false,
-            heartbeat: HeartbeatSchedule::new(config.heartbeat_interval, epoch),
-            heartbeat_fired: false,
+            heartbeat,
             liveness: PeerLiveness::new(&config.liveness, epoch),
             peer_unreachable: false,
             epoch,
@@ -256,26 +269,26 @@ impl Sender {
 
     /// Accepts a message: copies `payload` into the window and returns its ID. `timestamp_us`
     /// travels with it unchanged, resends included. Refuses with
-    /// [`SendError::Backpressure`] when the window is full; never allocates.
+    /// [`EnqueueError::Backpressure`] when the window is full; never allocates.
     pub fn send(
         &mut self,
         now: Instant,
         timestamp_us: u64,
         payload: &[u8],
-    ) -> Result<u64, SendError> {
+    ) -> Result<u64, EnqueueError> {
         let max = self.config.max_payload();
         if payload.len() > max {
-            return Err(SendError::TooLarge {
+            return Err(EnqueueError::TooLarge {
                 len: payload.len(),
                 max,
             });
         }
         if self.window.next_id() > MAX_MESSAGE_ID {
-            return Err(SendError::IdsExhausted);
+            return Err(EnqueueError::IdsExhausted);
         }
         self.window
             .push(now, timestamp_us, payload)
-            .ok_or(SendError::Backpressure)
+            .ok_or(EnqueueError::Backpressure)
     }
 
     /// Whether the next datagram should carry `Flags::ACK_NOW`: after a retransmission
@@ -403,10 +416,11 @@ impl Sender {
         self.on_datagram_sent(now);
     }
 
-    /// Anything sent postpones the next heartbeat.
+    /// Anything sent postpones the next heartbeat (and re-arms its timer if it had fired).
     fn on_datagram_sent(&mut self, now: Instant) {
         self.heartbeat.on_sent(now);
-        self.heartbeat_fired = false;
+        self.timers
+            .set(Timer::Heartbeat, self.heartbeat.poll_timeout());
     }
 
     /// Records that some other datagram from the peer (WELCOME, BYE…) arrived at `now`: it
@@ -439,14 +453,19 @@ impl Sender {
     /// ([`heartbeat_due`](Self::heartbeat_due)) and leaves `poll_timeout` until one is
     /// written (or anything else is sent).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.heartbeat.is_due(now) {
-            self.heartbeat_fired = true;
-        }
-        if self.timers[Timer::Loss as usize].is_some_and(|t| t <= now) {
-            self.on_loss_timeout(now);
-        }
-        if self.timers[Timer::Rto as usize].is_some_and(|t| t <= now) {
-            self.on_rto(now);
+        // In table order, each checked after the previous one was handled: the loss timeout
+        // re-arms the RTO.
+        for &timer in Timer::ALL {
+            if !self.timers.is_expired(timer, now) {
+                continue;
+            }
+            self.timers.stop(timer);
+            match timer {
+                Timer::Loss => self.on_loss_timeout(now),
+                Timer::Rto => self.on_rto(now),
+                // Stays due until written; only its deadline leaves `poll_timeout`.
+                Timer::Heartbeat => {}
+            }
         }
         if self.liveness.handle_timeout(now) {
             self.peer_unreachable = true;
@@ -457,18 +476,7 @@ impl Sender {
     /// The earliest deadline: loss timer, retransmission timeout, next heartbeat (until it
     /// has fired), liveness check.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut deadline = (!self.heartbeat_fired).then(|| self.heartbeat.poll_timeout());
-        for t in self
-            .timers
-            .into_iter()
-            .chain([self.liveness.poll_timeout()])
-        {
-            deadline = match (deadline, t) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-        deadline
+        earliest(self.timers.next_deadline(), self.liveness.poll_timeout())
     }
 
     /// The next event, if any.

@@ -98,16 +98,16 @@ fn time_threshold_arms_a_loss_timer() {
     let delay = s.rtt().loss_delay(9.0 / 8.0, MS);
     assert_eq!(delay, us * 11_250);
     let deadline = t0 + delay;
-    assert_eq!(s.timers[Timer::Loss as usize], Some(deadline));
+    assert_eq!(s.timers.get(Timer::Loss), Some(deadline));
     assert_eq!(s.poll_timeout(), Some(deadline));
     s.handle_timeout(deadline - us);
     assert_eq!(s.stats().lost, 0);
     s.handle_timeout(deadline);
     assert_eq!(s.stats().lost, 1);
-    assert_eq!(s.timers[Timer::Loss as usize], Some(deadline + us * 500));
+    assert_eq!(s.timers.get(Timer::Loss), Some(deadline + us * 500));
     s.handle_timeout(deadline + us * 500);
     assert_eq!(s.stats().lost, 2);
-    assert_eq!(s.timers[Timer::Loss as usize], None);
+    assert_eq!(s.timers.get(Timer::Loss), None);
     assert_eq!(write(&mut s, t0 + MS * 20), [0]);
     assert_eq!(write(&mut s, t0 + MS * 20), [1]);
 }
@@ -145,7 +145,7 @@ fn rto_resends_the_oldest_asks_for_an_ack_and_backs_off() {
     // Before any sample: 100 ms + 4 · 50 ms + 2 ms peer ACK delay.
     let rto = MS * 302;
     assert_eq!(s.rto(), rto);
-    assert_eq!(s.timers[Timer::Rto as usize], Some(t0 + rto));
+    assert_eq!(s.timers.get(Timer::Rto), Some(t0 + rto));
     s.handle_timeout(t0 + rto - Duration::from_micros(1));
     assert_eq!(s.stats().rto_fired, 0);
     s.handle_timeout(t0 + rto);
@@ -156,14 +156,14 @@ fn rto_resends_the_oldest_asks_for_an_ack_and_backs_off() {
     assert_eq!(write(&mut s, t0 + rto), [0, 1, 2]);
     assert!(!s.wants_ack_now());
     let t1 = t0 + rto;
-    assert_eq!(s.timers[Timer::Rto as usize], Some(t1 + rto * 2));
+    assert_eq!(s.timers.get(Timer::Rto), Some(t1 + rto * 2));
     s.handle_timeout(t1 + rto * 2);
     assert_eq!(s.stats().rto_fired, 2);
     assert_eq!(s.rto(), rto * 4);
     write(&mut s, t1 + rto * 2);
     // Progress resets the backoff (RFC 9002 §6.2.1) and, everything acked, disarms it.
     ack(&mut s, t1 + rto * 3, &[0..=2], 0).unwrap();
-    assert_eq!(s.timers[Timer::Rto as usize], None);
+    assert_eq!(s.timers.get(Timer::Rto), None);
     assert!(s.is_idle());
     assert_eq!(s.rto_backoff, 0);
 }
@@ -183,15 +183,12 @@ fn rto_backoff_stops_at_the_maximum() {
     write(&mut s, t0);
     let mut now = t0;
     for _ in 0..20 {
-        now = s.timers[Timer::Rto as usize].unwrap();
+        now = s.timers.get(Timer::Rto).unwrap();
         s.handle_timeout(now);
         write(&mut s, now);
     }
     assert_eq!(s.rto(), s.config().max_rto);
-    assert_eq!(
-        s.timers[Timer::Rto as usize],
-        Some(now + s.config().max_rto)
-    );
+    assert_eq!(s.timers.get(Timer::Rto), Some(now + s.config().max_rto));
 }
 
 #[test]
@@ -232,7 +229,7 @@ fn retries_exhausted_make_a_message_undeliverable() {
     let mut now = t0;
     let mut written = 1;
     while s.in_flight() > 0 {
-        now = s.timers[Timer::Rto as usize].unwrap();
+        now = s.timers.get(Timer::Rto).unwrap();
         s.handle_timeout(now);
         written += write(&mut s, now).len();
         assert!(written <= 3);
@@ -261,11 +258,11 @@ fn back_pressure_at_the_message_and_byte_bounds() {
     };
     let mut s = Sender::new(config, t0).unwrap();
     send_n(&mut s, t0, 4, 10);
-    assert_eq!(s.send(t0, 0, b"x"), Err(SendError::Backpressure));
+    assert_eq!(s.send(t0, 0, b"x"), Err(EnqueueError::Backpressure));
     write(&mut s, t0);
     // Acknowledging the middle frees nothing: the window starts at the oldest unacked.
     ack(&mut s, t0 + MS, &[1..=3], 0).unwrap();
-    assert_eq!(s.send(t0, 0, b"x"), Err(SendError::Backpressure));
+    assert_eq!(s.send(t0, 0, b"x"), Err(EnqueueError::Backpressure));
     ack(&mut s, t0 + MS, &[0..=3], 0).unwrap();
     assert_eq!(s.send(t0, 0, b"x"), Ok(4));
 
@@ -275,14 +272,14 @@ fn back_pressure_at_the_message_and_byte_bounds() {
     };
     let mut s = Sender::new(config, t0).unwrap();
     send_n(&mut s, t0, 7, 200);
-    assert_eq!(s.send(t0, 0, &[0; 200]), Err(SendError::Backpressure));
+    assert_eq!(s.send(t0, 0, &[0; 200]), Err(EnqueueError::Backpressure));
     assert_eq!(s.window_usage(), (7, 1400));
     // Small messages still fit.
     assert_eq!(s.send(t0, 0, &[0; 72]), Ok(7));
     let max = s.config().max_payload();
     assert_eq!(
         s.send(t0, 0, &vec![0; max + 1]),
-        Err(SendError::TooLarge { len: max + 1, max })
+        Err(EnqueueError::TooLarge { len: max + 1, max })
     );
 }
 
@@ -334,7 +331,8 @@ fn unreliable_mode_sends_once_and_keeps_nothing() {
     assert!(s.is_idle());
     assert_eq!(s.window_usage(), (0, 0));
     assert_eq!(s.in_flight(), 0);
-    assert_eq!(s.timers, [None, None]);
+    assert_eq!(s.timers.get(Timer::Loss), None);
+    assert_eq!(s.timers.get(Timer::Rto), None);
     ack(&mut s, t0 + MS, &[0..=50], 0).unwrap();
     assert_eq!(s.stats().acked, 0);
     assert_eq!(s.stats().sent, 100);

@@ -139,6 +139,57 @@ impl Iterator for AckRanges<'_> {
     }
 }
 
+/// The bytes of an ACK frame's head: its type, the largest acknowledged ID, `delay_us` and
+/// the `first` range (newest). The rest of the frame is the range count
+/// ([`varint_len`](crate::varint_len) of the number of additional ranges) and one
+/// [`ack_range_len`] per additional range.
+///
+/// Fails as the writer would: [`EncodeError::BadAckRanges`] for an empty range,
+/// [`EncodeError::VarintOverflow`] for a value of 2^62 or more.
+pub fn ack_head_len(first: &RangeInclusive<u64>, delay_us: u64) -> Result<usize, EncodeError> {
+    let (lo, largest) = (*first.start(), *first.end());
+    if lo > largest {
+        return Err(EncodeError::BadAckRanges);
+    }
+    Ok(1 + vlen(largest)? + vlen(delay_us)? + vlen(largest - lo)?)
+}
+
+/// The bytes one additional range (its gap/length pair) adds to an ACK frame after a range
+/// whose smallest ID is `prev_smallest`.
+///
+/// Fails as the writer would: [`EncodeError::BadAckRanges`] unless `range` is non-empty and
+/// ends at least two below `prev_smallest` (one missing ID between the ranges).
+pub fn ack_range_len(
+    prev_smallest: u64,
+    range: &RangeInclusive<u64>,
+) -> Result<usize, EncodeError> {
+    let (gap, len) = pair_for(prev_smallest, range)?;
+    Ok(vlen(gap)? + vlen(len)?)
+}
+
+/// The bytes of an ACK frame listing every one of `ranges` (newest first, disjoint, separated
+/// by at least one missing ID) with `delay_us`: what [`crate::DatagramWriter::ack`] writes
+/// when the frame fits, as its [`AckSummary::bytes`].
+///
+/// Fails as the writer would: [`EncodeError::BadAckRanges`] for no range or misordered ones,
+/// [`EncodeError::VarintOverflow`] for a value of 2^62 or more.
+pub fn ack_encoded_len<I>(ranges: I, delay_us: u64) -> Result<usize, EncodeError>
+where
+    I: IntoIterator<Item = RangeInclusive<u64>>,
+{
+    let mut iter = ranges.into_iter();
+    let first = iter.next().ok_or(EncodeError::BadAckRanges)?;
+    let mut size = ack_head_len(&first, delay_us)?;
+    let mut smallest = *first.start();
+    let mut additional = 0u64;
+    for range in iter {
+        size += ack_range_len(smallest, &range)?;
+        smallest = *range.start();
+        additional += 1;
+    }
+    Ok(size + vlen(additional)?)
+}
+
 /// The bytes for one additional range following a range whose smallest ID is `prev_smallest`.
 fn pair_for(prev_smallest: u64, range: &RangeInclusive<u64>) -> Result<(u64, u64), EncodeError> {
     let (lo, hi) = (*range.start(), *range.end());
@@ -161,11 +212,8 @@ where
 {
     let mut iter = ranges.into_iter();
     let first = iter.next().ok_or(EncodeError::BadAckRanges)?;
+    let fixed = ack_head_len(&first, delay_us)?;
     let (first_lo, largest) = (*first.start(), *first.end());
-    if first_lo > largest {
-        return Err(EncodeError::BadAckRanges);
-    }
-    let fixed = 1 + vlen(largest)? + vlen(delay_us)? + vlen(largest - first_lo)?;
 
     // First pass: how many additional ranges fit, validating them on the way.
     let budget = w.remaining();
@@ -174,10 +222,9 @@ where
     let mut total = 0u64;
     let mut smallest = first_lo;
     for range in iter.clone() {
-        let (gap, len) = pair_for(smallest, &range)?;
+        let cost = ack_range_len(smallest, &range)?;
         smallest = *range.start();
         total += 1;
-        let cost = vlen(gap)? + vlen(len)?;
         if fixed + vlen(fits + 1)? + pairs_len + cost <= budget && fits + 1 == total {
             fits += 1;
             pairs_len += cost;

@@ -1,10 +1,10 @@
-//! The small control frames: HEARTBEAT, HELLO, WELCOME, STOP and BYE.
+//! The small control frames: HEARTBEAT, HELLO, RETRY, WELCOME, STOP and BYE.
 
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::frame_type;
 
-/// The longest token a HELLO may carry (room for a future address-validation cookie).
+/// The longest token a HELLO or RETRY may carry.
 pub const MAX_TOKEN_LEN: usize = 255;
 
 /// HEARTBEAT (`0x01`): `timestamp_us` (varint), the sender's clock in microseconds since its
@@ -37,7 +37,7 @@ pub struct Hello<'a> {
     /// The client's session epoch as Unix time in microseconds; DATA and HEARTBEAT
     /// timestamps count from it.
     pub epoch_unix_us: u64,
-    /// Opaque token (empty in version 1).
+    /// The address-validation cookie of the server's RETRY, echoed; empty in a first HELLO.
     pub token: &'a [u8],
 }
 
@@ -68,14 +68,57 @@ impl<'a> Hello<'a> {
     }
 }
 
-/// WELCOME (`0x05`, handshake only): `nonce` (8 bytes, echoed from the HELLO) and
-/// `heartbeat_interval_us` (varint). The header carries the new session id.
+/// RETRY (`0x10`, handshake only, server to client): `nonce` (8 bytes, echoed from the
+/// HELLO), cookie length (varint, at most [`MAX_TOKEN_LEN`]) and cookie bytes. The server
+/// keeps no state for it: the client repeats its HELLO with the cookie as token, proving it
+/// receives at the address it sends from (as QUIC's Retry, RFC 9000 §8.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry<'a> {
+    /// The HELLO's nonce.
+    pub nonce: u64,
+    /// The cookie to echo.
+    pub cookie: &'a [u8],
+}
+
+impl<'a> Retry<'a> {
+    pub(crate) fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        let nonce = r.uint(8)?;
+        let len = r.varint()?;
+        if len > MAX_TOKEN_LEN as u64 {
+            return Err(DecodeError::TokenTooLong(len));
+        }
+        Ok(Self {
+            nonce,
+            cookie: r.bytes(len)?,
+        })
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        if self.cookie.len() > MAX_TOKEN_LEN {
+            return Err(EncodeError::TokenTooLong(self.cookie.len()));
+        }
+        w.u8(frame_type::RETRY)?;
+        w.uint(self.nonce, 8)?;
+        w.varint(self.cookie.len() as u64)?;
+        w.slice(self.cookie)
+    }
+}
+
+/// WELCOME (`0x05`, handshake only): `nonce` (8 bytes, echoed from the HELLO),
+/// `heartbeat_interval_us` (varint), `server_nonce` (8 bytes) and `id_window` (varint). The
+/// header carries the new session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Welcome {
     /// The HELLO's nonce.
     pub nonce: u64,
     /// How often the client should send a HEARTBEAT when it has nothing else to send.
     pub heartbeat_interval_us: u64,
+    /// The server's random contribution to the session keys (used with a pre-shared key).
+    pub server_nonce: u64,
+    /// The receiver's plausibility window: it accepts message IDs up to its largest received
+    /// ID plus this many, and drops datagrams with IDs beyond. The client keeps its send
+    /// window no larger, so its own messages always fall inside.
+    pub id_window: u64,
 }
 
 impl Welcome {
@@ -83,13 +126,17 @@ impl Welcome {
         Ok(Self {
             nonce: r.uint(8)?,
             heartbeat_interval_us: r.varint()?,
+            server_nonce: r.uint(8)?,
+            id_window: r.varint()?,
         })
     }
 
     pub(crate) fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         w.u8(frame_type::WELCOME)?;
         w.uint(self.nonce, 8)?;
-        w.varint(self.heartbeat_interval_us)
+        w.varint(self.heartbeat_interval_us)?;
+        w.uint(self.server_nonce, 8)?;
+        w.varint(self.id_window)
     }
 }
 

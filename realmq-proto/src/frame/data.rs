@@ -1,7 +1,8 @@
 //! DATA frames: one or many messages, with compact IDs and timestamps.
 //!
 //! ```text
-//! type 0x08 | (n - 1)           the first ID is sent in n bytes (1..=8), truncated (see `id`)
+//! type 0x08 | (n - 1)           the first ID is sent whole in n bytes (1..=8), the fewest
+//!                               that hold it (see `id`)
 //! first ID                      n bytes, big-endian
 //! base timestamp, µs            varint: the first message's timestamp
 //! message count                 varint (>= 1; RealMQ's writer always uses the 2-byte form)
@@ -81,7 +82,8 @@ impl<'a> DataFrame<'a> {
         id_len: usize,
         largest_received: Option<u64>,
     ) -> Result<Self, DecodeError> {
-        let first_id = id::expand(r.uint(id_len)?, id_len, largest_received);
+        let _ = largest_received; // IDs are sent whole: nothing to reconstruct.
+        let first_id = r.uint(id_len)?;
         if first_id > MAX_MESSAGE_ID {
             return Err(DecodeError::VarintOverflow("message id"));
         }
@@ -191,7 +193,8 @@ impl<'w, 'b> DataWriter<'w, 'b> {
         first: Message<'_>,
     ) -> Result<Self, EncodeError> {
         check_message(&first)?;
-        let id_len = id::truncated_len(first.id, ctx);
+        let _ = ctx; // IDs are sent whole.
+        let id_len = id::id_len(first.id);
         let payload_len = first.payload.len() as u64;
         let size = 1
             + id_len
@@ -201,7 +204,7 @@ impl<'w, 'b> DataWriter<'w, 'b> {
             + first.payload.len();
         w.reserve(size)?;
         w.u8(frame_type::DATA | (id_len as u8 - 1))?;
-        w.uint(id::truncate(first.id, id_len), id_len)?;
+        w.uint(first.id, id_len)?;
         w.varint(first.timestamp_us)?;
         let count_at = w.len();
         w.zeros(COUNT_LEN)?;

@@ -13,7 +13,8 @@
 //! | `0x06`      | STOP                           | session           |
 //! | `0x07`      | BYE                            | session           |
 //! | `0x08–0x0f` | DATA (low 3 bits: first-ID length − 1) | session   |
-//! | `0x10–0x3f` | reserved: a decode error       | —                 |
+//! | `0x10`      | RETRY                          | handshake         |
+//! | `0x11–0x3f` | reserved: a decode error       | —                 |
 //! | `0x40–0xff` | extension: type, varint length, body; skipped if unknown | both |
 //!
 //! The rule for unknown types: a frame below `0x40` carries no length, so an unknown one
@@ -26,7 +27,7 @@ mod control;
 mod data;
 
 pub use ack::{AckFrame, AckRanges, AckSummary};
-pub use control::{Bye, Heartbeat, Hello, Stop, Welcome, MAX_TOKEN_LEN};
+pub use control::{Bye, Heartbeat, Hello, Retry, Stop, Welcome, MAX_TOKEN_LEN};
 pub use data::{DataFrame, DataWriter, Message, Messages, MAX_MESSAGES_PER_FRAME};
 
 use crate::codec::Reader;
@@ -53,6 +54,8 @@ pub mod frame_type {
     pub const BYE: u8 = 0x07;
     /// DATA; the low three bits hold the first ID's length in bytes minus one.
     pub const DATA: u8 = 0x08;
+    /// RETRY.
+    pub const RETRY: u8 = 0x10;
     /// The first extension type: from here on, frames carry a length.
     pub const EXTENSION_MIN: u8 = 0x40;
 }
@@ -73,6 +76,8 @@ pub enum Frame<'a> {
     Hello(Hello<'a>),
     /// The server grants a session.
     Welcome(Welcome),
+    /// The server asks the client to prove its address with a cookie.
+    Retry(Retry<'a>),
     /// The client has sent everything.
     Stop(Stop),
     /// The server confirms the end of the session.
@@ -100,11 +105,11 @@ impl<'a> Frame<'a> {
         let ty = r.u8()?;
         let allowed = match ty {
             t::PADDING => true,
-            t::HELLO | t::WELCOME => kind == PacketKind::Handshake,
+            t::HELLO | t::WELCOME | t::RETRY => kind == PacketKind::Handshake,
             t::EXTENSION_MIN..=u8::MAX => true,
             _ => kind == PacketKind::Session,
         };
-        if !allowed && ty < 0x10 {
+        if !allowed && ty <= t::RETRY {
             return Err(DecodeError::FrameNotAllowed {
                 frame_type: ty,
                 kind: kind.name(),
@@ -120,6 +125,7 @@ impl<'a> Frame<'a> {
             t::ACK | t::ACK_TRUNCATED => Frame::Ack(AckFrame::read(r, ty == t::ACK_TRUNCATED)?),
             t::HELLO => Frame::Hello(Hello::read(r)?),
             t::WELCOME => Frame::Welcome(Welcome::read(r)?),
+            t::RETRY => Frame::Retry(Retry::read(r)?),
             t::STOP => Frame::Stop(Stop::read(r)?),
             t::BYE => Frame::Bye(Bye::read(r)?),
             0x08..=0x0f => Frame::Data(DataFrame::read(

@@ -1,15 +1,16 @@
 //! A seeded coin that drops outgoing datagrams before they reach the socket: the binaries'
-//! `--simulate-loss` testing aid, in the spirit of Aeron's debug loss generators. Pure code.
+//! `--simulate-loss` testing aid, in the spirit of Aeron's debug loss generators. (Loss
+//! *detection*, the QoS side, is `sender::loss`; this only makes loss happen.)
 
 /// Decides, datagram by datagram, whether to drop it. Deterministic for a given seed.
 #[derive(Debug, Clone)]
-pub struct LossSim {
+pub struct DropSim {
     probability: f64,
     rng: fastrand::Rng,
     dropped: u64,
 }
 
-impl LossSim {
+impl DropSim {
     /// Drops `percent` (0..=100) of the datagrams, drawing from a generator seeded with
     /// `seed`.
     pub fn new(percent: f64, seed: u64) -> Self {
@@ -42,8 +43,8 @@ mod tests {
 
     #[test]
     fn drops_about_the_asked_share_and_repeats_with_the_seed() {
-        let mut a = LossSim::new(10.0, 7);
-        let mut b = LossSim::new(10.0, 7);
+        let mut a = DropSim::new(10.0, 7);
+        let mut b = DropSim::new(10.0, 7);
         let pattern_a: Vec<bool> = (0..10_000).map(|_| a.drop_next()).collect();
         let pattern_b: Vec<bool> = (0..10_000).map(|_| b.drop_next()).collect();
         assert_eq!(pattern_a, pattern_b);
@@ -52,8 +53,8 @@ mod tests {
 
     #[test]
     fn zero_and_hundred_percent_are_exact() {
-        let mut none = LossSim::new(0.0, 1);
-        let mut all = LossSim::new(100.0, 1);
+        let mut none = DropSim::new(0.0, 1);
+        let mut all = DropSim::new(100.0, 1);
         assert!((0..1_000).all(|_| !none.drop_next() && all.drop_next()));
     }
 }

@@ -1,0 +1,103 @@
+//! End to end in one process: the server's loop ([`realmq_server::serve`]) on a thread,
+//! bound to 127.0.0.1 port 0, and the client's sender threads ([`realmq_client::run_workers`])
+//! against it. Faster than the process tests and shows the libraries can be driven directly.
+
+use std::thread;
+use std::time::Duration;
+
+use realmq_client::{run_workers, ClientSummary, RunInfo, WorkerConfig};
+use realmq_common::io::{socket, Protocol, Shutdown};
+use realmq_server::{serve, Listener, ServeOptions, ServerSummary};
+
+fn worker(index: u32, server: std::net::SocketAddr, quota: u64) -> WorkerConfig {
+    WorkerConfig {
+        index,
+        server,
+        quota: Some(quota),
+        duration: None,
+        rate: 0.0,
+        size: 64,
+        reliable: true,
+        connect_timeout: Duration::from_secs(10),
+        simulate_loss: 0.0,
+        loss_seed: u64::from(index),
+        socket_buffer: 1 << 20,
+    }
+}
+
+/// Serves `sessions` sessions on a thread; returns the address and the join handle.
+fn start_server(
+    protocol: Protocol,
+    sessions: u64,
+) -> (
+    std::net::SocketAddr,
+    thread::JoinHandle<anyhow::Result<ServerSummary>>,
+) {
+    let listener = match protocol {
+        Protocol::Udp => {
+            Listener::Udp(socket::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap())
+        }
+        Protocol::Tcp => {
+            Listener::Tcp(mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap())
+        }
+    };
+    let addr = match &listener {
+        Listener::Udp(s) => s.local_addr().unwrap(),
+        Listener::Tcp(l) => l.local_addr().unwrap(),
+    };
+    let options = ServeOptions {
+        exit_after_sessions: Some(sessions),
+        ..ServeOptions::default()
+    };
+    let handle = thread::spawn(move || serve(listener, &options, &Shutdown::new()));
+    (addr, handle)
+}
+
+fn run(protocol: Protocol, threads: u32, quota: u64) -> (ClientSummary, ServerSummary) {
+    let (addr, server) = start_server(protocol, u64::from(threads));
+    let workers = (0..threads).map(|i| worker(i, addr, quota)).collect();
+    let results = run_workers(protocol, workers, &Shutdown::new()).unwrap();
+    let ok: Vec<_> = results
+        .into_iter()
+        .map(|(i, r)| r.unwrap_or_else(|e| panic!("thread {i}: {e:#}")))
+        .collect();
+    let info = RunInfo {
+        protocol: protocol.name(),
+        qos: true,
+        threads,
+        size: 64,
+    };
+    let client = ClientSummary::new(info, &ok);
+    let server = server.join().expect("server thread").expect("server run");
+    (client, server)
+}
+
+#[test]
+fn udp_in_process_delivers_every_message() {
+    let (client, server) = run(Protocol::Udp, 2, 20_000);
+    assert_eq!(client.sent, 40_000);
+    assert_eq!(client.acked, 40_000);
+    assert_eq!(client.server_received, Some(40_000));
+    assert_eq!(server.counters.received, 40_000);
+    assert_eq!(server.counters.sessions_ended, 2);
+}
+
+#[test]
+fn tcp_in_process_delivers_every_message() {
+    let (client, server) = run(Protocol::Tcp, 1, 20_000);
+    assert_eq!(client.acked, 20_000);
+    assert_eq!(server.counters.received, 20_000);
+}
+
+#[test]
+fn shutdown_stops_an_idle_server() {
+    let listener = Listener::Udp(socket::bind_udp("127.0.0.1:0".parse().unwrap(), 0).unwrap());
+    let shutdown = Shutdown::new();
+    let handle = {
+        let shutdown = shutdown.clone();
+        thread::spawn(move || serve(listener, &ServeOptions::default(), &shutdown))
+    };
+    shutdown.trigger();
+    let summary = handle.join().unwrap().unwrap();
+    assert_eq!(summary.counters.received, 0);
+}

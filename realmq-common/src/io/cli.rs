@@ -1,0 +1,101 @@
+//! The command-line flags both binaries take (flattened into each one's own `Args`), and
+//! parsers for their values shaped for clap's `value_parser` (an error is a one-line
+//! message for the user).
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// The transport a server or client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// RealMQ sessions over UDP, with QoS (acknowledgements and resends).
+    Udp,
+    /// The baseline: length-prefixed messages over one TCP connection per client thread.
+    Tcp,
+}
+
+impl Protocol {
+    /// `udp` or `tcp`, as the flag spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// Flags both binaries share.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Transport: `udp` (RealMQ sessions with QoS) or `tcp` (the baseline: length-prefixed
+    /// messages over one TCP connection per client thread). Both ends must agree.
+    #[arg(long, value_enum, default_value_t = Protocol::Udp)]
+    pub protocol: Protocol,
+
+    /// Print the final summary as one JSON object on stdout (logs stay on stderr).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Testing aid: drop this percentage (0-100) of outgoing datagrams at random before
+    /// they reach the socket, to exercise the peer's loss recovery. UDP only.
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
+    pub simulate_loss: f64,
+
+    /// Seed of --simulate-loss, so that a lossy run can be repeated (client thread i uses
+    /// seed + i).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub loss_seed: u64,
+
+    /// Kernel receive and send buffer size requested for each UDP socket, in bytes
+    /// (SO_RCVBUF/SO_SNDBUF; the kernel may cap it, on Linux at net.core.rmem_max). 0 keeps
+    /// the OS default, which bursts from a fast sender overflow.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    pub socket_buffer: usize,
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`), at most a day.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("{s} is out of range: give 0 < SECS <= 86400"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A percentage from 0 to 100.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let pct: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage"))?;
+    if !(0.0..=100.0).contains(&pct) {
+        return Err(format!("{s} is out of range: give 0 <= PCT <= 100"));
+    }
+    Ok(pct)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("NaN").is_err());
+        assert!(parse_seconds("90000").is_err());
+        assert!(parse_seconds("soon").unwrap_err().contains("soon"));
+    }
+
+    #[test]
+    fn percent() {
+        assert_eq!(parse_percent("10"), Ok(10.0));
+        assert_eq!(parse_percent("0"), Ok(0.0));
+        assert!(parse_percent("100.5").is_err());
+        assert!(parse_percent("NaN").is_err());
+        assert!(parse_percent("ten").is_err());
+    }
+}

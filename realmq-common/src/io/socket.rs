@@ -1,0 +1,78 @@
+//! Creating the UDP sockets both binaries use, with the options the standard library does
+//! not offer (through `socket2`).
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use mio::net::UdpSocket;
+
+/// Kernel buffer sizes a socket actually got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferSizes {
+    /// SO_RCVBUF as the kernel reports it.
+    pub receive: usize,
+    /// SO_SNDBUF as the kernel reports it.
+    pub send: usize,
+}
+
+/// Asks the kernel for `bytes` of receive and send buffer on `socket` (SO_RCVBUF and
+/// SO_SNDBUF); 0 leaves the defaults. Best effort: the kernel caps the request (on Linux at
+/// `net.core.rmem_max` / `wmem_max`) and a refusal is only logged. Returns what was granted,
+/// when the kernel says.
+pub fn set_buffers(socket: &std::net::UdpSocket, bytes: usize) -> Option<BufferSizes> {
+    let sock = socket2::SockRef::from(socket);
+    if bytes > 0 {
+        if let Err(e) = sock.set_recv_buffer_size(bytes) {
+            log::warn!("cannot set the socket receive buffer to {bytes} bytes: {e}");
+        }
+        if let Err(e) = sock.set_send_buffer_size(bytes) {
+            log::warn!("cannot set the socket send buffer to {bytes} bytes: {e}");
+        }
+    }
+    let granted = BufferSizes {
+        receive: sock.recv_buffer_size().ok()?,
+        send: sock.send_buffer_size().ok()?,
+    };
+    log::debug!("socket buffers: {granted:?}");
+    Some(granted)
+}
+
+/// A non-blocking UDP socket bound to `addr`, with kernel buffers of `buffer_bytes`
+/// (0: the OS default).
+pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    set_buffers(&socket, buffer_bytes);
+    socket.set_nonblocking(true)?;
+    Ok(UdpSocket::from_std(socket))
+}
+
+/// A non-blocking UDP socket on an ephemeral port, connected to `server` (so the kernel
+/// filters other sources and reports ICMP errors for it), with kernel buffers of
+/// `buffer_bytes` (0: the OS default).
+pub fn connect_udp(server: SocketAddr, buffer_bytes: usize) -> io::Result<UdpSocket> {
+    let local: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(local)?;
+    socket.connect(server)?;
+    set_buffers(&socket, buffer_bytes);
+    socket.set_nonblocking(true)?;
+    Ok(UdpSocket::from_std(socket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connected_socket_reaches_a_bound_one() {
+        let server = bind_udp("127.0.0.1:0".parse().unwrap(), 0).unwrap();
+        let addr = server.local_addr().unwrap();
+        assert_ne!(addr.port(), 0);
+        let client = connect_udp(addr, 1 << 16).unwrap();
+        assert_eq!(client.peer_addr().unwrap(), addr);
+        let granted = set_buffers(&std::net::UdpSocket::bind("127.0.0.1:0").unwrap(), 0);
+        assert!(granted.is_some_and(|g| g.receive > 0 && g.send > 0));
+    }
+}

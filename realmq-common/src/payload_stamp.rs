@@ -1,0 +1,105 @@
+//! A self-describing payload for load tests: the load client writes its session id and the
+//! message's ID into the first bytes of every payload of [`STAMP_LEN`] bytes or more, with a
+//! CRC-32 over the whole payload, and the server checks each delivered message against the
+//! session and ID it was delivered under. A message delivered under another ID, into another
+//! session, or with any byte changed counts as corrupt.
+//!
+//! ```text
+//! 0..4    session id, little-endian
+//! 4..12   message id, little-endian
+//! 12..16  CRC-32 (IEEE) of bytes 0..12 followed by bytes 16.., little-endian
+//! 16..    the rest of the payload, unchanged
+//! ```
+
+/// Bytes the stamp occupies at the start of a payload; shorter payloads carry none.
+pub const STAMP_LEN: usize = 16;
+
+/// Writes the stamp for `(session_id, id)` into `payload`, whose bytes from [`STAMP_LEN`] on
+/// are the message body. Does nothing to a payload shorter than [`STAMP_LEN`].
+pub fn write_stamp(payload: &mut [u8], session_id: u32, id: u64) {
+    if payload.len() < STAMP_LEN {
+        return;
+    }
+    payload[0..4].copy_from_slice(&session_id.to_le_bytes());
+    payload[4..12].copy_from_slice(&id.to_le_bytes());
+    let crc = checksum(payload);
+    payload[12..16].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// What checking a delivered payload found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StampCheck {
+    /// Shorter than [`STAMP_LEN`]: nothing to check.
+    Unstamped,
+    /// The stamp names this session and ID and the checksum matches.
+    Intact,
+    /// Anything else: another session, another ID, or a changed byte.
+    Corrupt,
+}
+
+/// Checks `payload`, delivered as message `id` of session `session_id`.
+pub fn check_stamp(payload: &[u8], session_id: u32, id: u64) -> StampCheck {
+    if payload.len() < STAMP_LEN {
+        return StampCheck::Unstamped;
+    }
+    let field = |range: std::ops::Range<usize>| &payload[range];
+    let intact = field(0..4) == session_id.to_le_bytes()
+        && field(4..12) == id.to_le_bytes()
+        && field(12..16) == checksum(payload).to_le_bytes();
+    if intact {
+        StampCheck::Intact
+    } else {
+        StampCheck::Corrupt
+    }
+}
+
+/// CRC-32 of the stamp's identity fields and the body (the CRC field itself excluded).
+fn checksum(payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&payload[0..12]);
+    hasher.update(&payload[STAMP_LEN..]);
+    hasher.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_stamped_payload_checks_intact_under_its_own_identity_only() {
+        let mut p = vec![7u8; 64];
+        write_stamp(&mut p, 9, 1_000);
+        assert_eq!(check_stamp(&p, 9, 1_000), StampCheck::Intact);
+        assert_eq!(check_stamp(&p, 9, 1_000 + 65_536), StampCheck::Corrupt);
+        assert_eq!(check_stamp(&p, 10, 1_000), StampCheck::Corrupt);
+    }
+
+    #[test]
+    fn short_payloads_are_unstamped() {
+        let mut p = vec![1u8; STAMP_LEN - 1];
+        write_stamp(&mut p, 1, 1);
+        assert_eq!(p, vec![1u8; STAMP_LEN - 1]);
+        assert_eq!(check_stamp(&p, 1, 1), StampCheck::Unstamped);
+        let mut exact = vec![0u8; STAMP_LEN];
+        write_stamp(&mut exact, 1, 2);
+        assert_eq!(check_stamp(&exact, 1, 2), StampCheck::Intact);
+    }
+
+    proptest! {
+        #[test]
+        fn any_flipped_bit_is_corrupt(
+            body in proptest::collection::vec(any::<u8>(), STAMP_LEN..200),
+            session in any::<u32>(),
+            id in any::<u64>(),
+            bit in any::<prop::sample::Index>(),
+        ) {
+            let mut p = body;
+            write_stamp(&mut p, session, id);
+            prop_assert_eq!(check_stamp(&p, session, id), StampCheck::Intact);
+            let bit = bit.index(p.len() * 8);
+            p[bit / 8] ^= 1 << (bit % 8);
+            prop_assert_eq!(check_stamp(&p, session, id), StampCheck::Corrupt);
+        }
+    }
+}

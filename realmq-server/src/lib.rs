@@ -1,0 +1,130 @@
+//! `realmq-server` as a library: the serving loops the binary calls, so that tests can run
+//! a server in-process on an ephemeral port.
+//!
+//! The binary (`main.rs`) parses flags, sets up logging and signals, binds, and calls
+//! [`serve`]. Over UDP the loop (`serve_udp`) is the I/O shell around the sans-IO session
+//! layer (`realmq_common::endpoint::Server`): it owns the socket, the clock, the one thread
+//! and its `mio::Poll`; over TCP (`serve_tcp`) it reads the baseline's length-prefixed
+//! frames. What is measured lives in `recorder`, `sink`, `plot` and [`ServerSummary`].
+//! See `docs/USAGE.md`.
+
+pub mod cli;
+mod plot;
+mod recorder;
+mod sink;
+mod summary;
+mod tcp;
+mod udp;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use mio::{Poll, Token, Waker};
+use realmq_common::io::Shutdown;
+
+use crate::tcp::serve_tcp;
+use crate::udp::serve_udp;
+
+pub use recorder::Counters;
+pub use sink::{SinkConfig, StatsFormat};
+pub use summary::{ServerSummary, UdpCounters};
+
+/// The token of the waker that interrupts `poll` on shutdown.
+pub(crate) const WAKER: Token = Token(0);
+
+/// A bound socket or listener, ready to serve.
+#[derive(Debug)]
+pub enum Listener {
+    /// RealMQ sessions over UDP.
+    Udp(mio::net::UdpSocket),
+    /// The TCP baseline.
+    Tcp(mio::net::TcpListener),
+}
+
+/// How a server run behaves, besides where it listens.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Stop once this many sessions have ended (`None`: until shutdown).
+    pub exit_after_sessions: Option<u64>,
+    /// Per-message records and the latency plot (`None`: off).
+    pub stats: Option<SinkConfig>,
+    /// `--simulate-loss`, percent of outgoing datagrams dropped (UDP).
+    pub simulate_loss: f64,
+    /// Seed of `simulate_loss`.
+    pub loss_seed: u64,
+}
+
+/// When a serving loop stops: on shutdown, or after enough sessions.
+#[derive(Debug)]
+pub(crate) struct StopWhen {
+    shutdown: Shutdown,
+    exit_after_sessions: Option<u64>,
+}
+
+impl StopWhen {
+    /// Ctrl-C or SIGTERM arrived.
+    pub(crate) fn interrupted(&self) -> bool {
+        self.shutdown.is_triggered()
+    }
+
+    /// `exit_after_sessions` sessions have ended.
+    pub(crate) fn sessions_done(&self, counters: &Counters) -> bool {
+        self.exit_after_sessions
+            .is_some_and(|n| counters.sessions_ended >= n)
+    }
+}
+
+/// Serves `listener` until `shutdown` triggers or enough sessions have ended; then writes
+/// the stats files and plot (if asked) and returns the run's summary.
+pub fn serve(
+    listener: Listener,
+    options: &ServeOptions,
+    shutdown: &Shutdown,
+) -> anyhow::Result<ServerSummary> {
+    let poll = Poll::new().context("cannot create the event loop")?;
+    let waker = Waker::new(poll.registry(), WAKER).context("cannot create a waker")?;
+    shutdown.add_waker(Arc::new(waker));
+    let stop = StopWhen {
+        shutdown: shutdown.clone(),
+        exit_after_sessions: options.exit_after_sessions,
+    };
+    let start = Instant::now();
+    let sink = match &options.stats {
+        Some(config) => Some(sink::StatsSink::create(config.clone(), start)?),
+        None => None,
+    };
+    let mut recorder = recorder::Recorder::new(sink, start);
+    let (protocol, counters, udp) = match listener {
+        Listener::Udp(socket) => {
+            let loss = realmq_common::io::DropSim::new(options.simulate_loss, options.loss_seed);
+            let (counters, udp) = serve_udp(socket, poll, &stop, &mut recorder, loss)?;
+            ("udp", counters, udp)
+        }
+        Listener::Tcp(listener) => {
+            let counters = serve_tcp(listener, poll, &stop, &mut recorder)?;
+            ("tcp", counters, UdpCounters::default())
+        }
+    };
+    if stop.interrupted() {
+        log::info!("interrupted: finishing");
+    }
+    let summary = ServerSummary::new(protocol, &counters, udp, &recorder);
+    if let Some((records, files)) = recorder.finish_sink()? {
+        log::info!("wrote {records} stats records in {files} file(s)");
+    }
+    if let Some(config) = &options.stats {
+        write_plot(config.dir.join("latency.svg"), &recorder)?;
+    }
+    Ok(summary)
+}
+
+fn write_plot(path: PathBuf, recorder: &recorder::Recorder) -> anyhow::Result<()> {
+    if plot::write_latency_svg(&path, recorder.histogram())? {
+        log::info!("wrote {}", path.display());
+    } else {
+        log::info!("no message received: no latency plot");
+    }
+    Ok(())
+}
