@@ -47,7 +47,7 @@ impl Proc {
 }
 
 /// Runs one server session set and one client; returns both outputs, checking exit 0.
-fn run(server_args: &[&str], client_args: &[&str]) -> (Value, Value) {
+fn serve_and_send(server_args: &[&str], client_args: &[&str]) -> (Value, Value) {
     let (server, addr) = Proc::server(server_args);
     let client = Proc::client(&addr, client_args).finish();
     assert!(
@@ -90,7 +90,7 @@ fn assert_all_delivered(client: &Value, server: &Value, messages: u64) {
 
 #[test]
 fn qos_delivers_every_message_with_one_thread() {
-    let (client, server) = run(
+    let (client, server) = serve_and_send(
         &["--exit-after-sessions", "1"],
         &["--messages", "20000", "--threads", "1"],
     );
@@ -101,7 +101,7 @@ fn qos_delivers_every_message_with_one_thread() {
 
 #[test]
 fn qos_delivers_every_message_with_four_threads() {
-    let (client, server) = run(
+    let (client, server) = serve_and_send(
         &["--exit-after-sessions", "4"],
         &["--messages", "40001", "--threads", "4", "--size", "200"],
     );
@@ -111,7 +111,7 @@ fn qos_delivers_every_message_with_four_threads() {
 
 #[test]
 fn qos_repairs_ten_percent_loss_on_both_ends() {
-    let (client, server) = run(
+    let (client, server) = serve_and_send(
         &[
             "--exit-after-sessions",
             "2",
@@ -143,7 +143,7 @@ fn qos_repairs_ten_percent_loss_on_both_ends() {
 
 #[test]
 fn no_qos_completes_and_reports_what_arrived() {
-    let (client, server) = run(
+    let (client, server) = serve_and_send(
         &["--exit-after-sessions", "1"],
         &["--messages", "20000", "--no-qos"],
     );
@@ -158,7 +158,7 @@ fn no_qos_completes_and_reports_what_arrived() {
 
 #[test]
 fn tcp_baseline_completes() {
-    let (client, server) = run(
+    let (client, server) = serve_and_send(
         &["--exit-after-sessions", "2", "--protocol", "tcp"],
         &[
             "--messages",
@@ -180,7 +180,7 @@ fn tcp_baseline_completes() {
 
 #[test]
 fn duration_and_rate_mode_delivers_what_it_sent() {
-    let (client, server) = run(
+    let (client, server) = serve_and_send(
         &["--exit-after-sessions", "1"],
         &["--duration", "0.3", "--rate", "5000"],
     );
@@ -194,7 +194,7 @@ fn stats_dir_gets_rotated_records_and_a_plot() {
     let dir = std::env::temp_dir().join(format!("realmq-e2e-stats-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let dir_arg = dir.to_str().unwrap();
-    let (_, server) = run(
+    let (_, server) = serve_and_send(
         &[
             "--exit-after-sessions",
             "1",

@@ -53,7 +53,7 @@ fn start_server(
     (addr, handle)
 }
 
-fn run(protocol: Protocol, threads: u32, quota: u64) -> (ClientSummary, ServerSummary) {
+fn send_in_process(protocol: Protocol, threads: u32, quota: u64) -> (ClientSummary, ServerSummary) {
     let (addr, server) = start_server(protocol, u64::from(threads));
     let workers = (0..threads).map(|i| worker(i, addr, quota)).collect();
     let results = run_workers(protocol, workers, &Shutdown::new()).unwrap();
@@ -74,7 +74,7 @@ fn run(protocol: Protocol, threads: u32, quota: u64) -> (ClientSummary, ServerSu
 
 #[test]
 fn udp_in_process_delivers_every_message() {
-    let (client, server) = run(Protocol::Udp, 2, 20_000);
+    let (client, server) = send_in_process(Protocol::Udp, 2, 20_000);
     assert_eq!(client.sent, 40_000);
     assert_eq!(client.acked, 40_000);
     assert_eq!(client.server_received, Some(40_000));
@@ -84,7 +84,7 @@ fn udp_in_process_delivers_every_message() {
 
 #[test]
 fn tcp_in_process_delivers_every_message() {
-    let (client, server) = run(Protocol::Tcp, 1, 20_000);
+    let (client, server) = send_in_process(Protocol::Tcp, 1, 20_000);
     assert_eq!(client.acked, 20_000);
     assert_eq!(server.counters.received, 20_000);
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use realmq_common::config::LivenessConfig;
 use realmq_common::phi::PhiConfig;
-use sim::{run, DetectorSnapshot, LinkConfig, Outcome, Sim, SimConfig, Workload};
+use sim::{simulate, DetectorSnapshot, LinkConfig, Outcome, Sim, SimConfig, Workload};
 
 const MESSAGES: u64 = 100_000;
 
@@ -111,7 +111,7 @@ fn sim_table() {
         if loss >= 0.5 {
             config.sender.max_retries = 40;
         }
-        let out = run(&config);
+        let out = simulate(&config);
         check_loss_row(&config, &out, loss);
         let rtt = config.forward.mean_rtt(&config.backward);
         table.push_str(&format!(
@@ -139,13 +139,13 @@ fn sim_table() {
 #[test]
 fn same_seed_same_run() {
     let config = SimConfig::bulk(7, 20_000, 0.05);
-    let a = run(&config);
-    let b = run(&config);
+    let a = simulate(&config);
+    let b = simulate(&config);
     assert_eq!(a.trace, b.trace);
     assert_eq!(a.steps, b.steps);
     assert_eq!(a.elapsed, b.elapsed);
     assert_eq!(a.sender.retransmitted, b.sender.retransmitted);
-    let c = run(&SimConfig::bulk(8, 20_000, 0.05));
+    let c = simulate(&SimConfig::bulk(8, 20_000, 0.05));
     assert_ne!(a.trace, c.trace);
 }
 
@@ -159,7 +159,7 @@ fn deep_reordering() {
         link.reorder = 0.5;
         link.reorder_delay = Duration::from_millis(20);
     }
-    let out = run(&config);
+    let out = simulate(&config);
     check_delivery(&config, &out, true);
     assert!(
         out.receiver.out_of_order > 1000,
@@ -315,7 +315,7 @@ fn a_silent_sender_is_declared_dead_within_the_phi_bound() {
 fn a_healthy_peer_on_a_jittery_link_is_not_declared_dead() {
     let mut config = bursty(23, 0.05, Duration::from_millis(20));
     config.messages = 60_000;
-    let out = run(&config);
+    let out = simulate(&config);
     check_delivery(&config, &out, true);
     eprintln!(
         "jittery link: {:?} simulated, {} heartbeats, suspicions: sender {}, receiver {}",
@@ -349,7 +349,7 @@ fn ack_policy_sweep() {
                 config.receiver.ack_every = ack_every;
                 config.receiver.max_ack_delay = Duration::from_millis(delay_ms);
                 config.sender.peer_max_ack_delay = config.receiver.max_ack_delay;
-                let out = run(&config);
+                let out = simulate(&config);
                 check_delivery(&config, &out, true);
                 table.push_str(&format!(
                     "| {loss} | {ack_every} | {delay_ms} ms | {:.3} | {:.3} | {:.0} ms |\n",

@@ -134,7 +134,7 @@ pub(crate) struct Outcome {
 
 /// Runs one simulation until every message is acknowledged or given up (see
 /// [`Sim::drive`]); panics if it exceeds its step or time budget.
-pub(crate) fn run(config: &SimConfig) -> Outcome {
+pub(crate) fn simulate(config: &SimConfig) -> Outcome {
     let mut sim = Sim::new(config.clone());
     sim.drive();
     sim.outcome()
