@@ -12,7 +12,7 @@ fuzz_target!(|input: &[u8]| {
         None => return,
     };
     let largest_received = (reference >> 63 == 0).then_some(reference);
-    if let Ok(datagram) = Datagram::parse(bytes, largest_received) {
+    if let Ok(datagram) = Datagram::parse(bytes) {
         for frame in datagram.frames() {
             match frame {
                 Frame::Ack(ack) => {

@@ -5,7 +5,7 @@
 
 use core::ops::RangeInclusive;
 
-use realmq_proto::{DatagramWriter, Header, IdEncodeContext, Message, DEFAULT_MAX_DATAGRAM};
+use realmq_proto::{DatagramWriter, Header, Message, DEFAULT_MAX_DATAGRAM};
 
 const MESSAGES: u64 = 10_000;
 const PAYLOAD: [u8; 64] = [b'x'; 64];
@@ -60,16 +60,12 @@ fn batched(first_id: u64, first_ts: u64) -> (usize, u64) {
     let mut buf = [0u8; DEFAULT_MAX_DATAGRAM];
     let mut w = DatagramWriter::new(&mut buf, DEFAULT_MAX_DATAGRAM, Header::session(0x1234_5678))
         .expect("default size is valid");
-    let ctx = IdEncodeContext {
-        largest_acked: Some(first_id - 64),
-        largest_sent: first_id + 64,
-    };
     let message = |i: u64| Message {
         id: first_id + i,
         timestamp_us: first_ts + i,
         payload: &PAYLOAD,
     };
-    let mut data = w.data(ctx, message(0)).expect("one message fits");
+    let mut data = w.data(message(0)).expect("one message fits");
     let mut i = 1;
     while data.push(message(i)).is_ok() {
         i += 1;
@@ -129,16 +125,12 @@ pub(crate) fn measure() -> Sizes {
     let mut buf = [0u8; DEFAULT_MAX_DATAGRAM];
     let mut w = DatagramWriter::new(&mut buf, DEFAULT_MAX_DATAGRAM, Header::session(0x1234_5678))
         .expect("default size is valid");
-    let ctx = IdEncodeContext {
-        largest_acked: Some(99_990),
-        largest_sent: 100_000,
-    };
     let one = Message {
         id: 100_000,
         timestamp_us: 5_000_000,
         payload: &PAYLOAD,
     };
-    w.data(ctx, one).expect("one message fits");
+    w.data(one).expect("one message fits");
     let single_overhead = w.finish() - PAYLOAD.len();
 
     Sizes {

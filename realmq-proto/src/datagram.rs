@@ -8,7 +8,6 @@ use crate::frame::{
     ack, AckSummary, Bye, DataWriter, Frame, Heartbeat, Hello, Message, Retry, Stop, Welcome,
 };
 use crate::header::{Header, PacketKind, HEADER_LEN};
-use crate::id::IdEncodeContext;
 
 /// The default largest datagram: 1472 bytes of UDP payload, what fits an Ethernet MTU of
 /// 1500 after the IPv4 and UDP headers.
@@ -29,25 +28,18 @@ pub struct Datagram<'a> {
     /// The decoded header.
     pub header: Header,
     frames: &'a [u8],
-    largest_received: Option<u64>,
 }
 
 impl<'a> Datagram<'a> {
-    /// Decodes and validates a whole datagram. `largest_received` is the receiving
-    /// session's largest received message ID, the reference for truncated IDs (use
-    /// [`Header::parse`] first to find the session).
-    pub fn parse(bytes: &'a [u8], largest_received: Option<u64>) -> Result<Self, DecodeError> {
+    /// Decodes and validates a whole datagram.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let header = Header::read(&mut r)?;
         let frames = r.rest();
         while !r.is_empty() {
-            Frame::read(&mut r, header.kind, largest_received)?;
+            Frame::read(&mut r, header.kind)?;
         }
-        Ok(Self {
-            header,
-            frames,
-            largest_received,
-        })
+        Ok(Self { header, frames })
     }
 
     /// The frames, in order.
@@ -55,7 +47,6 @@ impl<'a> Datagram<'a> {
         Frames {
             reader: Reader::new(self.frames),
             kind: self.header.kind,
-            largest_received: self.largest_received,
         }
     }
 }
@@ -65,7 +56,6 @@ impl<'a> Datagram<'a> {
 pub struct Frames<'a> {
     reader: Reader<'a>,
     kind: PacketKind,
-    largest_received: Option<u64>,
 }
 
 impl<'a> Iterator for Frames<'a> {
@@ -76,7 +66,7 @@ impl<'a> Iterator for Frames<'a> {
             return None;
         }
         // Validated by `Datagram::parse`; a failure here only ends the iteration.
-        Frame::read(&mut self.reader, self.kind, self.largest_received).ok()
+        Frame::read(&mut self.reader, self.kind).ok()
     }
 }
 
@@ -167,13 +157,8 @@ impl<'a> DatagramWriter<'a> {
     }
 
     /// Starts a DATA frame with its first message; push more onto the returned writer.
-    /// `ctx` is what the sender knows of the peer, for truncating the first ID.
-    pub fn data(
-        &mut self,
-        ctx: IdEncodeContext,
-        first: Message<'_>,
-    ) -> Result<DataWriter<'_, 'a>, EncodeError> {
-        DataWriter::begin(&mut self.w, ctx, first)
+    pub fn data(&mut self, first: Message<'_>) -> Result<DataWriter<'_, 'a>, EncodeError> {
+        DataWriter::begin(&mut self.w, first)
     }
 
     /// The datagram's length in bytes.

@@ -17,15 +17,6 @@ use crate::varint;
 /// The largest message ID: 2^62 - 1, the largest variable-length integer.
 pub const MAX_MESSAGE_ID: u64 = varint::MAX;
 
-/// Kept for API compatibility while callers move over: the ID no longer depends on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct IdEncodeContext {
-    /// The largest ID the peer has acknowledged, if any.
-    pub largest_acked: Option<u64>,
-    /// The largest ID ever sent in this session, counting the ones being encoded now.
-    pub largest_sent: u64,
-}
-
 /// Bytes (1 to 8) that hold `id` whole.
 pub(crate) fn id_len(id: u64) -> usize {
     let bits = 64 - id.leading_zeros() as usize;

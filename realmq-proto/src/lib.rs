@@ -2,20 +2,19 @@
 //! threads, and no allocation.
 //!
 //! A datagram is an 8-byte [`Header`] followed by [`Frame`]s. Message IDs are 62-bit
-//! per-session sequence numbers sent truncated (see [`IdEncodeContext`]); ACKs describe any set of received
-//! IDs as gap/length ranges. `docs/PROTOCOL.md` gives the byte-level layout.
+//! per-session sequence numbers, sent whole in as few bytes as they need; ACKs describe
+//! any set of received IDs as gap/length ranges. `docs/PROTOCOL.md` gives the byte-level layout.
 //!
 //! ```
-//! use realmq_proto::{Datagram, DatagramWriter, Frame, Header, IdEncodeContext, Message};
+//! use realmq_proto::{Datagram, DatagramWriter, Frame, Header, Message};
 //!
 //! let mut buf = [0u8; 1472];
 //! let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(7)).unwrap();
-//! let ctx = IdEncodeContext { largest_acked: None, largest_sent: 1 };
-//! let mut data = w.data(ctx, Message { id: 0, timestamp_us: 10, payload: b"hello" }).unwrap();
+//! let mut data = w.data(Message { id: 0, timestamp_us: 10, payload: b"hello" }).unwrap();
 //! data.push(Message { id: 1, timestamp_us: 12, payload: b"world" }).unwrap();
 //! let len = w.finish();
 //!
-//! let datagram = Datagram::parse(&buf[..len], None).unwrap();
+//! let datagram = Datagram::parse(&buf[..len]).unwrap();
 //! let Some(Frame::Data(frame)) = datagram.frames().next() else { panic!() };
 //! let ids: Vec<u64> = frame.messages().map(|m| m.id).collect();
 //! assert_eq!(ids, [0, 1]);
@@ -39,5 +38,5 @@ pub use frame::{
     Hello, Message, Messages, Retry, Stop, Welcome, MAX_MESSAGES_PER_FRAME, MAX_TOKEN_LEN,
 };
 pub use header::{field as header_field, Flags, Header, PacketKind, HEADER_LEN, MAGIC, VERSION};
-pub use id::{IdEncodeContext, MAX_MESSAGE_ID};
+pub use id::MAX_MESSAGE_ID;
 pub use varint::encoded_len as varint_len;

@@ -2,7 +2,7 @@
 
 use realmq_proto::{
     frame_type, Bye, Datagram, DatagramWriter, DecodeError, EncodeError, Frame, Header, Heartbeat,
-    Hello, IdEncodeContext, Message, Retry, Stop, Welcome, DEFAULT_MAX_DATAGRAM,
+    Hello, Message, Retry, Stop, Welcome, DEFAULT_MAX_DATAGRAM,
 };
 
 const SESSION: [u8; 8] = [0x52, 0x4d, 0x02, 0x10, 0, 0, 0, 9];
@@ -15,7 +15,7 @@ fn with_header(header: [u8; 8], body: &[u8]) -> Vec<u8> {
 }
 
 fn only_frame(bytes: &[u8]) -> Frame<'_> {
-    let d = Datagram::parse(bytes, None).expect("valid datagram");
+    let d = Datagram::parse(bytes).expect("valid datagram");
     let frames: Vec<_> = d.frames().collect();
     assert_eq!(frames.len(), 1, "{frames:?}");
     frames.into_iter().next().unwrap()
@@ -85,27 +85,25 @@ fn hello_and_welcome() {
         })
     );
     // RETRY belongs to the handshake only.
-    assert!(Datagram::parse(&with_header(SESSION, &body), None).is_err());
+    assert!(Datagram::parse(&with_header(SESSION, &body)).is_err());
 }
 
 #[test]
-fn data_ids_are_sent_whole_whatever_the_receiver_has_seen() {
+fn data_ids_are_sent_whole() {
     // First ID 0x01_0000 (65,536) in 3 bytes: type 0x08 | (3 - 1).
     let body = [0x0a, 0x01, 0x00, 0x00, 0x05, 0x40, 0x01, 0x01, b'x'];
     let bytes = with_header(SESSION, &body);
-    for reference in [None, Some(0), Some(65_535), Some(131_071), Some(1 << 40)] {
-        let d = Datagram::parse(&bytes, reference).unwrap();
-        let Some(Frame::Data(data)) = d.frames().next() else {
-            panic!("no DATA frame")
-        };
-        assert_eq!(data.first_id(), 65_536, "reference {reference:?}");
-    }
+    let d = Datagram::parse(&bytes).unwrap();
+    let Some(Frame::Data(data)) = d.frames().next() else {
+        panic!("no DATA frame")
+    };
+    assert_eq!(data.first_id(), 65_536);
 }
 
 #[test]
 fn stop_and_bye() {
     let bytes = with_header(SESSION, &[0x06, 0x80, 0x00, 0x27, 0x10, 0x07, 0x05]);
-    let d = Datagram::parse(&bytes, None).unwrap();
+    let d = Datagram::parse(&bytes).unwrap();
     let frames: Vec<_> = d.frames().collect();
     assert_eq!(
         frames,
@@ -119,7 +117,7 @@ fn stop_and_bye() {
 #[test]
 fn padding_runs_to_the_next_nonzero_byte() {
     let bytes = with_header(SESSION, &[0x00, 0x00, 0x00, 0x06, 0x01]);
-    let d = Datagram::parse(&bytes, None).unwrap();
+    let d = Datagram::parse(&bytes).unwrap();
     let frames: Vec<_> = d.frames().collect();
     assert_eq!(
         frames,
@@ -156,20 +154,14 @@ fn ack_with_gaps() {
 fn ack_errors() {
     // First range below zero.
     let bytes = with_header(SESSION, &[0x02, 0x05, 0x00, 0x00, 0x06]);
-    assert_eq!(
-        Datagram::parse(&bytes, None),
-        Err(DecodeError::AckRangeUnderflow)
-    );
+    assert_eq!(Datagram::parse(&bytes), Err(DecodeError::AckRangeUnderflow));
     // A later range below zero.
     let bytes = with_header(SESSION, &[0x02, 0x05, 0x00, 0x01, 0x00, 0x04, 0x00]);
-    assert_eq!(
-        Datagram::parse(&bytes, None),
-        Err(DecodeError::AckRangeUnderflow)
-    );
+    assert_eq!(Datagram::parse(&bytes), Err(DecodeError::AckRangeUnderflow));
     // A range count the datagram cannot hold.
     let bytes = with_header(SESSION, &[0x02, 0x05, 0x00, 0x3f, 0x00, 0x00, 0x00]);
     assert_eq!(
-        Datagram::parse(&bytes, None),
+        Datagram::parse(&bytes),
         Err(DecodeError::TooManyRanges { count: 64 })
     );
     // Ranges that overlap or touch cannot be encoded.
@@ -226,13 +218,8 @@ fn data_frame_with_two_messages() {
             },
         ]
     );
-
-    let ctx = IdEncodeContext {
-        largest_acked: None,
-        largest_sent: 7,
-    };
     let written = write(Header::session(9), |w| {
-        let mut d = w.data(ctx, messages[0]).unwrap();
+        let mut d = w.data(messages[0]).unwrap();
         d.push(messages[1]).unwrap();
     });
     assert_eq!(written, bytes);
@@ -243,13 +230,13 @@ fn data_errors() {
     // Count 0.
     let bytes = with_header(SESSION, &[0x08, 0x00, 0x00, 0x00]);
     assert_eq!(
-        Datagram::parse(&bytes, None),
+        Datagram::parse(&bytes),
         Err(DecodeError::BadMessageCount { count: 0 })
     );
     // A payload longer than the datagram.
     let bytes = with_header(SESSION, &[0x08, 0x00, 0x00, 0x01, 0x05, b'a']);
     assert_eq!(
-        Datagram::parse(&bytes, None),
+        Datagram::parse(&bytes),
         Err(DecodeError::LengthBeyondDatagram {
             length: 5,
             remaining: 1
@@ -264,19 +251,18 @@ fn data_errors() {
         ],
     );
     assert_eq!(
-        Datagram::parse(&bytes, None),
+        Datagram::parse(&bytes),
         Err(DecodeError::VarintOverflow("message id"))
     );
     // IDs must increase within a frame; a failed push writes nothing.
     let mut buf = [0u8; 400];
     let mut w = DatagramWriter::new(&mut buf, 400, Header::session(1)).unwrap();
-    let ctx = IdEncodeContext::default();
     let first = Message {
         id: 3,
         timestamp_us: 0,
         payload: b"",
     };
-    let mut d = w.data(ctx, first).unwrap();
+    let mut d = w.data(first).unwrap();
     assert_eq!(
         d.push(first),
         Err(EncodeError::IdNotIncreasing { previous: 3, id: 3 })
@@ -288,7 +274,7 @@ fn data_errors() {
 fn data_in_a_handshake_packet_is_refused() {
     let bytes = with_header(HANDSHAKE, &[0x08, 0x00, 0x00, 0x01, 0x00]);
     assert_eq!(
-        Datagram::parse(&bytes, None),
+        Datagram::parse(&bytes),
         Err(DecodeError::FrameNotAllowed {
             frame_type: 0x08,
             kind: "handshake"
@@ -296,7 +282,7 @@ fn data_in_a_handshake_packet_is_refused() {
     );
     let bytes = with_header(SESSION, &[0x04]);
     assert_eq!(
-        Datagram::parse(&bytes, None),
+        Datagram::parse(&bytes),
         Err(DecodeError::FrameNotAllowed {
             frame_type: 0x04,
             kind: "session"
@@ -308,12 +294,12 @@ fn data_in_a_handshake_packet_is_refused() {
 fn unknown_frame_types() {
     let bytes = with_header(SESSION, &[0x20]);
     assert_eq!(
-        Datagram::parse(&bytes, None),
+        Datagram::parse(&bytes),
         Err(DecodeError::UnknownFrameType(0x20))
     );
     // Extension frames carry a length and are handed up to be skipped.
     let bytes = with_header(SESSION, &[0x41, 0x02, 0xde, 0xad, 0x01, 0x00]);
-    let d = Datagram::parse(&bytes, None).unwrap();
+    let d = Datagram::parse(&bytes).unwrap();
     let frames: Vec<_> = d.frames().collect();
     assert_eq!(
         frames,
@@ -336,19 +322,12 @@ fn writer_respects_the_maximum_size() {
     );
     let mut w = DatagramWriter::new(&mut buf, 300, Header::session(1)).unwrap();
     let payload = [b'x'; 100];
-    let ctx = IdEncodeContext {
-        largest_acked: None,
-        largest_sent: 100,
-    };
     let mut d = w
-        .data(
-            ctx,
-            Message {
-                id: 0,
-                timestamp_us: 0,
-                payload: &payload,
-            },
-        )
+        .data(Message {
+            id: 0,
+            timestamp_us: 0,
+            payload: &payload,
+        })
         .unwrap();
     d.push(Message {
         id: 1,

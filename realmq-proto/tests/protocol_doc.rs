@@ -25,7 +25,7 @@ fn worked_example() -> Vec<u8> {
 #[test]
 fn the_documented_datagram_decodes_as_documented() {
     let bytes = worked_example();
-    let datagram = Datagram::parse(&bytes, Some(1003)).expect("valid");
+    let datagram = Datagram::parse(&bytes).expect("valid");
     assert_eq!(datagram.header.kind, PacketKind::Session);
     assert!(datagram.header.flags.contains(Flags::ACK_NOW));
     assert_eq!(datagram.header.session_id, 42);

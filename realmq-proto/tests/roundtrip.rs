@@ -5,8 +5,8 @@ use core::ops::RangeInclusive;
 
 use proptest::prelude::*;
 use realmq_proto::{
-    Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, Hello, IdEncodeContext, Message,
-    Retry, Stop, Welcome, MAX_MESSAGE_ID, MAX_TOKEN_LEN,
+    Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, Hello, Message, Retry, Stop, Welcome,
+    MAX_MESSAGE_ID, MAX_TOKEN_LEN,
 };
 
 const MAX_SIZE: usize = 65_507;
@@ -98,7 +98,7 @@ fn spec() -> impl Strategy<Value = Spec> {
     ]
 }
 
-fn write_spec(w: &mut DatagramWriter<'_>, spec: &Spec, ctx: IdEncodeContext) {
+fn write_spec(w: &mut DatagramWriter<'_>, spec: &Spec) {
     match spec {
         Spec::Heartbeat(t) => w.heartbeat(Heartbeat { timestamp_us: *t }).unwrap(),
         Spec::Stop(n) => w.stop(Stop { sent: *n }).unwrap(),
@@ -108,7 +108,7 @@ fn write_spec(w: &mut DatagramWriter<'_>, spec: &Spec, ctx: IdEncodeContext) {
             assert!(!summary.truncated);
         }
         Spec::Data(messages) => {
-            let mut d = w.data(ctx, msg(&messages[0])).unwrap();
+            let mut d = w.data(msg(&messages[0])).unwrap();
             for m in &messages[1..] {
                 d.push(msg(m)).unwrap();
             }
@@ -142,31 +142,6 @@ fn decoded_spec(frame: Frame<'_>) -> Spec {
     }
 }
 
-/// The ID context: the sender's largest acked and sent around the DATA IDs, and the
-/// receiver's largest received between them.
-fn contexts(specs: &[Spec], acked_back: u64, received_frac: f64) -> (IdEncodeContext, Option<u64>) {
-    let ids = specs.iter().filter_map(|s| match s {
-        Spec::Data(m) => Some(m.iter().map(|x| x.0)),
-        _ => None,
-    });
-    let (mut lo, mut hi) = (u64::MAX, 0);
-    for id in ids.flatten() {
-        lo = lo.min(id);
-        hi = hi.max(id);
-    }
-    if lo == u64::MAX {
-        return (IdEncodeContext::default(), None);
-    }
-    let largest_acked = lo.checked_sub(acked_back);
-    let low = largest_acked.unwrap_or(0);
-    let received = low + ((hi - low) as f64 * received_frac) as u64;
-    let ctx = IdEncodeContext {
-        largest_acked,
-        largest_sent: hi,
-    };
-    (ctx, Some(received))
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -174,26 +149,14 @@ proptest! {
     fn session_datagrams_round_trip(
         session_id: u32,
         specs in prop::collection::vec(spec(), 1..6),
-        acked_back in 0u64..5000,
-        received_frac in 0.0f64..=1.0,
     ) {
-        // Keep one DATA frame's IDs as the context reference (several DATA frames in one
-        // datagram share one context, so use only the first).
-        let mut seen_data = false;
-        let specs: Vec<Spec> = specs.into_iter().filter(|s| {
-            let data = matches!(s, Spec::Data(_));
-            let keep = !(data && seen_data);
-            seen_data |= data;
-            keep
-        }).collect();
-        let (ctx, largest_received) = contexts(&specs, acked_back, received_frac);
         let mut buf = vec![0u8; MAX_SIZE];
         let mut w = DatagramWriter::new(&mut buf, MAX_SIZE, Header::session(session_id)).unwrap();
         for s in &specs {
-            write_spec(&mut w, s, ctx);
+            write_spec(&mut w, s);
         }
         let len = w.finish();
-        let datagram = Datagram::parse(&buf[..len], largest_received).unwrap();
+        let datagram = Datagram::parse(&buf[..len]).unwrap();
         prop_assert_eq!(datagram.header, Header::session(session_id));
         let decoded: Vec<Spec> = datagram.frames().map(decoded_spec).collect();
         prop_assert_eq!(decoded, specs);
@@ -220,7 +183,7 @@ proptest! {
         w.pad_to(before + pad);
         let len = w.finish();
         prop_assert_eq!(len, before + pad);
-        let datagram = Datagram::parse(&buf[..len], None).unwrap();
+        let datagram = Datagram::parse(&buf[..len]).unwrap();
         let frames: Vec<Frame<'_>> = datagram.frames().collect();
         prop_assert_eq!(frames[0], Frame::Hello(Hello { nonce, epoch_unix_us: epoch, token: &token }));
         prop_assert_eq!(frames[1], Frame::Welcome(welcome));
@@ -237,14 +200,13 @@ proptest! {
     fn decoding_arbitrary_bytes_never_panics(
         bytes in prop::collection::vec(any::<u8>(), 0..300),
         session in any::<bool>(),
-        largest in proptest::option::of(any::<u64>()),
     ) {
         let mut bytes = bytes;
         // Give most inputs a valid header so the fuzzing reaches the frames.
         if bytes.len() >= 8 && session {
             bytes[..4].copy_from_slice(&[0x52, 0x4d, 0x02, 0x10]);
         }
-        if let Ok(d) = Datagram::parse(&bytes, largest) {
+        if let Ok(d) = Datagram::parse(&bytes) {
             for frame in d.frames() {
                 match frame {
                     Frame::Ack(a) => { let _ = a.ranges().count(); }
@@ -268,7 +230,7 @@ proptest! {
         };
         let len = w.finish();
         prop_assert!(len <= max);
-        let datagram = Datagram::parse(&buf[..len], None).unwrap();
+        let datagram = Datagram::parse(&buf[..len]).unwrap();
         let ack = datagram.frames().find_map(|f| match f { Frame::Ack(a) => Some(a), _ => None }).unwrap();
         let decoded: Vec<_> = ack.ranges().collect();
         prop_assert_eq!(decoded.len(), summary.ranges);

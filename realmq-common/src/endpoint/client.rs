@@ -281,7 +281,7 @@ impl Client {
     }
 
     fn on_handshake(&mut self, now: Instant, bytes: &[u8]) -> bool {
-        let Ok(datagram) = Datagram::parse(bytes, None) else {
+        let Ok(datagram) = Datagram::parse(bytes) else {
             return false;
         };
         let welcome = datagram.frames().find_map(|f| match f {
@@ -314,8 +314,7 @@ impl Client {
     }
 
     fn on_session(&mut self, now: Instant, bytes: &[u8]) -> bool {
-        let (Ok(datagram), Some(sender)) = (Datagram::parse(bytes, None), self.sender.as_mut())
-        else {
+        let (Ok(datagram), Some(sender)) = (Datagram::parse(bytes), self.sender.as_mut()) else {
             return false;
         };
         let mut valid = true;

@@ -215,7 +215,7 @@ impl Server {
             return;
         };
         match header.kind {
-            PacketKind::Handshake => match Datagram::parse(bytes, None) {
+            PacketKind::Handshake => match Datagram::parse(bytes) {
                 Ok(datagram) => {
                     for frame in datagram.frames() {
                         if let Frame::Hello(hello) = frame {
@@ -289,7 +289,7 @@ impl Server {
             self.stats.unknown_session += 1;
             return;
         }
-        let datagram = match Datagram::parse(bytes, session.receiver.largest_received()) {
+        let datagram = match Datagram::parse(bytes) {
             Ok(d) => d,
             Err(_) => {
                 self.stats.malformed += 1;
@@ -346,7 +346,7 @@ impl Server {
             self.stats.unknown_session += 1;
             return;
         }
-        let Ok(datagram) = Datagram::parse(bytes, None) else {
+        let Ok(datagram) = Datagram::parse(bytes) else {
             self.stats.malformed += 1;
             return;
         };

@@ -142,7 +142,7 @@ mod tests {
             let summary = w.ack(out.iter().cloned(), 1234).unwrap();
             assert!(!summary.truncated);
             let len = w.finish();
-            let d = Datagram::parse(&buf[..len], None).unwrap();
+            let d = Datagram::parse(&buf[..len]).unwrap();
             let Some(Frame::Ack(ack)) = d.frames().next() else {
                 panic!()
             };

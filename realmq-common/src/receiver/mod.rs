@@ -69,7 +69,7 @@ impl TimerKind for Timer {
 /// Time is always an argument; nothing here reads a clock, touches a socket or sleeps.
 ///
 /// - **Inputs** (`handle_*`): parse each datagram with
-///   `Datagram::parse(bytes, receiver.largest_received())`, then pass its DATA frames to
+///   `Datagram::parse(bytes)`, then pass its DATA frames to
 ///   [`handle_data`](Self::handle_data) (with the header's `ACK_NOW` flag), its HEARTBEAT
 ///   frames to [`handle_heartbeat`](Self::handle_heartbeat), and report any other datagram
 ///   from the peer with [`handle_peer_activity`](Self::handle_peer_activity).
@@ -358,7 +358,7 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use realmq_proto::{Datagram, Flags, Frame, Header, IdEncodeContext};
+    use realmq_proto::{Datagram, Flags, Frame, Header};
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -367,21 +367,17 @@ mod tests {
         let mut buf = [0u8; 1500];
         let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
         let payloads: Vec<[u8; 8]> = ids.iter().map(|id| id.to_le_bytes()).collect();
-        let ctx = IdEncodeContext {
-            largest_acked: None,
-            largest_sent: ids.iter().copied().max().unwrap() + 10_000,
-        };
         let msg = |i: usize| Message {
             id: ids[i],
             timestamp_us: 0,
             payload: &payloads[i],
         };
-        let mut dw = w.data(ctx, msg(0)).unwrap();
+        let mut dw = w.data(msg(0)).unwrap();
         for i in 1..ids.len() {
             dw.push(msg(i)).unwrap();
         }
         let len = w.finish();
-        let datagram = Datagram::parse(&buf[..len], rx.largest_received()).unwrap();
+        let datagram = Datagram::parse(&buf[..len]).unwrap();
         let mut out = Vec::new();
         for frame in datagram.frames() {
             if let Frame::Data(data) = frame {
@@ -402,7 +398,7 @@ mod tests {
             return None;
         }
         let len = w.finish();
-        let datagram = Datagram::parse(&buf[..len], None).unwrap();
+        let datagram = Datagram::parse(&buf[..len]).unwrap();
         let Some(Frame::Ack(frame)) = datagram.frames().next() else {
             panic!("no ACK frame");
         };
@@ -514,7 +510,7 @@ mod tests {
         let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
         assert!(rx.write_ack(t0 + MS * 2, &mut w));
         let len = w.finish();
-        let datagram = Datagram::parse(&buf[..len], None).unwrap();
+        let datagram = Datagram::parse(&buf[..len]).unwrap();
         let Some(Frame::Ack(frame)) = datagram.frames().next() else {
             panic!()
         };

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use realmq_proto::{AckFrame, DatagramWriter, Heartbeat, IdEncodeContext, Message, MAX_MESSAGE_ID};
+use realmq_proto::{AckFrame, DatagramWriter, Heartbeat, Message, MAX_MESSAGE_ID};
 
 use crate::config::{SenderConfig, SenderConfigError};
 use crate::liveness::{HeartbeatSchedule, PeerLiveness};
@@ -309,7 +309,6 @@ impl Sender {
     /// if there was nothing to send or the first message did not fit (start a fresh datagram).
     pub fn write_data(&mut self, now: Instant, w: &mut DatagramWriter<'_>) -> usize {
         let tx = self.next_tx;
-        let ctx = self.id_context();
         let reliable = self.config.reliable;
         let Some((id, resend)) = self.next_to_write(0, 0) else {
             return 0;
@@ -328,7 +327,7 @@ impl Sender {
             timestamp_us: entry.timestamp_us,
             payload,
         };
-        let Ok(mut writer) = w.data(ctx, message) else {
+        let Ok(mut writer) = w.data(message) else {
             return 0;
         };
         entry.mark_written(tx, now, resend, reliable);
@@ -576,20 +575,6 @@ impl Sender {
         }
         let id = self.next_unsent + news as u64;
         (id < self.window.next_id()).then_some((id, false))
-    }
-
-    /// How the first ID of a DATA frame is truncated. `largest_sent` is deliberately an upper
-    /// bound rather than the exact value: the receiver decodes relative to the largest ID it
-    /// has received, and a datagram overtaken by later ones may find that reference beyond
-    /// anything sent when it was written. Covering a whole window more keeps such a datagram
-    /// decodable while fewer than a window of newer messages overtook it, at the cost of at
-    /// most one byte per frame.
-    fn id_context(&self) -> IdEncodeContext {
-        let ahead = self.window.next_id() + self.config.window_messages as u64;
-        IdEncodeContext {
-            largest_acked: self.largest_acked,
-            largest_sent: ahead.min(MAX_MESSAGE_ID),
-        }
     }
 
     /// Marks the acknowledged messages and reacts: RTT sample, loss detection, timers.

@@ -397,8 +397,7 @@ impl Sim {
                 Trace::DataReceived,
                 &bytes,
             );
-            let datagram = Datagram::parse(&bytes, self.receiver.largest_received())
-                .expect("valid DATA datagram");
+            let datagram = Datagram::parse(&bytes).expect("valid DATA datagram");
             let ack_now = datagram.header.flags.contains(Flags::ACK_NOW);
             for frame in datagram.frames() {
                 match frame {
@@ -428,7 +427,7 @@ impl Sim {
                 Trace::AckReceived,
                 &arrival.bytes,
             );
-            let datagram = Datagram::parse(&arrival.bytes, None).expect("valid ACK datagram");
+            let datagram = Datagram::parse(&arrival.bytes).expect("valid ACK datagram");
             for frame in datagram.frames() {
                 let Frame::Ack(ack) = frame else {
                     panic!("unexpected frame {frame:?}");

@@ -22,7 +22,7 @@
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::frame_type;
-use crate::id::{self, IdEncodeContext, MAX_MESSAGE_ID};
+use crate::id::{self, MAX_MESSAGE_ID};
 use crate::varint::{self, len_of as vlen};
 
 /// The most messages one DATA frame can hold: the largest 2-byte varint.
@@ -77,12 +77,7 @@ impl<'a> DataFrame<'a> {
         }
     }
 
-    pub(crate) fn read(
-        r: &mut Reader<'a>,
-        id_len: usize,
-        largest_received: Option<u64>,
-    ) -> Result<Self, DecodeError> {
-        let _ = largest_received; // IDs are sent whole: nothing to reconstruct.
+    pub(crate) fn read(r: &mut Reader<'a>, id_len: usize) -> Result<Self, DecodeError> {
         let first_id = r.uint(id_len)?;
         if first_id > MAX_MESSAGE_ID {
             return Err(DecodeError::VarintOverflow("message id"));
@@ -187,13 +182,8 @@ pub struct DataWriter<'w, 'b> {
 
 impl<'w, 'b> DataWriter<'w, 'b> {
     /// Starts a frame with its first message.
-    pub(crate) fn begin(
-        w: &'w mut Writer<'b>,
-        ctx: IdEncodeContext,
-        first: Message<'_>,
-    ) -> Result<Self, EncodeError> {
+    pub(crate) fn begin(w: &'w mut Writer<'b>, first: Message<'_>) -> Result<Self, EncodeError> {
         check_message(&first)?;
-        let _ = ctx; // IDs are sent whole.
         let id_len = id::id_len(first.id);
         let payload_len = first.payload.len() as u64;
         let size = 1

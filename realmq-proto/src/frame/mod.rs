@@ -94,13 +94,8 @@ pub enum Frame<'a> {
 }
 
 impl<'a> Frame<'a> {
-    /// Reads one frame, checking it is allowed in `kind`. `largest_received` is the
-    /// receiver's reference for expanding truncated message IDs.
-    pub(crate) fn read(
-        r: &mut Reader<'a>,
-        kind: PacketKind,
-        largest_received: Option<u64>,
-    ) -> Result<Self, DecodeError> {
+    /// Reads one frame, checking it is allowed in `kind`.
+    pub(crate) fn read(r: &mut Reader<'a>, kind: PacketKind) -> Result<Self, DecodeError> {
         use frame_type as t;
         let ty = r.u8()?;
         let allowed = match ty {
@@ -128,11 +123,7 @@ impl<'a> Frame<'a> {
             t::RETRY => Frame::Retry(Retry::read(r)?),
             t::STOP => Frame::Stop(Stop::read(r)?),
             t::BYE => Frame::Bye(Bye::read(r)?),
-            0x08..=0x0f => Frame::Data(DataFrame::read(
-                r,
-                usize::from(ty & 0x07) + 1,
-                largest_received,
-            )?),
+            0x08..=0x0f => Frame::Data(DataFrame::read(r, usize::from(ty & 0x07) + 1)?),
             t::EXTENSION_MIN..=u8::MAX => {
                 let length = r.varint()?;
                 Frame::Extension {
