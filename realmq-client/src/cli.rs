@@ -99,6 +99,7 @@ impl Args {
                 simulate_loss: self.common.simulate_loss,
                 loss_seed: self.common.loss_seed.wrapping_add(u64::from(index)),
                 socket_buffer: self.common.socket_buffer,
+                psk: None,
             })
             .collect()
     }

@@ -48,6 +48,8 @@ pub struct WorkerConfig {
     pub loss_seed: u64,
     /// SO_RCVBUF/SO_SNDBUF request (0: default).
     pub socket_buffer: usize,
+    /// Authenticate the session with this pre-shared key (UDP).
+    pub psk: Option<realmq_common::security::Psk>,
 }
 
 /// `len` random printable characters, made once per thread and sent in every message.

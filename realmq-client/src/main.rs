@@ -8,18 +8,18 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use realmq_client::cli::Args;
-use realmq_client::{max_payload, run_workers, ClientSummary};
+use realmq_client::{max_payload, run_workers, ClientSummary, WorkerConfig};
 use realmq_common::io::{print_report, Protocol, Shutdown};
 
 fn main() -> ExitCode {
     // Usage errors: clap prints them and exits with status 2.
     let args = Args::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    if args.common.protocol == Protocol::Udp && args.size as usize > max_payload() {
+    let max = max_payload(args.common.psk_file.is_some());
+    if args.common.protocol == Protocol::Udp && args.size as usize > max {
         let message = format!(
-            "--size {} does not fit in one UDP datagram: at most {} bytes",
-            args.size,
-            max_payload()
+            "--size {} does not fit in one UDP datagram: at most {max} bytes",
+            args.size
         );
         Args::command()
             .error(clap::error::ErrorKind::ValueValidation, message)
@@ -47,8 +47,13 @@ fn send_and_report(args: &Args) -> anyhow::Result<ExitCode> {
     })
     .context("cannot install the Ctrl-C handler")?;
     log::info!("{}", args.describe());
+    let psk = args.common.psk()?;
+    let workers = args.workers().into_iter().map(|w| WorkerConfig {
+        psk: psk.clone(),
+        ..w
+    });
     let mut ok = Vec::new();
-    for (index, result) in run_workers(args.common.protocol, args.workers(), &shutdown)? {
+    for (index, result) in run_workers(args.common.protocol, workers.collect(), &shutdown)? {
         match result {
             Ok(r) => ok.push(r),
             Err(e) => {
@@ -63,6 +68,10 @@ fn send_and_report(args: &Args) -> anyhow::Result<ExitCode> {
     let missing_bye = ok.iter().filter(|r| r.server_received.is_none()).count();
     if missing_bye > 0 && !summary.unreachable {
         log::warn!("{missing_bye} session(s) ended without the server's final count (BYE)");
+    }
+    if summary.protocol_violation {
+        eprintln!("error: the server acknowledged messages never sent: session closed");
+        return Ok(ExitCode::from(1));
     }
     if summary.unreachable {
         eprintln!("error: the server became unreachable during the run");

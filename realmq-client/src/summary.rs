@@ -53,6 +53,8 @@ pub struct ThreadResult {
     pub server_received: Option<u64>,
     /// The server stopped answering during the session.
     pub unreachable: bool,
+    /// The session was closed because the server's ACKs violated the protocol.
+    pub protocol_violation: bool,
     /// Datagrams written to the socket (UDP).
     pub datagrams_sent: u64,
     /// Datagrams dropped on purpose by `--simulate-loss`.
@@ -75,6 +77,7 @@ impl Default for ThreadResult {
             undeliverable: 0,
             server_received: None,
             unreachable: false,
+            protocol_violation: false,
             datagrams_sent: 0,
             simulated_drops: 0,
             first_send: None,
@@ -110,6 +113,9 @@ pub struct ClientSummary {
     pub server_received: Option<u64>,
     /// Whether the server stopped answering during a session.
     pub unreachable: bool,
+    /// Whether a session was closed because the server's ACKs violated the protocol
+    /// (acknowledged IDs far beyond anything sent).
+    pub protocol_violation: bool,
     /// Seconds from the first message sent to the last acknowledged (without QoS: sent).
     pub duration_s: f64,
     /// `sent / duration_s`.
@@ -169,6 +175,7 @@ impl ClientSummary {
             lost: sent.saturating_sub(acked),
             server_received,
             unreachable: results.iter().any(|r| r.unreachable),
+            protocol_violation: results.iter().any(|r| r.protocol_violation),
             duration_s: duration.as_secs_f64(),
             msgs_per_s: per_second(sent, duration),
             mb_per_s: megabytes_per_second(sent * u64::from(run.size), duration),

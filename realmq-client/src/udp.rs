@@ -18,7 +18,9 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use realmq_common::config::SenderConfig;
 use realmq_common::endpoint::{Client, ClientConfig, ClientEvent, ClientState, SendError};
+use realmq_common::io::entropy::random_u64;
 use realmq_common::io::{socket, unix_now_us, DropSim, Outbox, Shutdown};
+use realmq_common::payload_stamp::write_stamp;
 use realmq_common::stats::merge_latency;
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
@@ -48,8 +50,9 @@ pub(crate) fn client_config(config: &WorkerConfig) -> ClientConfig {
 }
 
 /// The largest `--size` the session layer takes over UDP (one message per datagram).
-pub fn max_payload() -> usize {
-    SenderConfig::default().max_payload()
+/// With `authenticated` (a pre-shared key), each datagram's tag takes room too.
+pub fn max_payload(authenticated: bool) -> usize {
+    Client::max_payload(&ClientConfig::default(), authenticated)
 }
 
 struct Worker<'a> {
@@ -78,8 +81,12 @@ pub(crate) fn send_session(
     let socket = socket::connect_udp(config.server, config.socket_buffer)
         .with_context(|| format!("cannot open a UDP socket to {}", config.server))?;
     let now = Instant::now();
-    let client = Client::new(client_config(config), now, unix_now_us(), fastrand::u64(..))
+    let nonce = random_u64().context("cannot draw a nonce from the OS")?;
+    let mut client = Client::new(client_config(config), now, unix_now_us(), nonce)
         .context("invalid session configuration")?;
+    if let Some(psk) = &config.psk {
+        client = client.with_psk(psk.clone());
+    }
     let mut worker = Worker {
         config,
         socket,
@@ -126,7 +133,9 @@ impl Worker<'_> {
     fn drive(&mut self, progress: &Progress, shutdown: &Shutdown) -> anyhow::Result<()> {
         let start = Instant::now();
         let mut pacer = crate::pacing::TokenBucket::new(self.config.rate, start);
-        let payload = random_payload(self.config.size, self.config.index);
+        // Every payload of 16 bytes or more carries its session and ID (payload_stamp), so
+        // the server can tell a message delivered under another ID.
+        let mut payload = random_payload(self.config.size, self.config.index);
         let mut events = Events::with_capacity(16);
         let mut remaining = self.config.quota;
         let mut send_until: Option<Instant> = None;
@@ -154,6 +163,9 @@ impl Worker<'_> {
                 let granted = pacer.take(now, remaining.unwrap_or(u64::MAX).min(SEND_BATCH));
                 let mut used = 0;
                 while used < granted {
+                    if let Some(id) = self.client.next_message_id() {
+                        write_stamp(&mut payload, self.client.session_id(), id);
+                    }
                     match self.client.send(now, &payload) {
                         Ok(_) => used += 1,
                         Err(SendError::Backpressure) => {
@@ -269,6 +281,7 @@ impl Worker<'_> {
                     log::debug!("thread {}: message {id} undeliverable", self.config.index);
                 }
                 ClientEvent::PeerUnreachable => self.result.unreachable = true,
+                ClientEvent::ProtocolViolation => self.result.protocol_violation = true,
                 ClientEvent::Closed { server_received } => {
                     self.result.server_received = server_received;
                 }
@@ -292,7 +305,8 @@ mod tests {
     #[test]
     fn the_documented_size_limit_is_the_session_layers() {
         // `--size` help and docs/USAGE.md quote this number.
-        assert_eq!(max_payload(), 1441);
+        assert_eq!(max_payload(false), 1441);
+        assert_eq!(max_payload(true), 1417);
     }
 
     #[test]
@@ -309,6 +323,7 @@ mod tests {
             simulate_loss: 0.0,
             loss_seed: 0,
             socket_buffer: 0,
+            psk: None,
         };
         let c = client_config(&config);
         assert!(!c.sender.reliable);

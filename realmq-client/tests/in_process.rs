@@ -22,6 +22,7 @@ fn worker(index: u32, server: std::net::SocketAddr, quota: u64) -> WorkerConfig 
         simulate_loss: 0.0,
         loss_seed: u64::from(index),
         socket_buffer: 1 << 20,
+        psk: None,
     }
 }
 

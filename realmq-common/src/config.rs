@@ -73,6 +73,10 @@ pub struct SenderConfig {
     /// The longest the peer delays an ACK (its [`ReceiverConfig::max_ack_delay`]). Part of the
     /// retransmission timeout (RFC 9002 §6.2.1) and the cap on a reported ACK delay (§5.3).
     pub peer_max_ack_delay: Duration,
+    /// The peer's plausibility window (its [`ReceiverConfig::id_window`], from the WELCOME).
+    /// An honest receiver never acknowledges an ID more than this beyond the largest sent:
+    /// ACKs that do are protocol violations, and a run of them closes the session.
+    pub peer_id_window: u64,
     /// How many times one message may be resent. A message lost again after that many resends
     /// is removed and reported as undeliverable.
     pub max_retries: u32,
@@ -97,6 +101,7 @@ impl Default for SenderConfig {
             min_rto: Duration::from_millis(10),
             max_rto: Duration::from_secs(2),
             peer_max_ack_delay: ReceiverConfig::default().max_ack_delay,
+            peer_id_window: ReceiverConfig::default().id_window,
             max_retries: 10,
             heartbeat_interval,
             liveness: LivenessConfig::for_heartbeat_interval(heartbeat_interval),
@@ -205,6 +210,7 @@ impl SenderConfig {
 /// | `max_ack_delay` | 2 ms | longest an ACK is held back; RFC 9000 §18.2's default is 25 ms for the Internet |
 /// | `max_ranges` | 1024 | gaps tracked above the cumulative point: 16 KiB, a tenth of the default window's worst case |
 /// | `max_datagram_size` | 1472 | the ACK's budget |
+/// | `id_window` | 16384 | plausibility: IDs beyond the largest received plus this are dropped; twice the default send window |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ReceiverConfig {
@@ -223,6 +229,12 @@ pub struct ReceiverConfig {
     pub max_ranges: usize,
     /// Largest datagram the receiver writes its ACKs into.
     pub max_datagram_size: usize,
+    /// The plausibility window: a message whose ID is more than this above the largest ID
+    /// received so far (or at least this, before any) is dropped and counted, never
+    /// delivered or acknowledged. The server tells the client in its WELCOME, and the
+    /// client's send window never exceeds it, so an honest sender's messages always fall
+    /// inside; a forged or corrupted ID far ahead cannot enter the range set or the ACKs.
+    pub id_window: u64,
     /// When the peer counts as dead, judged from the arrival times of its datagrams.
     pub liveness: LivenessConfig,
 }
@@ -234,6 +246,7 @@ impl Default for ReceiverConfig {
             max_ack_delay: Duration::from_millis(2),
             max_ranges: 1024,
             max_datagram_size: DEFAULT_MAX_DATAGRAM,
+            id_window: 16_384,
             liveness: LivenessConfig::for_heartbeat_interval(
                 SenderConfig::DEFAULT_HEARTBEAT_INTERVAL,
             ),

@@ -71,6 +71,7 @@ impl Args {
             }),
             simulate_loss: self.common.simulate_loss,
             loss_seed: self.common.loss_seed,
+            psk: None,
         }
     }
 }

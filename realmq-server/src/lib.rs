@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use mio::{Poll, Token, Waker};
+use realmq_common::io::entropy::random_bytes;
 use realmq_common::io::Shutdown;
 
 use crate::tcp::serve_tcp;
@@ -54,6 +55,8 @@ pub struct ServeOptions {
     pub simulate_loss: f64,
     /// Seed of `simulate_loss`.
     pub loss_seed: u64,
+    /// Authenticate every session with this pre-shared key (UDP).
+    pub psk: Option<realmq_common::security::Psk>,
 }
 
 /// When a serving loop stops: on shutdown, or after enough sessions.
@@ -99,7 +102,16 @@ pub fn serve(
     let (protocol, counters, udp) = match listener {
         Listener::Udp(socket) => {
             let loss = realmq_common::io::DropSim::new(options.simulate_loss, options.loss_seed);
-            let (counters, udp) = serve_udp(socket, poll, &stop, &mut recorder, loss)?;
+            let secrets = realmq_common::endpoint::ServerSecrets {
+                cookie_key: random_bytes().context("cannot draw a cookie key from the OS")?,
+                rng_seed: random_bytes().context("cannot draw a seed from the OS")?,
+            };
+            let mut server = realmq_common::endpoint::Server::new(Default::default(), secrets)
+                .context("invalid session configuration")?;
+            if let Some(psk) = &options.psk {
+                server = server.with_psk(psk.clone());
+            }
+            let (counters, udp) = serve_udp(socket, poll, server, &stop, &mut recorder, loss)?;
             ("udp", counters, udp)
         }
         Listener::Tcp(listener) => {

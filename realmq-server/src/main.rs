@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use realmq_common::io::{print_report, socket, Protocol, Shutdown};
 use realmq_server::cli::Args;
-use realmq_server::{serve, Listener};
+use realmq_server::{serve, Listener, ServeOptions};
 
 fn main() -> ExitCode {
     // Usage errors: clap prints them and exits with status 2.
@@ -55,7 +55,11 @@ fn run_server(args: &Args) -> anyhow::Result<()> {
     }
     .context("cannot read the bound address")?;
     announce(addr, common.protocol, args.port_file.as_deref())?;
-    let summary = serve(listener, &args.serve_options(), &shutdown)?;
+    let options = ServeOptions {
+        psk: common.psk()?,
+        ..args.serve_options()
+    };
+    let summary = serve(listener, &options, &shutdown)?;
     print_report(&mut std::io::stdout().lock(), &summary, common.json)
         .context("cannot print the summary")
 }

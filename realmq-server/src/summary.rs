@@ -23,6 +23,19 @@ pub struct UdpCounters {
     pub refused: u64,
     /// Sessions evicted because the client fell silent.
     pub sessions_dead: u64,
+    /// Messages dropped because their ID lay beyond the session's plausibility window
+    /// (forged or corrupted IDs).
+    pub implausible: u64,
+    /// Session datagrams whose authentication tag failed or that were replays (`--psk-file`).
+    pub unauthenticated: u64,
+    /// HELLOs answered with an address-validation RETRY.
+    pub retries_sent: u64,
+    /// HELLOs whose cookie was wrong, expired, or minted for another address.
+    pub bad_cookies: u64,
+    /// HELLOs dropped unanswered (RETRY queue full, or anti-amplification limit).
+    pub hellos_dropped: u64,
+    /// Validated HELLOs of a session that had already ended (replays).
+    pub hellos_replayed: u64,
 }
 
 /// Everything the server reports at exit. `--json` prints it as one object.

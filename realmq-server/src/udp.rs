@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token};
-use realmq_common::endpoint::{CloseReason, Server, ServerConfig, ServerEvent};
+use realmq_common::endpoint::{CloseReason, Server, ServerEvent};
 use realmq_common::io::{unix_now_us, DropSim, Outbox};
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
@@ -51,6 +51,7 @@ struct Io {
 pub(crate) fn serve_udp(
     mut socket: UdpSocket,
     mut poll: Poll,
+    mut server: Server,
     stop: &StopWhen,
     recorder: &mut Recorder,
     loss: DropSim,
@@ -58,8 +59,6 @@ pub(crate) fn serve_udp(
     poll.registry()
         .register(&mut socket, SOCKET, Interest::READABLE)
         .context("cannot register the UDP socket")?;
-    let mut server = Server::new(ServerConfig::default(), fastrand::u64(..))
-        .context("invalid session configuration")?;
     let mut io = Io {
         socket,
         registry: poll
@@ -134,6 +133,12 @@ pub(crate) fn serve_udp(
     io.stats.unknown_session = stats.unknown_session;
     io.stats.refused = stats.refused;
     io.stats.sessions_dead = stats.sessions_dead;
+    io.stats.implausible = stats.implausible;
+    io.stats.unauthenticated = stats.unauthenticated;
+    io.stats.retries_sent = stats.retries_sent;
+    io.stats.bad_cookies = stats.bad_cookies;
+    io.stats.hellos_dropped = stats.hellos_dropped;
+    io.stats.hellos_replayed = stats.hellos_replayed;
     io.stats.simulated_drops = io.loss.dropped();
     io.stats.send = io.outbox.stats();
     Ok((counters, io.stats))

@@ -3,10 +3,15 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use realmq_proto::{Datagram, DatagramWriter, Flags, Frame, Header, Hello, PacketKind, Stop};
+use realmq_proto::{
+    Datagram, DatagramWriter, Flags, Frame, Header, Hello, PacketKind, Retry, Stop, Welcome,
+    MAX_TOKEN_LEN,
+};
 use serde::{Deserialize, Serialize};
 
+use super::auth::{without_trailer, writable_len, SessionAuth};
 use crate::config::{LivenessConfig, SenderConfig, SenderConfigError};
+use crate::security::{Psk, SessionKeys, TRAILER_LEN};
 use crate::sender::{EnqueueError, Sender, SenderEvent};
 use crate::timer::{earliest, TimerKind, TimerTable};
 
@@ -66,6 +71,9 @@ pub enum ClientEvent {
     /// The server stopped answering: no WELCOME in time, or its ACKs stopped arriving long
     /// enough for the failure detector to suspect it. The session is closed.
     PeerUnreachable,
+    /// The server kept acknowledging messages far beyond anything sent, which an honest
+    /// server never does. The session is closed.
+    ProtocolViolation,
     /// The session is over.
     Closed {
         /// Distinct messages the server said it received (its BYE), or `None` if no BYE came.
@@ -111,8 +119,13 @@ pub struct ClientStats {
     pub undeliverable: u64,
     /// Datagrams written by [`Client::poll_transmit`].
     pub datagrams_sent: u64,
-    /// Datagrams given to [`Client::handle_datagram`] that were not valid for this session.
+    /// Datagrams given to [`Client::handle_datagram`] that were not valid for this session
+    /// (malformed, for another session, unauthenticated or replayed).
     pub datagrams_rejected: u64,
+    /// RETRYs (address-validation cookies) the server answered a HELLO with.
+    pub retries: u64,
+    /// ACKs that named IDs never sent (that part ignored).
+    pub acks_unsent: u64,
 }
 
 /// The client's own timers, for the handshake and the STOP exchange (the sender has its own
@@ -159,6 +172,11 @@ pub struct Client {
     control_interval: Duration,
     events: VecDeque<ClientEvent>,
     stats: ClientStats,
+    /// The server's address-validation cookie, echoed in every later HELLO.
+    cookie: Vec<u8>,
+    /// With a pre-shared key: the key, then (once established) the session's keys.
+    psk: Option<Psk>,
+    auth: Option<SessionAuth>,
 }
 
 impl Client {
@@ -190,7 +208,29 @@ impl Client {
             no_rtt: crate::stats::latency_histogram(),
             events: VecDeque::new(),
             stats: ClientStats::default(),
+            cookie: Vec::new(),
+            psk: None,
+            auth: None,
         })
+    }
+
+    /// Authenticates the session with keys derived from `psk` (the server must use the same
+    /// key): every datagram after the handshake is sealed, and the server's are checked.
+    pub fn with_psk(mut self, psk: Psk) -> Self {
+        self.psk = Some(psk);
+        self
+    }
+
+    /// The ID the next message accepted by [`send`](Self::send) will get, once established.
+    pub fn next_message_id(&self) -> Option<u64> {
+        self.sender.as_ref().map(Sender::next_id)
+    }
+
+    /// The largest payload [`send`](Self::send) accepts with `config` (and a pre-shared key,
+    /// whose tag takes room in every datagram).
+    pub fn max_payload(config: &ClientConfig, authenticated: bool) -> usize {
+        let trailer = if authenticated { TRAILER_LEN } else { 0 };
+        config.sender.max_payload().saturating_sub(trailer)
     }
 
     /// Where the session is.
@@ -281,29 +321,76 @@ impl Client {
     }
 
     fn on_handshake(&mut self, now: Instant, bytes: &[u8]) -> bool {
-        let Ok(datagram) = Datagram::parse(bytes) else {
+        // With a key, a WELCOME carries a trailer; a RETRY never does.
+        if let Ok(datagram) = Datagram::parse(bytes) {
+            for frame in datagram.frames() {
+                match frame {
+                    Frame::Retry(retry) if retry.nonce == self.nonce => {
+                        return self.on_retry(now, retry);
+                    }
+                    Frame::Welcome(w) if w.nonce == self.nonce && self.psk.is_none() => {
+                        return self.on_welcome(now, datagram.header.session_id, w);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let Some(psk) = &self.psk else {
             return false;
         };
-        let welcome = datagram.frames().find_map(|f| match f {
+        let Some(Ok(datagram)) = without_trailer(bytes).map(Datagram::parse) else {
+            return false;
+        };
+        let session_id = datagram.header.session_id;
+        let Some(welcome) = datagram.frames().find_map(|f| match f {
             Frame::Welcome(w) if w.nonce == self.nonce => Some(w),
             _ => None,
-        });
-        let Some(welcome) = welcome else {
+        }) else {
             return false;
         };
-        // Heartbeat as often as the server's failure detector expects, if that is valid.
-        let mut config = self.config.sender.clone();
+        let keys = SessionKeys::derive(psk, self.nonce, welcome.server_nonce, session_id);
+        let mut auth = SessionAuth::client(&keys);
+        if auth.open(bytes).is_err() {
+            // Not sealed with our key: a forgery, or a server without the same --psk-file.
+            return false;
+        }
+        self.auth = Some(auth);
+        self.on_welcome(now, session_id, welcome)
+    }
+
+    /// A RETRY for our HELLO: keep its cookie and repeat the HELLO at once with it.
+    fn on_retry(&mut self, now: Instant, retry: Retry<'_>) -> bool {
+        if retry.cookie.is_empty() || retry.cookie.len() > MAX_TOKEN_LEN {
+            return false;
+        }
+        self.cookie.clear();
+        self.cookie.extend_from_slice(retry.cookie);
+        self.stats.retries += 1;
+        self.timers.set(Timer::Control, now);
+        true
+    }
+
+    fn on_welcome(&mut self, now: Instant, session_id: u32, welcome: Welcome) -> bool {
+        // Heartbeat as often as the server's failure detector expects, if that is valid;
+        // never more in flight than the server's plausibility window admits.
+        let mut base = self.config.sender.clone();
+        let window = usize::try_from(welcome.id_window).unwrap_or(usize::MAX);
+        base.window_messages = base.window_messages.min(window).max(1);
+        base.peer_id_window = welcome.id_window;
+        if self.psk.is_some() {
+            base.max_datagram_size = writable_len(base.max_datagram_size, true);
+        }
+        let mut config = base.clone();
         let interval = Duration::from_micros(welcome.heartbeat_interval_us);
         config.heartbeat_interval = interval;
         config.liveness = LivenessConfig::for_heartbeat_interval(interval);
-        let sender = Sender::new(config, self.epoch)
-            .or_else(|_| Sender::new(self.config.sender.clone(), self.epoch));
+        let sender = Sender::new(config, self.epoch).or_else(|_| Sender::new(base, self.epoch));
         let Ok(mut sender) = sender else {
             return false;
         };
         sender.handle_peer_activity(now);
         self.sender = Some(sender);
-        self.session_id = datagram.header.session_id;
+        self.session_id = session_id;
         self.state = ClientState::Established;
         self.timers.stop(Timer::Control);
         self.timers.stop(Timer::GiveUp);
@@ -314,14 +401,24 @@ impl Client {
     }
 
     fn on_session(&mut self, now: Instant, bytes: &[u8]) -> bool {
+        let bytes = match &mut self.auth {
+            Some(auth) => match auth.open(bytes) {
+                Ok(inner) => inner,
+                Err(_) => return false,
+            },
+            None => bytes,
+        };
         let (Ok(datagram), Some(sender)) = (Datagram::parse(bytes), self.sender.as_mut()) else {
             return false;
         };
-        let mut valid = true;
         for frame in datagram.frames() {
             match frame {
-                // An ACK of IDs never sent is a protocol violation: the frame is ignored.
-                Frame::Ack(ack) => valid &= sender.handle_ack(now, &ack).is_ok(),
+                // The part of an ACK naming IDs never sent is ignored (and counted).
+                Frame::Ack(ack) => {
+                    if sender.handle_ack(now, &ack).is_err() {
+                        self.stats.acks_unsent += 1;
+                    }
+                }
                 Frame::Bye(bye) => {
                     self.close(Some(bye.received));
                     return true;
@@ -329,7 +426,7 @@ impl Client {
                 _ => sender.handle_peer_activity(now),
             }
         }
-        valid
+        true
     }
 
     /// Writes the next datagram to send into `buf`; `None` when there is nothing to send.
@@ -345,7 +442,7 @@ impl Client {
                 w.hello(Hello {
                     nonce: self.nonce,
                     epoch_unix_us: self.epoch_unix_us,
-                    token: &[],
+                    token: &self.cookie,
                 })
                 .ok()?;
                 self.schedule_control(now);
@@ -361,7 +458,8 @@ impl Client {
                 if sender.wants_ack_now() {
                     header.flags = Flags::ACK_NOW;
                 }
-                let mut w = DatagramWriter::new(buf, max, header).ok()?;
+                let room = writable_len(max, self.auth.is_some());
+                let mut w = DatagramWriter::new(&mut *buf, room, header).ok()?;
                 let data = sender.write_data(now, &mut w);
                 let stop = stop_due && w.stop(Stop { sent }).is_ok();
                 if w.is_empty() && sender.heartbeat_due(now) {
@@ -376,7 +474,11 @@ impl Client {
                 if stop {
                     self.schedule_control(now);
                 }
-                w.finish()
+                let len = w.finish();
+                match &mut self.auth {
+                    Some(auth) => auth.seal(buf, len).ok()?,
+                    None => len,
+                }
             }
         };
         self.stats.datagrams_sent += 1;
@@ -475,6 +577,10 @@ impl Client {
                 }
                 SenderEvent::PeerUnreachable => {
                     self.events.push_back(ClientEvent::PeerUnreachable);
+                    self.close(None);
+                }
+                SenderEvent::ProtocolViolation => {
+                    self.events.push_back(ClientEvent::ProtocolViolation);
                     self.close(None);
                 }
             }

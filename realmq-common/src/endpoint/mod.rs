@@ -11,11 +11,14 @@
 //!
 //! Neither reads a clock, touches a socket or spawns a thread: the binaries do that.
 
+mod auth;
 mod client;
 mod server;
 
 pub use client::{Client, ClientConfig, ClientEvent, ClientState, ClientStats, SendError};
-pub use server::{CloseReason, Delivery, Server, ServerConfig, ServerEvent, ServerStats, Transmit};
+pub use server::{
+    CloseReason, Delivery, Server, ServerConfig, ServerEvent, ServerSecrets, ServerStats, Transmit,
+};
 
 pub(crate) use crate::timer::earliest;
 

@@ -4,14 +4,19 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use realmq_proto::{
-    Bye, Datagram, DatagramWriter, Flags, Frame, Header, Heartbeat, Hello, PacketKind, Welcome,
+    Bye, Datagram, DatagramWriter, Flags, Frame, Header, Heartbeat, Hello, PacketKind, Retry,
+    Welcome,
 };
 use serde::{Deserialize, Serialize};
 
+use super::auth::{writable_len, SessionAuth};
 use super::earliest;
 use crate::config::{LivenessConfig, ReceiverConfig, ReceiverConfigError};
 use crate::receiver::Receiver;
+use crate::security::{Cookie, CookieKey, Psk, SessionKeys};
 
 /// Tuning of a [`Server`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +32,11 @@ pub struct ServerConfig {
     pub closed_linger: Duration,
     /// How often silent sessions are checked for eviction.
     pub sweep_interval: Duration,
+    /// How long an address-validation cookie stays valid after the RETRY that carried it.
+    pub cookie_lifetime: Duration,
+    /// Most RETRYs queued for sending at once; HELLOs beyond it are dropped (and counted):
+    /// the client repeats its HELLO.
+    pub max_pending_retries: usize,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +47,8 @@ impl Default for ServerConfig {
             heartbeat_interval: crate::config::SenderConfig::DEFAULT_HEARTBEAT_INTERVAL,
             closed_linger: Duration::from_secs(5),
             sweep_interval: Duration::from_millis(50),
+            cookie_lifetime: Duration::from_secs(10),
+            max_pending_retries: 1024,
         }
     }
 }
@@ -104,10 +116,25 @@ pub struct ServerStats {
     pub duplicates: u64,
     /// Messages that arrived after a higher ID of their session.
     pub out_of_order: u64,
-    /// Datagrams rejected by the decoder.
+    /// Messages dropped because their ID lay beyond the session's plausibility window.
+    pub implausible: u64,
+    /// Datagrams rejected by the decoder (including handshake datagrams with more than one
+    /// HELLO).
     pub malformed: u64,
     /// Well-formed datagrams for no known session, or from the wrong address.
     pub unknown_session: u64,
+    /// Session datagrams whose authentication tag failed, or that were replayed (with a
+    /// pre-shared key only).
+    pub unauthenticated: u64,
+    /// HELLOs without a valid cookie, answered with a RETRY.
+    pub retries_sent: u64,
+    /// HELLOs whose cookie was present but wrong, expired, or for another address.
+    pub bad_cookies: u64,
+    /// HELLOs dropped unanswered: the RETRY queue was full, or the answer would have
+    /// exceeded three times the bytes received (RFC 9000 §8.1 anti-amplification).
+    pub hellos_dropped: u64,
+    /// Validated HELLOs repeating one whose session already ended (replays).
+    pub hellos_replayed: u64,
     /// HELLOs refused because `max_sessions` were open.
     pub refused: u64,
     /// Sessions ever opened.
@@ -122,21 +149,68 @@ pub struct ServerStats {
 struct Session {
     peer: SocketAddr,
     nonce: u64,
+    server_nonce: u64,
     epoch_unix_us: u64,
     receiver: Receiver,
+    auth: Option<SessionAuth>,
     /// Queued in `Server::dirty`.
     dirty: bool,
+    /// Queued in `Server::welcomes`.
+    welcome_queued: bool,
     /// A HEARTBEAT arrived before any message: answer with a HEARTBEAT, as there is nothing
     /// to acknowledge yet.
     echo_heartbeat: bool,
 }
 
-/// A session that ended with BYE, remembered for a while to answer repeated STOPs.
-#[derive(Debug, Clone, Copy)]
+/// A session that ended, remembered for a while: to answer a repeated STOP (if it ended
+/// with BYE), and to recognise a replayed HELLO of it while its cookie could still be valid.
+#[derive(Debug)]
 struct Closed {
     peer: SocketAddr,
-    received: u64,
+    nonce: u64,
+    /// `Some(received)` if it ended with BYE.
+    bye: Option<u64>,
+    auth: Option<SessionAuth>,
     until: Instant,
+}
+
+/// A RETRY to send: where, for which HELLO, the cookie, and how many bytes the HELLO had.
+#[derive(Debug, Clone, Copy)]
+struct PendingRetry {
+    peer: SocketAddr,
+    nonce: u64,
+    cookie: Cookie,
+    received_len: usize,
+}
+
+/// Secrets a [`Server`] needs, drawn by the binary from the operating system's CSPRNG.
+#[derive(Clone)]
+pub struct ServerSecrets {
+    /// Key of the address-validation cookies.
+    pub cookie_key: [u8; 32],
+    /// Seed of the ChaCha20 generator for session ids and server nonces.
+    pub rng_seed: [u8; 32],
+}
+
+impl ServerSecrets {
+    /// Secrets derived from `seed`, for deterministic tests and simulations only: anyone who
+    /// knows the seed can forge cookies and predict session ids.
+    pub fn from_test_seed(seed: u64) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut secrets = Self {
+            cookie_key: [0; 32],
+            rng_seed: [0; 32],
+        };
+        rng.fill_bytes(&mut secrets.cookie_key);
+        rng.fill_bytes(&mut secrets.rng_seed);
+        secrets
+    }
+}
+
+impl std::fmt::Debug for ServerSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerSecrets(..)")
+    }
 }
 
 /// Every session of one server.
@@ -146,20 +220,34 @@ struct Closed {
 /// once the instant from [`poll_timeout`](Self::poll_timeout) has passed; after either, drain
 /// [`poll_transmit`](Self::poll_transmit) and [`poll_event`](Self::poll_event).
 ///
-/// Memory is bounded by configuration: at most `max_sessions` sessions, each with a receiver
-/// of bounded size, and queues no longer than the number of sessions.
+/// A session opens only through an address-validated handshake: a HELLO without a valid
+/// cookie is answered with a stateless RETRY (no per-client state, at most three times the
+/// bytes received), and only a HELLO echoing a fresh cookie minted for its address and
+/// nonce opens a session (RFC 9000 §8.1).
+///
+/// Memory is bounded by configuration: at most `max_sessions` open sessions (each with a
+/// receiver of bounded size) and `max_sessions` remembered closed ones; at most
+/// `max_pending_retries` RETRYs and one WELCOME per open session queued; BYEs queued at most
+/// one per remembered session per pass of the caller's loop.
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
-    rng: fastrand::Rng,
+    rng: ChaCha20Rng,
+    cookie_key: CookieKey,
+    psk: Option<Psk>,
+    /// The cookie clock's origin: the first `now` seen.
+    epoch: Option<Instant>,
     sessions: HashMap<u32, Session>,
-    /// `(peer, nonce)` of each open session's HELLO, so a repeated HELLO gets the same session.
+    /// `(peer, nonce)` of each open or remembered session's HELLO.
     hellos: HashMap<(SocketAddr, u64), u32>,
     closed: HashMap<u32, Closed>,
-    /// WELCOMEs to send: `(session id)`.
+    /// Remembered closed sessions, oldest first, to forget the oldest beyond the bound.
+    closed_order: VecDeque<u32>,
+    retries: VecDeque<PendingRetry>,
+    /// WELCOMEs to send: session ids.
     welcomes: VecDeque<u32>,
-    /// BYEs to send: `(peer, session id, received)`.
-    byes: VecDeque<(SocketAddr, u32, u64)>,
+    /// BYEs to send: session ids of remembered sessions.
+    byes: VecDeque<u32>,
     /// Sessions that may owe an ACK.
     dirty: VecDeque<u32>,
     events: VecDeque<ServerEvent>,
@@ -168,20 +256,28 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server with no sessions; `seed` seeds the session-id generator. Each session's
-    /// failure detector is tuned to the heartbeat interval the server announces.
+    /// A server with no sessions. Each session's failure detector is tuned to the heartbeat
+    /// interval the server announces.
     ///
     /// Fails if the receiver configuration is invalid.
-    pub fn new(mut config: ServerConfig, seed: u64) -> Result<Self, ReceiverConfigError> {
+    pub fn new(
+        mut config: ServerConfig,
+        secrets: ServerSecrets,
+    ) -> Result<Self, ReceiverConfigError> {
         config.receiver.liveness =
             LivenessConfig::for_heartbeat_interval(config.heartbeat_interval);
         config.receiver.validate()?;
         Ok(Self {
             config,
-            rng: fastrand::Rng::with_seed(seed),
+            rng: ChaCha20Rng::from_seed(secrets.rng_seed),
+            cookie_key: CookieKey::new(&secrets.cookie_key),
+            psk: None,
+            epoch: None,
             sessions: HashMap::new(),
             hellos: HashMap::new(),
             closed: HashMap::new(),
+            closed_order: VecDeque::new(),
+            retries: VecDeque::new(),
             welcomes: VecDeque::new(),
             byes: VecDeque::new(),
             dirty: VecDeque::new(),
@@ -189,6 +285,13 @@ impl Server {
             stats: ServerStats::default(),
             next_sweep: None,
         })
+    }
+
+    /// Authenticates every session with keys derived from `psk`: datagrams without a valid
+    /// tag are dropped and counted as `unauthenticated`. Clients must use the same key.
+    pub fn with_psk(mut self, psk: Psk) -> Self {
+        self.psk = Some(psk);
+        self
     }
 
     /// The counters.
@@ -208,6 +311,7 @@ impl Server {
         bytes: &[u8],
         mut deliver: impl FnMut(Delivery<'_>),
     ) {
+        self.epoch.get_or_insert(now);
         self.next_sweep
             .get_or_insert(now + self.config.sweep_interval);
         let Ok(header) = Header::parse(bytes) else {
@@ -215,35 +319,84 @@ impl Server {
             return;
         };
         match header.kind {
-            PacketKind::Handshake => match Datagram::parse(bytes) {
-                Ok(datagram) => {
-                    for frame in datagram.frames() {
-                        if let Frame::Hello(hello) = frame {
-                            self.on_hello(now, from, hello);
-                        }
-                    }
-                }
-                Err(_) => self.stats.malformed += 1,
-            },
+            PacketKind::Handshake => self.on_handshake(now, from, bytes),
             PacketKind::Session => {
                 self.on_session(now, from, header.session_id, bytes, &mut deliver)
             }
         }
     }
 
-    fn on_hello(&mut self, now: Instant, from: SocketAddr, hello: Hello<'_>) {
-        if let Some(&id) = self.hellos.get(&(from, hello.nonce)) {
-            // The WELCOME was lost: repeat it for the same session.
-            self.welcomes.push_back(id);
+    /// A handshake datagram: exactly one HELLO (and padding) or it is malformed.
+    fn on_handshake(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Ok(datagram) = Datagram::parse(bytes) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let mut hellos = datagram.frames().filter_map(|f| match f {
+            Frame::Hello(hello) => Some(hello),
+            _ => None,
+        });
+        match (hellos.next(), hellos.next()) {
+            (Some(hello), None) => self.on_hello(now, from, hello, bytes.len()),
+            // None (a stray WELCOME/RETRY) or several HELLOs in one datagram.
+            _ => self.stats.malformed += 1,
+        }
+    }
+
+    fn on_hello(&mut self, now: Instant, from: SocketAddr, hello: Hello<'_>, received_len: usize) {
+        let now_ms = self.cookie_clock_ms(now);
+        if hello.token.is_empty() {
+            self.queue_retry(from, hello.nonce, now_ms, received_len);
             return;
         }
+        let lifetime_ms = self.config.cookie_lifetime.as_millis() as u64;
+        if self
+            .cookie_key
+            .verify(from, hello.nonce, hello.token, now_ms, lifetime_ms)
+            .is_err()
+        {
+            self.stats.bad_cookies += 1;
+            self.queue_retry(from, hello.nonce, now_ms, received_len);
+            return;
+        }
+        if let Some(&id) = self.hellos.get(&(from, hello.nonce)) {
+            match self.sessions.get_mut(&id) {
+                // The WELCOME was lost: repeat it for the same session.
+                Some(session) => {
+                    if !std::mem::replace(&mut session.welcome_queued, true) {
+                        self.welcomes.push_back(id);
+                    }
+                }
+                None => self.stats.hellos_replayed += 1,
+            }
+            return;
+        }
+        self.open_session(now, from, hello);
+    }
+
+    /// Queues a stateless RETRY carrying a fresh cookie, within the queue's bound.
+    fn queue_retry(&mut self, peer: SocketAddr, nonce: u64, now_ms: u64, received_len: usize) {
+        if self.retries.len() >= self.config.max_pending_retries {
+            self.stats.hellos_dropped += 1;
+            return;
+        }
+        let cookie = self.cookie_key.mint(peer, nonce, now_ms);
+        self.retries.push_back(PendingRetry {
+            peer,
+            nonce,
+            cookie,
+            received_len,
+        });
+    }
+
+    fn open_session(&mut self, now: Instant, from: SocketAddr, hello: Hello<'_>) {
         if self.sessions.len() >= self.config.max_sessions {
             self.stats.refused += 1;
             return;
         }
         let id = loop {
-            let id = self.rng.u32(1..);
-            if !self.sessions.contains_key(&id) && !self.closed.contains_key(&id) {
+            let id = self.rng.next_u32();
+            if id != 0 && !self.sessions.contains_key(&id) && !self.closed.contains_key(&id) {
                 break id;
             }
         };
@@ -253,14 +406,21 @@ impl Server {
             self.stats.refused += 1;
             return;
         };
+        let server_nonce = self.rng.next_u64();
+        let auth = self.psk.as_ref().map(|psk| {
+            SessionAuth::server(&SessionKeys::derive(psk, hello.nonce, server_nonce, id))
+        });
         self.sessions.insert(
             id,
             Session {
                 peer: from,
                 nonce: hello.nonce,
+                server_nonce,
                 epoch_unix_us: hello.epoch_unix_us,
                 receiver,
+                auth,
                 dirty: false,
+                welcome_queued: true,
                 echo_heartbeat: false,
             },
         );
@@ -289,6 +449,17 @@ impl Server {
             self.stats.unknown_session += 1;
             return;
         }
+        let bytes = match &mut session.auth {
+            Some(auth) => match auth.open(bytes) {
+                Ok(inner) => inner,
+                Err(e) => {
+                    log::trace!("session {id}: dropped a datagram: {e}");
+                    self.stats.unauthenticated += 1;
+                    return;
+                }
+            },
+            None => bytes,
+        };
         let datagram = match Datagram::parse(bytes) {
             Ok(d) => d,
             Err(_) => {
@@ -327,6 +498,7 @@ impl Server {
         self.stats.received += after.received - before.received;
         self.stats.duplicates += after.duplicates - before.duplicates;
         self.stats.out_of_order += after.out_of_order - before.out_of_order;
+        self.stats.implausible += after.implausible - before.implausible;
         if stop.is_some() {
             self.end_session(now, id, CloseReason::Bye);
         } else if !session.dirty && (session.echo_heartbeat || session.receiver.ack_due(now)) {
@@ -336,22 +508,33 @@ impl Server {
     }
 
     /// A datagram for a session that is not open: answer a repeated STOP of a session that
-    /// just ended, count the rest.
+    /// ended with BYE, count the rest.
     fn on_closed_session(&mut self, from: SocketAddr, id: u32, bytes: &[u8]) {
-        let Some(closed) = self.closed.get(&id).copied() else {
+        let Some(closed) = self.closed.get_mut(&id) else {
             self.stats.unknown_session += 1;
             return;
         };
-        if closed.peer != from {
+        if closed.peer != from || closed.bye.is_none() {
             self.stats.unknown_session += 1;
             return;
         }
+        let bytes = match &mut closed.auth {
+            Some(auth) => match auth.open(bytes) {
+                Ok(inner) => inner,
+                Err(_) => {
+                    self.stats.unauthenticated += 1;
+                    return;
+                }
+            },
+            None => bytes,
+        };
         let Ok(datagram) = Datagram::parse(bytes) else {
             self.stats.malformed += 1;
             return;
         };
-        if datagram.frames().any(|f| matches!(f, Frame::Stop(_))) {
-            self.byes.push_back((from, id, closed.received));
+        // One BYE per remembered session waits at a time.
+        if datagram.frames().any(|f| matches!(f, Frame::Stop(_))) && !self.byes.contains(&id) {
+            self.byes.push_back(id);
         }
     }
 
@@ -359,22 +542,30 @@ impl Server {
         let Some(session) = self.sessions.remove(&id) else {
             return;
         };
-        self.hellos.remove(&(session.peer, session.nonce));
         let received = session.receiver.stats().received;
-        match reason {
+        let bye = match reason {
             CloseReason::Bye => {
-                self.byes.push_back((session.peer, id, received));
-                self.closed.insert(
-                    id,
-                    Closed {
-                        peer: session.peer,
-                        received,
-                        until: now + self.config.closed_linger,
-                    },
-                );
+                self.byes.push_back(id);
+                Some(received)
             }
-            CloseReason::PeerDead => self.stats.sessions_dead += 1,
-        }
+            CloseReason::PeerDead => {
+                self.stats.sessions_dead += 1;
+                None
+            }
+        };
+        // Remembered while a replay of its HELLO could carry a valid cookie, or a STOP
+        // could be repeated.
+        let keep = self.config.closed_linger.max(self.config.cookie_lifetime);
+        self.remember_closed(
+            id,
+            Closed {
+                peer: session.peer,
+                nonce: session.nonce,
+                bye,
+                auth: session.auth,
+                until: now + keep,
+            },
+        );
         self.events.push_back(ServerEvent::SessionClosed {
             session_id: id,
             peer: session.peer,
@@ -383,53 +574,131 @@ impl Server {
         });
     }
 
+    /// Remembers a closed session, forgetting the oldest beyond `max_sessions`.
+    fn remember_closed(&mut self, id: u32, closed: Closed) {
+        while self.closed.len() >= self.config.max_sessions {
+            let Some(oldest) = self.closed_order.pop_front() else {
+                break;
+            };
+            self.forget_closed(oldest);
+        }
+        self.closed.insert(id, closed);
+        self.closed_order.push_back(id);
+    }
+
+    fn forget_closed(&mut self, id: u32) {
+        if let Some(c) = self.closed.remove(&id) {
+            self.hellos.remove(&(c.peer, c.nonce));
+        }
+    }
+
+    /// Milliseconds on the cookie clock.
+    fn cookie_clock_ms(&self, now: Instant) -> u64 {
+        self.epoch
+            .map_or(0, |e| now.saturating_duration_since(e).as_millis() as u64)
+    }
+
     /// Writes the next datagram to send into `buf`; `None` when there is nothing to send.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        let max = self.config.receiver.max_datagram_size;
-        while let Some(id) = self.welcomes.pop_front() {
-            let Some(session) = self.sessions.get(&id) else {
-                continue;
-            };
-            let mut w = DatagramWriter::new(buf, max, Header::handshake(id)).ok()?;
-            w.welcome(Welcome {
-                nonce: session.nonce,
-                heartbeat_interval_us: self.config.heartbeat_interval.as_micros() as u64,
-                server_nonce: 0,
-                id_window: realmq_proto::MAX_MESSAGE_ID,
-            })
-            .ok()?;
-            return Some(Transmit {
-                destination: session.peer,
-                len: w.finish(),
-            });
+        while let Some(retry) = self.retries.pop_front() {
+            if let Some(t) = self.write_retry(retry, buf) {
+                return Some(t);
+            }
         }
-        if let Some((peer, id, received)) = self.byes.pop_front() {
-            let mut w = DatagramWriter::new(buf, max, Header::session(id)).ok()?;
-            w.bye(Bye { received }).ok()?;
-            return Some(Transmit {
-                destination: peer,
-                len: w.finish(),
-            });
+        while let Some(id) = self.welcomes.pop_front() {
+            if let Some(t) = self.write_welcome(id, buf) {
+                return Some(t);
+            }
+        }
+        while let Some(id) = self.byes.pop_front() {
+            if let Some(t) = self.write_bye(id, buf) {
+                return Some(t);
+            }
         }
         while let Some(id) = self.dirty.pop_front() {
-            let Some(session) = self.sessions.get_mut(&id) else {
-                continue;
-            };
-            session.dirty = false;
-            let mut w = DatagramWriter::new(&mut *buf, max, Header::session(id)).ok()?;
-            let acked = session.receiver.write_ack(now, &mut w);
-            if std::mem::take(&mut session.echo_heartbeat) && !acked {
-                let _ = w.heartbeat(Heartbeat { timestamp_us: 0 });
-            }
-            if !w.is_empty() {
-                let len = w.finish();
-                return Some(Transmit {
-                    destination: session.peer,
-                    len,
-                });
+            if let Some(t) = self.write_ack(now, id, buf) {
+                return Some(t);
             }
         }
         None
+    }
+
+    fn write_retry(&mut self, retry: PendingRetry, buf: &mut [u8]) -> Option<Transmit> {
+        let max = self.config.receiver.max_datagram_size;
+        let mut w = DatagramWriter::new(buf, max, Header::handshake(0)).ok()?;
+        w.retry(Retry {
+            nonce: retry.nonce,
+            cookie: retry.cookie.as_bytes(),
+        })
+        .ok()?;
+        let len = w.finish();
+        // RFC 9000 §8.1: to an address not yet validated, at most three times what it sent.
+        if len > 3 * retry.received_len {
+            self.stats.hellos_dropped += 1;
+            return None;
+        }
+        self.stats.retries_sent += 1;
+        Some(Transmit {
+            destination: retry.peer,
+            len,
+        })
+    }
+
+    fn write_welcome(&mut self, id: u32, buf: &mut [u8]) -> Option<Transmit> {
+        let session = self.sessions.get_mut(&id)?;
+        session.welcome_queued = false;
+        let max = self.config.receiver.max_datagram_size;
+        let room = writable_len(max, session.auth.is_some());
+        let mut w = DatagramWriter::new(&mut *buf, room, Header::handshake(id)).ok()?;
+        w.welcome(Welcome {
+            nonce: session.nonce,
+            heartbeat_interval_us: self.config.heartbeat_interval.as_micros() as u64,
+            server_nonce: session.server_nonce,
+            id_window: self.config.receiver.id_window,
+        })
+        .ok()?;
+        let len = w.finish();
+        let len = seal(&mut session.auth, buf, len)?;
+        Some(Transmit {
+            destination: session.peer,
+            len,
+        })
+    }
+
+    fn write_bye(&mut self, id: u32, buf: &mut [u8]) -> Option<Transmit> {
+        let closed = self.closed.get_mut(&id)?;
+        let received = closed.bye?;
+        let max = self.config.receiver.max_datagram_size;
+        let room = writable_len(max, closed.auth.is_some());
+        let mut w = DatagramWriter::new(&mut *buf, room, Header::session(id)).ok()?;
+        w.bye(Bye { received }).ok()?;
+        let len = w.finish();
+        let len = seal(&mut closed.auth, buf, len)?;
+        Some(Transmit {
+            destination: closed.peer,
+            len,
+        })
+    }
+
+    fn write_ack(&mut self, now: Instant, id: u32, buf: &mut [u8]) -> Option<Transmit> {
+        let session = self.sessions.get_mut(&id)?;
+        session.dirty = false;
+        let max = self.config.receiver.max_datagram_size;
+        let room = writable_len(max, session.auth.is_some());
+        let mut w = DatagramWriter::new(&mut *buf, room, Header::session(id)).ok()?;
+        let acked = session.receiver.write_ack(now, &mut w);
+        if std::mem::take(&mut session.echo_heartbeat) && !acked {
+            let _ = w.heartbeat(Heartbeat { timestamp_us: 0 });
+        }
+        if w.is_empty() {
+            return None;
+        }
+        let len = w.finish();
+        let len = seal(&mut session.auth, buf, len)?;
+        Some(Transmit {
+            destination: session.peer,
+            len,
+        })
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) wants to be called.
@@ -461,12 +730,27 @@ impl Server {
             for id in dead {
                 self.end_session(now, id, CloseReason::PeerDead);
             }
-            self.closed.retain(|_, c| c.until > now);
+            while let Some(&oldest) = self.closed_order.front() {
+                if self.closed.get(&oldest).is_some_and(|c| c.until > now) {
+                    break;
+                }
+                self.closed_order.pop_front();
+                self.forget_closed(oldest);
+            }
         }
     }
 
     /// The next thing that happened, if any.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
+    }
+}
+
+/// Seals `buf[..len]` when the session is authenticated; `None` if that fails (the counter
+/// is exhausted after 2^64 − 1 datagrams: the session can send no more).
+fn seal(auth: &mut Option<SessionAuth>, buf: &mut [u8], len: usize) -> Option<usize> {
+    match auth {
+        Some(auth) => auth.seal(buf, len).ok(),
+        None => Some(len),
     }
 }

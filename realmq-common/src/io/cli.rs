@@ -52,6 +52,52 @@ pub struct CommonArgs {
     /// the OS default, which bursts from a fast sender overflow.
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub socket_buffer: usize,
+
+    /// Authenticate every datagram after the handshake with keys derived from the
+    /// pre-shared key in this file (hex, at least 16 bytes, e.g. from `openssl rand -hex
+    /// 32`; or raw bytes). Both ends must use the same key. UDP only. See docs/SECURITY.md.
+    #[arg(long, value_name = "PATH")]
+    pub psk_file: Option<std::path::PathBuf>,
+}
+
+impl CommonArgs {
+    /// The pre-shared key of `--psk-file`, if given.
+    pub fn psk(&self) -> Result<Option<crate::security::Psk>, PskFileError> {
+        let Some(path) = &self.psk_file else {
+            return Ok(None);
+        };
+        let bytes = std::fs::read(path).map_err(|e| PskFileError::Read {
+            path: path.clone(),
+            kind: e.kind(),
+        })?;
+        crate::security::Psk::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| PskFileError::Invalid {
+                path: path.clone(),
+                error: e,
+            })
+    }
+}
+
+/// Why `--psk-file` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PskFileError {
+    /// The file could not be read.
+    #[error("cannot read the key file {}: {}", path.display(), std::io::Error::from(*kind))]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        kind: std::io::ErrorKind,
+    },
+    /// The file holds no usable key.
+    #[error("the key file {} holds no usable key: {error}", path.display())]
+    Invalid {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with the key.
+        error: crate::security::PskError,
+    },
 }
 
 /// A positive number of seconds, fractions allowed (`0.5`), at most a day.

@@ -36,6 +36,9 @@ pub struct ReceiverStats {
     /// Messages refused because the range set was full: neither delivered nor acknowledged;
     /// the sender resends them.
     pub refused: u64,
+    /// Messages dropped because their ID lay beyond the plausibility window
+    /// ([`ReceiverConfig::id_window`]): forged, corrupted, or from a misbehaving sender.
+    pub implausible: u64,
     /// HEARTBEAT frames received.
     pub heartbeats: u64,
     /// ACK frames written.
@@ -173,9 +176,18 @@ impl Receiver {
         self.liveness.handle_arrival(now);
         let mut delivered = 0;
         let mut urgent = ack_now;
-        for message in frame.messages() {
+        for (index, message) in frame.messages().enumerate() {
             let id = message.id;
             let previous = self.largest_received;
+            let limit = previous.map_or(self.config.id_window, |l| {
+                l.saturating_add(self.config.id_window).saturating_add(1)
+            });
+            if id >= limit {
+                // IDs only grow within a frame: the rest are beyond too.
+                self.stats.implausible += frame.len() - index as u64;
+                log::debug!("dropped message {id}: beyond the plausibility window ({limit})");
+                break;
+            }
             self.largest_received = Some(previous.map_or(id, |l| l.max(id)));
             match self.received.insert(id) {
                 Insert::New => {
@@ -407,6 +419,27 @@ mod tests {
 
     fn receiver(now: Instant) -> Receiver {
         Receiver::new(ReceiverConfig::default(), now).unwrap()
+    }
+
+    #[test]
+    fn ids_beyond_the_plausibility_window_are_dropped_not_acknowledged() {
+        let t0 = Instant::now();
+        let mut rx = receiver(t0);
+        let w = rx.config().id_window;
+        // Before anything arrived, IDs 0..w are plausible.
+        assert!(feed(&mut rx, t0, &[w], false).is_empty());
+        assert_eq!(rx.stats().implausible, 1);
+        assert_eq!(rx.largest_received(), None);
+        assert_eq!(feed(&mut rx, t0, &[w - 1], false), [w - 1]);
+        // A forged 2^40 in the same frame as honest IDs: the honest ones before it pass.
+        assert_eq!(feed(&mut rx, t0, &[w, 1 << 40, (1 << 40) + 1], false), [w]);
+        assert_eq!(rx.stats().implausible, 3);
+        assert_eq!(rx.largest_received(), Some(w));
+        // The ACK never names what was dropped.
+        let ranges = ack(&mut rx, t0 + MS * 10).unwrap();
+        assert!(ranges.iter().all(|&(_, hi)| hi <= w), "{ranges:?}");
+        // The window moves with the largest received.
+        assert_eq!(feed(&mut rx, t0, &[2 * w], false), [2 * w]);
     }
 
     #[test]

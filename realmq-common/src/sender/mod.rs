@@ -43,10 +43,16 @@ pub enum EnqueueError {
     IdsExhausted,
 }
 
-/// Why [`Sender::handle_ack`] rejected an ACK frame. The frame was ignored entirely.
+/// ACKs in a row naming IDs beyond the peer's plausibility window before the sender
+/// reports [`SenderEvent::ProtocolViolation`].
+pub const MAX_VIOLATING_ACKS: u32 = 16;
+
+/// What was wrong with an ACK frame given to [`Sender::handle_ack`]. Only the part naming
+/// IDs never sent was ignored: the rest was processed as usual.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AckError {
-    /// The ACK acknowledges an ID this sender never sent: a protocol violation by the peer.
+    /// The ACK names an ID this sender never sent (a forged or misdelivered message reached
+    /// the peer, or the peer is broken).
     #[error("ACK of message {largest}, never sent (largest sent: {largest_sent:?})")]
     UnsentId {
         /// The frame's largest acknowledged ID.
@@ -69,6 +75,10 @@ pub enum SenderEvent {
     /// The peer's ACKs stopped: it has been suspected (φ ≥ threshold) for the whole grace
     /// period. Reported once.
     PeerUnreachable,
+    /// [`MAX_VIOLATING_ACKS`] ACKs in a row named IDs beyond anything sent plus the peer's
+    /// plausibility window, which an honest peer never does. Reported once; the session
+    /// layer closes the session.
+    ProtocolViolation,
 }
 
 /// Counters and the RTT distribution, for the binaries' reports.
@@ -94,6 +104,8 @@ pub struct SenderStats {
     pub heartbeats: u64,
     /// ACK frames processed.
     pub acks_received: u64,
+    /// ACK frames that named IDs never sent (that part ignored).
+    pub acks_unsent: u64,
     /// RTT samples in microseconds (1 µs to 60 s, 3 significant digits), after ACK delay
     /// adjustment is *not* applied: the raw send-to-ACK time of never-resent messages.
     pub rtt_us: Histogram<u64>,
@@ -112,6 +124,7 @@ impl Default for SenderStats {
             datagrams: 0,
             heartbeats: 0,
             acks_received: 0,
+            acks_unsent: 0,
             rtt_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid fixed bounds"),
         }
     }
@@ -214,6 +227,8 @@ pub struct Sender {
     heartbeat: HeartbeatSchedule,
     liveness: PeerLiveness,
     peer_unreachable: bool,
+    /// ACKs in a row that named IDs beyond the peer's plausibility window.
+    violating_acks: u32,
     epoch: Instant,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
@@ -255,6 +270,7 @@ impl Sender {
             heartbeat,
             liveness: PeerLiveness::new(&config.liveness, epoch),
             peer_unreachable: false,
+            violating_acks: 0,
             epoch,
             events: VecDeque::new(),
             stats: SenderStats::default(),
@@ -430,19 +446,42 @@ impl Sender {
 
     /// Processes an ACK frame that arrived at `now`: marks the acknowledged messages, takes
     /// an RTT sample, detects losses, re-arms the timers and feeds the liveness detector.
-    /// An ACK naming an ID never sent is rejected whole.
+    ///
+    /// A bad range costs the range, not the session: the part of an ACK naming IDs never
+    /// sent is ignored (and reported as `Err`, counted in `acks_unsent`), the rest is
+    /// processed. Only a run of [`MAX_VIOLATING_ACKS`] ACKs naming IDs beyond anything an
+    /// honest peer could have accepted raises [`SenderEvent::ProtocolViolation`].
     pub fn handle_ack(&mut self, now: Instant, frame: &AckFrame<'_>) -> Result<(), AckError> {
         let largest = frame.largest();
-        if self.config.reliable && self.largest_sent.is_none_or(|sent| largest > sent) {
+        self.liveness.handle_arrival(now);
+        self.stats.acks_received += 1;
+        let unsent = self.config.reliable && self.largest_sent.is_none_or(|sent| largest > sent);
+        if unsent {
+            self.stats.acks_unsent += 1;
+            let horizon = self.largest_sent.map_or(self.config.peer_id_window, |s| {
+                s.saturating_add(self.config.peer_id_window)
+            });
+            if largest > horizon {
+                self.violating_acks += 1;
+                if self.violating_acks == MAX_VIOLATING_ACKS {
+                    self.events.push_back(SenderEvent::ProtocolViolation);
+                }
+            } else {
+                self.violating_acks = 0;
+            }
+        } else {
+            self.violating_acks = 0;
+        }
+        if self.config.reliable {
+            if let Some(sent) = self.largest_sent {
+                self.on_ack_received(now, frame, largest.min(sent));
+            }
+        }
+        if unsent {
             return Err(AckError::UnsentId {
                 largest,
                 largest_sent: self.largest_sent,
             });
-        }
-        self.liveness.handle_arrival(now);
-        self.stats.acks_received += 1;
-        if self.config.reliable {
-            self.on_ack_received(now, frame);
         }
         Ok(())
     }
@@ -578,8 +617,8 @@ impl Sender {
     }
 
     /// Marks the acknowledged messages and reacts: RTT sample, loss detection, timers.
-    fn on_ack_received(&mut self, now: Instant, frame: &AckFrame<'_>) {
-        let largest = frame.largest();
+    /// `largest` is the frame's largest acknowledged ID, capped at the largest sent.
+    fn on_ack_received(&mut self, now: Instant, frame: &AckFrame<'_>, largest: u64) {
         self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
         let mut newly_acked = 0u64;
         let mut largest_tx = None;

@@ -301,7 +301,7 @@ fn repeated_ack_ranges_count_once() {
 }
 
 #[test]
-fn an_ack_of_an_unsent_id_is_rejected() {
+fn an_ack_naming_unsent_ids_costs_that_part_only() {
     let t0 = Instant::now();
     let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
     assert_eq!(
@@ -313,8 +313,42 @@ fn an_ack_of_an_unsent_id_is_rejected() {
     );
     send_n(&mut s, t0, 3, 10);
     write(&mut s, t0);
+    // IDs 3..=5 were never sent: reported, ignored; 0..=2 are acknowledged.
     assert!(ack(&mut s, t0, &[0..=5], 0).is_err());
-    assert_eq!(s.stats().acked, 0);
+    assert_eq!(s.stats().acked, 3);
+    assert_eq!(s.stats().acks_unsent, 2);
+    assert!(s.is_idle());
+    assert_eq!(s.largest_acked(), Some(2));
+    assert_eq!(s.poll_event(), None);
+}
+
+#[test]
+fn a_run_of_acks_beyond_the_peer_window_is_a_protocol_violation() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    send_n(&mut s, t0, 3, 10);
+    write(&mut s, t0);
+    let far = 2 + s.config().peer_id_window + 1;
+    for _ in 0..MAX_VIOLATING_ACKS - 1 {
+        assert!(ack(&mut s, t0, &[far..=far], 0).is_err());
+    }
+    // An honest ACK in between resets the run.
+    ack(&mut s, t0, &[0..=0], 0).unwrap();
+    for _ in 0..MAX_VIOLATING_ACKS - 1 {
+        assert!(ack(&mut s, t0, &[far..=far], 0).is_err());
+    }
+    assert_eq!(s.poll_event(), None);
+    assert!(ack(&mut s, t0, &[far..=far], 0).is_err());
+    assert_eq!(s.poll_event(), Some(SenderEvent::ProtocolViolation));
+    // Within the window, a forged ID the receiver accepted is no violation.
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    send_n(&mut s, t0, 3, 10);
+    write(&mut s, t0);
+    for _ in 0..100 {
+        assert!(ack(&mut s, t0, &[10..=10, 0..=2], 0).is_err());
+    }
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.stats().acked, 3);
 }
 
 #[test]

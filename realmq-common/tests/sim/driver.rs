@@ -452,6 +452,9 @@ impl Sim {
             match event {
                 SenderEvent::Undeliverable { id } => self.undeliverable.push(id),
                 SenderEvent::PeerUnreachable => self.sender_view.declared_gone(since_origin),
+                SenderEvent::ProtocolViolation => {
+                    panic!("an honest receiver violated the protocol")
+                }
             }
         }
         while let Some(ReceiverEvent::PeerDead) = self.receiver.poll_event() {

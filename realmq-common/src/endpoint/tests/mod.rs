@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::payload_stamp::{check_stamp, write_stamp, StampCheck};
+use crate::security::Psk;
 use crate::sim::{Arrival, Link, LinkConfig};
+
+mod hostile;
 
 const ONE_WAY: Duration = Duration::from_micros(50);
 
@@ -31,6 +35,8 @@ struct Net {
     down: Link<usize>,
     /// Per client, how often each message ID was delivered.
     delivered: Vec<Vec<u32>>,
+    /// Delivered messages whose payload stamp did not match their session and ID.
+    corrupt: u64,
     events: Vec<ServerEvent>,
     client_events: Vec<Vec<ClientEvent>>,
 }
@@ -51,10 +57,30 @@ impl Net {
 
     /// `clients` clients and a server over links with `link`'s impairments both ways.
     fn with_link(clients: usize, link: LinkConfig, seed: u64) -> Self {
+        Self::build(clients, link, seed, None)
+    }
+
+    /// Like [`Net::with_link`], every session authenticated with `psk`.
+    fn with_psk(clients: usize, link: LinkConfig, seed: u64, psk: &Psk) -> Self {
+        Self::build(clients, link, seed, Some(psk))
+    }
+
+    fn build(clients: usize, link: LinkConfig, seed: u64, psk: Option<&Psk>) -> Self {
         let now = Instant::now();
-        let server = Server::new(ServerConfig::default(), seed).unwrap();
+        let mut server =
+            Server::new(ServerConfig::default(), ServerSecrets::from_test_seed(seed)).unwrap();
+        if let Some(psk) = psk {
+            server = server.with_psk(psk.clone());
+        }
         let clients = (0..clients)
-            .map(|i| Client::new(ClientConfig::default(), now, 1_000_000, seed + i as u64).unwrap())
+            .map(|i| {
+                let c = Client::new(ClientConfig::default(), now, 1_000_000, seed + i as u64);
+                let c = c.unwrap();
+                match psk {
+                    Some(psk) => c.with_psk(psk.clone()),
+                    None => c,
+                }
+            })
             .collect::<Vec<_>>();
         let n = clients.len();
         Self {
@@ -66,6 +92,7 @@ impl Net {
             up: Link::new(link, seed),
             down: Link::new(link, seed ^ 0x5eed_5eed),
             delivered: vec![Vec::new(); n],
+            corrupt: 0,
             events: Vec::new(),
             client_events: vec![Vec::new(); n],
         }
@@ -124,8 +151,12 @@ impl Net {
             return;
         }
         let delivered = &mut self.delivered[from];
+        let corrupt = &mut self.corrupt;
         self.server
             .handle_datagram(self.now, client_addr(from as u16), &bytes, |d| {
+                if check_stamp(d.payload, d.session_id, d.id) != StampCheck::Intact {
+                    *corrupt += 1;
+                }
                 let id = d.id as usize;
                 if delivered.len() <= id {
                     delivered.resize(id + 1, 0);
@@ -174,7 +205,7 @@ impl Net {
 /// `finish`, they then finish and this returns when every client is closed; without, it
 /// returns when everything sent is acknowledged.
 fn drive(net: &mut Net, per_client: u64, finish: bool) {
-    let payload = [b'x'; 64];
+    let mut payload = [b'x'; 64];
     let mut sent = vec![0u64; net.clients.len()];
     for _ in 0..5_000_000 {
         for (i, c) in net.clients.iter_mut().enumerate() {
@@ -182,6 +213,8 @@ fn drive(net: &mut Net, per_client: u64, finish: bool) {
                 continue;
             }
             while sent[i] < per_client && c.is_established() {
+                let id = c.next_message_id().expect("established");
+                write_stamp(&mut payload, c.session_id(), id);
                 match c.send(net.now, &payload) {
                     Ok(_) => sent[i] += 1,
                     Err(SendError::Backpressure) => break,
@@ -211,6 +244,7 @@ fn send_all(net: &mut Net, per_client: u64) {
 }
 
 fn assert_exactly_once(net: &Net, i: usize, n: u64) {
+    assert_eq!(net.corrupt, 0, "a message was delivered under another ID");
     let d = &net.delivered[i];
     assert_eq!(d.len() as u64, n, "client {i}: highest ID delivered");
     assert!(
@@ -334,7 +368,8 @@ fn no_server_means_the_handshake_times_out() {
 #[test]
 fn garbage_and_strangers_are_counted_and_ignored() {
     let now = Instant::now();
-    let mut server = Server::new(ServerConfig::default(), 1).unwrap();
+    let mut server =
+        Server::new(ServerConfig::default(), ServerSecrets::from_test_seed(1)).unwrap();
     let from = client_addr(1);
     let mut delivered = 0;
     server.handle_datagram(now, from, b"GET / HTTP/1.1\r\n", |_| delivered += 1);
@@ -354,6 +389,28 @@ fn garbage_and_strangers_are_counted_and_ignored() {
     assert_eq!((s.malformed, s.unknown_session, delivered), (1, 1, 0));
 }
 
+/// Plays HELLO → RETRY → HELLO with cookie between `client` and `server`; returns the
+/// bytes of the validated HELLO.
+fn validated_hello(
+    server: &mut Server,
+    client: &mut Client,
+    from: SocketAddr,
+    now: Instant,
+) -> Vec<u8> {
+    let mut buf = [0u8; 1472];
+    let len = client.poll_transmit(now, &mut buf).expect("a HELLO");
+    server.handle_datagram(now, from, &buf[..len], |_| {});
+    let t = server.poll_transmit(now, &mut buf).expect("a RETRY");
+    assert_eq!(t.destination, from);
+    client.handle_datagram(now, &buf[..t.len]);
+    assert_eq!(client.stats().retries, 1);
+    let len = client
+        .poll_transmit(now, &mut buf)
+        .expect("a HELLO with the cookie");
+    server.handle_datagram(now, from, &buf[..len], |_| {});
+    buf[..len].to_vec()
+}
+
 #[test]
 fn sessions_are_bounded() {
     let now = Instant::now();
@@ -361,12 +418,10 @@ fn sessions_are_bounded() {
         max_sessions: 2,
         ..ServerConfig::default()
     };
-    let mut server = Server::new(config, 1).unwrap();
-    let mut buf = [0u8; 1472];
+    let mut server = Server::new(config, ServerSecrets::from_test_seed(1)).unwrap();
     for n in 0..5u16 {
         let mut client = Client::new(ClientConfig::default(), now, 0, u64::from(n)).unwrap();
-        let len = client.poll_transmit(now, &mut buf).unwrap();
-        server.handle_datagram(now, client_addr(n), &buf[..len], |_| {});
+        validated_hello(&mut server, &mut client, client_addr(n), now);
     }
     let s = server.stats();
     assert_eq!((s.sessions_open, s.refused), (2, 3));

@@ -1,0 +1,54 @@
+//! The per-session authentication state both endpoints keep with a pre-shared key: the
+//! sealer for what they send and the opener (with its anti-replay window) for what they
+//! receive. See `docs/SECURITY.md`.
+
+use crate::security::{OpenError, Opener, SealError, Sealer, SessionKeys, TRAILER_LEN};
+
+/// One side's keys for one session.
+#[derive(Debug)]
+pub(crate) struct SessionAuth {
+    sealer: Sealer,
+    opener: Opener,
+}
+
+impl SessionAuth {
+    /// The client's side of `keys`.
+    pub(crate) fn client(keys: &SessionKeys) -> Self {
+        let (sealer, opener) = keys.client_side();
+        Self { sealer, opener }
+    }
+
+    /// The server's side of `keys`.
+    pub(crate) fn server(keys: &SessionKeys) -> Self {
+        let (sealer, opener) = keys.server_side();
+        Self { sealer, opener }
+    }
+
+    /// Appends the trailer to `buf[..len]`; returns the sealed length.
+    pub(crate) fn seal(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SealError> {
+        self.sealer.seal(buf, len)
+    }
+
+    /// Checks `datagram`'s trailer; returns the datagram without it.
+    pub(crate) fn open<'a>(&mut self, datagram: &'a [u8]) -> Result<&'a [u8], OpenError> {
+        let len = self.opener.open(datagram)?;
+        Ok(&datagram[..len])
+    }
+}
+
+/// The room a datagram writer may use when `authenticated` datagrams carry a trailer.
+pub(crate) fn writable_len(max_datagram_size: usize, authenticated: bool) -> usize {
+    if authenticated {
+        max_datagram_size - TRAILER_LEN
+    } else {
+        max_datagram_size
+    }
+}
+
+/// The part of a received handshake datagram before its trailer, if it can have one.
+pub(crate) fn without_trailer(datagram: &[u8]) -> Option<&[u8]> {
+    datagram
+        .len()
+        .checked_sub(TRAILER_LEN)
+        .map(|n| &datagram[..n])
+}
