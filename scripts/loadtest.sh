@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Load test: RealMQ over UDP with and without QoS against the TCP baseline, on loopback.
 #
-# Usage: scripts/loadtest.sh [--quick] [--messages N]
+# Usage: scripts/loadtest.sh [--quick] [--messages N] [--psk] [--only REGEX]
 #
 #   --quick       200000 messages per scenario (default: 1000000)
 #   --messages N  N messages per scenario
+#   --psk         add scenarios with authenticated sessions (udp-psk-*: a fresh random
+#                 --psk-file on both ends)
+#   --only REGEX  run only the scenarios whose name matches (e.g. 'udp-(qos|psk)-t1')
 #
 # Builds the release binaries, then for every scenario (protocol x QoS x threads x size)
 # starts a server on a free 127.0.0.1 port with --exit-after-sessions <threads> --json,
@@ -15,16 +18,24 @@
 set -euo pipefail
 
 messages=1000000
+psk=0
+only=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) messages=200000 ;;
+        --psk) psk=1 ;;
+        --only)
+            [[ $# -ge 2 ]] || { echo "error: --only needs a pattern" >&2; exit 2; }
+            only="$2"
+            shift
+            ;;
         --messages)
             [[ $# -ge 2 ]] || { echo "error: --messages needs a number" >&2; exit 2; }
             messages="$2"
             shift
             ;;
         -h | --help)
-            sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,/^set -euo/{/^set -euo/!p;}' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) echo "error: unknown argument '$1' (try --help)" >&2; exit 2 ;;
@@ -75,8 +86,10 @@ run_scenario() {
     local name="$1" protocol="$2" qos="$3" threads="$4" size="$5"
     local dir="$work/$name" addr="" spid cpid rc=0 i
     mkdir -p "$dir"
+    local key=()
+    [[ "$qos" == psk ]] && key=(--psk-file "$work/psk")
     "$bin/realmq-server" --bind 127.0.0.1:0 --port-file "$dir/port" --protocol "$protocol" \
-        --exit-after-sessions "$threads" --json >"$dir/server.json" 2>"$dir/server.log" &
+        --exit-after-sessions "$threads" --json "${key[@]}" >"$dir/server.json" 2>"$dir/server.log" &
     spid=$!
     pids+=("$spid")
     for ((i = 0; i < 100; i++)); do
@@ -95,6 +108,7 @@ run_scenario() {
     local args=(--server "$addr" --protocol "$protocol" --threads "$threads"
         --messages "$messages" --size "$size" --json)
     [[ "$qos" == noqos ]] && args+=(--no-qos)
+    args+=("${key[@]}")
     # In the background with `wait`, so that a signal to this script runs its trap at once
     # (bash defers traps until a foreground child ends).
     "$bin/realmq-client" "${args[@]}" >"$dir/client.json" 2>"$dir/client.log" &
@@ -123,8 +137,11 @@ EOF
 }
 
 touch "$work/scenarios" "$work/failures"
+python3 -c 'import os; print(os.urandom(32).hex())' >"$work/psk"
+modes=(udp:qos udp:noqos tcp:qos)
+[[ $psk -eq 1 ]] && modes=(udp:qos udp:psk udp:noqos tcp:qos)
 scenarios=()
-for protocol_qos in udp:qos udp:noqos tcp:qos; do
+for protocol_qos in "${modes[@]}"; do
     for threads in 1 2; do
         for size in 64 1024; do
             scenarios+=("$protocol_qos:$threads:$size")
@@ -138,6 +155,9 @@ for s in "${scenarios[@]}"; do
     label="$protocol"
     [[ "$protocol" == udp ]] && label="udp-$qos"
     name="${label}-t${threads}-${size}B"
+    if [[ -n "$only" && ! "$name" =~ $only ]]; then
+        continue
+    fi
     echo "[$n/${#scenarios[@]}] $name, $messages messages" >&2
     run_scenario "$name" "$protocol" "$qos" "$threads" "$size"
 done
@@ -182,6 +202,9 @@ print(line(head))
 print("  ".join("-" * w for w in widths))
 for r in rows:
     print(line(r))
+if not rows:
+    print("no scenario matched --only", file=sys.stderr)
+    sys.exit(2)
 if bad:
     print("FAILED:", "; ".join(bad), file=sys.stderr)
     sys.exit(1)
