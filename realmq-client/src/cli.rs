@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use realmq_common::io::cli::{parse_seconds, CommonArgs};
+use realmq_common::io::cli::{parse_bytes, parse_count, parse_rate, parse_seconds, CommonArgs};
 use realmq_common::io::Protocol;
 
 use crate::{RunInfo, WorkerConfig};
@@ -27,29 +27,34 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:5555", value_name = "ADDR")]
     pub server: SocketAddr,
 
-    /// Sender threads, each with its own socket and session.
-    #[arg(long, value_name = "N", default_value_t = 1,
+    /// Sender threads, each with its own socket and session (1-1024).
+    #[arg(short, long, value_name = "N", default_value_t = 1, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: u32,
 
-    /// Messages to send in total, split evenly across threads. Default 100000 unless
-    /// --duration is given.
-    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    /// Messages to send in total, split evenly across threads; suffixes K, M, G (x1000).
+    /// Default 100000 unless --duration is given.
+    #[arg(short = 'n', long, value_name = "N", conflicts_with = "duration",
+          allow_negative_numbers = true, value_parser = parse_count)]
     pub messages: Option<u64>,
 
     /// Send for this many seconds (fractions allowed) instead of a number of messages.
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(short, long, value_name = "SECS", allow_negative_numbers = true,
+          value_parser = parse_seconds)]
     pub duration: Option<Duration>,
 
-    /// Payload bytes per message (random printable characters). Over UDP at most what one
-    /// datagram carries (1441 bytes with the default 1472-byte datagrams).
-    #[arg(long, value_name = "BYTES", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(0..=MAX_SIZE as i64))]
+    /// Payload bytes per message (1 to 1 MiB; suffixes K, M: x1024). From 16 bytes on, the
+    /// first 16 carry the session, the message ID and a checksum the server verifies; the
+    /// rest is random printable characters. Over UDP at most what one datagram carries (1441
+    /// bytes with the default 1472-byte datagrams, 1417 with --psk-file).
+    #[arg(short, long, value_name = "BYTES", default_value = "64",
+          allow_negative_numbers = true, value_parser = parse_size)]
     pub size: u32,
 
-    /// Messages per second in total, split across threads; 0 sends as fast as the send
-    /// window (UDP) or the connection (TCP) allows.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Messages per second in total, split across threads (suffixes K, M); 0 sends as fast
+    /// as the send window (UDP) or the connection (TCP) allows.
+    #[arg(short, long, value_name = "N", default_value = "0", allow_negative_numbers = true,
+          value_parser = parse_rate)]
     pub rate: u64,
 
     /// Send without QoS: no acknowledgements wait, no resends. `acked` then is what the
@@ -65,6 +70,15 @@ pub struct Args {
     /// Flags both binaries take.
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// A payload size from 1 byte to [`MAX_SIZE`].
+fn parse_size(s: &str) -> Result<u32, String> {
+    match parse_bytes(s)? {
+        0 => Err(format!("{s}: a message needs at least 1 byte")),
+        n if n > MAX_SIZE => Err(format!("{s} bytes is more than the {MAX_SIZE} allowed")),
+        n => Ok(n as u32),
+    }
 }
 
 impl Args {
@@ -155,12 +169,31 @@ mod tests {
     }
 
     #[test]
+    fn short_flags_and_suffixes() {
+        let a =
+            Args::try_parse_from(["c", "-n", "2M", "-t", "4", "-s", "1K", "-r", "50K"]).unwrap();
+        assert_eq!(
+            (a.messages, a.threads, a.size, a.rate),
+            (Some(2_000_000), 4, 1024, 50_000)
+        );
+        let d = Args::try_parse_from(["c", "-d", "2.5"]).unwrap();
+        assert_eq!(d.duration, Some(Duration::from_millis(2500)));
+        let e = Args::try_parse_from(["c", "--messages", "-5"]).unwrap_err();
+        assert!(e.to_string().contains("negative"), "{e}");
+    }
+
+    #[test]
     fn rejects_bad_values() {
         for bad in [
             &["c", "--server", "localhost"][..],
             &["c", "--threads", "0"],
             &["c", "--messages", "5", "--duration", "1"],
             &["c", "--size", "-1"],
+            &["c", "--size", "0"],
+            &["c", "--messages", "0"],
+            &["c", "--messages", "-5"],
+            &["c", "-n", "1.5"],
+            &["c", "--rate", "-100"],
             &["c", "--simulate-loss", "abc"],
             &["c", "--duration", "0"],
             &["c", "--protocol", "sctp"],

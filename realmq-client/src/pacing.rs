@@ -21,13 +21,16 @@ pub(crate) struct TokenBucket {
 }
 
 impl TokenBucket {
-    /// A bucket paying `rate` tokens per second (0: unlimited), holding one token at `now`.
+    /// A bucket paying `rate` tokens per second (0: unlimited), empty at `now`: the first
+    /// message goes `1 / rate` after the start, like every later one. The burst is 10 ms of
+    /// rate but at least two tokens, so that a wake-up a little late keeps the fraction it
+    /// earned (with a one-token cap, `--rate 100` sent 95 per second).
     pub(crate) fn new(rate: f64, now: Instant) -> Self {
-        let burst = (rate * BURST_TIME.as_secs_f64()).max(1.0);
+        let burst = (rate * BURST_TIME.as_secs_f64()).max(2.0);
         Self {
             rate,
             burst,
-            tokens: 1.0,
+            tokens: 0.0,
             last: now,
         }
     }
@@ -86,19 +89,19 @@ mod tests {
     fn pays_the_rate_over_simulated_time() {
         let t0 = Instant::now();
         let mut b = TokenBucket::new(1_000.0, t0);
-        // One token to start with, then 1 per ms; walk 1 s in 0.5 ms steps.
+        // Empty to start with, then 1 per ms; walk 1 s in 0.5 ms steps.
         let mut sent = b.take(t0, 100);
         for step in 1..=2_000u64 {
             sent += b.take(t0 + Duration::from_micros(step * 500), 100);
         }
-        assert_eq!(sent, 1_001);
+        assert_eq!(sent, 1_000);
     }
 
     #[test]
     fn a_late_wake_up_pays_out_at_most_the_burst() {
         let t0 = Instant::now();
         let mut b = TokenBucket::new(100_000.0, t0);
-        assert_eq!(b.take(t0, u64::MAX), 1);
+        assert_eq!(b.take(t0, u64::MAX), 0);
         // 1 s late: 100k tokens earned, capped at 10 ms worth.
         assert_eq!(b.take(t0 + Duration::from_secs(1), u64::MAX), 1_000);
     }
@@ -107,11 +110,26 @@ mod tests {
     fn tells_when_the_next_token_comes() {
         let t0 = Instant::now();
         let mut b = TokenBucket::new(100.0, t0);
-        assert_eq!(b.take(t0, 10), 1);
+        assert_eq!(b.take(t0, 10), 0);
         let next = b.next_token_at(t0).unwrap();
         assert_eq!(next - t0, Duration::from_millis(10));
         assert_eq!(b.take(next, 10), 1);
         b.give_back(1);
         assert_eq!(b.next_token_at(next), Some(next));
+    }
+
+    #[test]
+    fn late_wake_ups_keep_the_rate_at_low_rates() {
+        // --rate 100, a loop that always wakes 0.6 ms after the token is due: over 10 s of
+        // simulated time it still pays 100 per second.
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(100.0, t0);
+        let mut now = t0;
+        let mut sent = 0;
+        while now < t0 + Duration::from_secs(10) {
+            now = b.next_token_at(now).unwrap() + Duration::from_micros(600);
+            sent += b.take(now, 10);
+        }
+        assert!((999..=1_001).contains(&sent), "{sent}");
     }
 }

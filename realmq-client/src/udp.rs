@@ -66,8 +66,35 @@ struct Worker<'a> {
     outbox: Outbox,
     /// Set when the handshake completed.
     session_id: Option<u32>,
+    /// ICMP port-unreachable answers to HELLOs before any session: the server is not there.
+    refused_before_session: u32,
+    /// Receive errors by kind, each logged once (ICMP unreachable, prohibited...).
+    socket_errors: SocketErrors,
     result: ThreadResult,
 }
+
+/// Transient socket errors (ICMP host/port unreachable, administratively prohibited...):
+/// counted, and each kind logged once. Never fatal to an established session.
+#[derive(Debug, Default)]
+struct SocketErrors {
+    seen: Vec<io::ErrorKind>,
+    count: u64,
+}
+
+impl SocketErrors {
+    fn record(&mut self, thread: u32, e: &io::Error) {
+        self.count += 1;
+        if !self.seen.contains(&e.kind()) {
+            self.seen.push(e.kind());
+            log::warn!("thread {thread}: the UDP socket reported `{e}` (counted, not fatal)");
+        }
+    }
+}
+
+/// HELLOs answered by ICMP port unreachable before the client gives up: two, so one stale
+/// ICMP from a previous server on the port cannot end a run (about 0.2 s: the second HELLO
+/// goes 200 ms after the first).
+const REFUSALS_BEFORE_FAILING: u32 = 2;
 
 /// Runs one sender thread's session to its end: handshake, messages, close.
 pub(crate) fn send_session(
@@ -97,6 +124,8 @@ pub(crate) fn send_session(
         rx: vec![0; MAX_DATAGRAM_SIZE],
         outbox: Outbox::new(),
         session_id: None,
+        refused_before_session: 0,
+        socket_errors: SocketErrors::default(),
         result: ThreadResult::default(),
     };
     worker
@@ -105,6 +134,13 @@ pub(crate) fn send_session(
         .register(&mut worker.socket, SOCKET, Interest::READABLE)
         .context("cannot register the UDP socket")?;
     worker.drive(progress, shutdown)?;
+    if worker.refused_before_session >= REFUSALS_BEFORE_FAILING {
+        bail!(
+            "cannot connect to {} over UDP: is realmq-server running there (with --protocol udp)?: {}",
+            config.server,
+            io::Error::from(io::ErrorKind::ConnectionRefused)
+        );
+    }
     if worker.session_id.is_none() && worker.result.unreachable {
         bail!(
             "no answer from {} within {:?}: is realmq-server running there (with --protocol udp)?",
@@ -232,11 +268,21 @@ impl Worker<'_> {
                     self.client.handle_datagram(Instant::now(), &self.rx[..len]);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // An ICMP port unreachable from an earlier send: the server is not (yet)
-                // there. The handshake timeout reports it if it lasts.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e).context("cannot receive from the UDP socket"),
+                // An ICMP port unreachable for a HELLO: nothing listens there, as a TCP
+                // connect would have been refused. Once a session exists it is transient
+                // (the server may be restarting), like every other socket error here.
+                Err(e)
+                    if e.kind() == io::ErrorKind::ConnectionRefused
+                        && self.session_id.is_none() =>
+                {
+                    self.refused_before_session += 1;
+                    if self.refused_before_session >= REFUSALS_BEFORE_FAILING {
+                        self.client.finish(Instant::now());
+                        break;
+                    }
+                }
+                Err(e) => self.socket_errors.record(self.config.index, &e),
             }
         }
         Ok(count)

@@ -102,3 +102,24 @@ fn shutdown_stops_an_idle_server() {
     let summary = handle.join().unwrap().unwrap();
     assert_eq!(summary.counters.received, 0);
 }
+
+#[test]
+fn nothing_listening_is_refused_like_tcp_not_waited_out() {
+    // A port that was just free: nothing listens, the kernel answers port unreachable.
+    let free = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let mut config = worker(0, addr, 10);
+    // Were the refusal ignored, the run would end with "no answer ... within 60s".
+    config.connect_timeout = Duration::from_secs(60);
+    let results = run_workers(Protocol::Udp, vec![config], &Shutdown::new()).unwrap();
+    let error = results[0]
+        .1
+        .as_ref()
+        .expect_err("no server, yet it succeeded");
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("cannot connect to") && text.contains("over UDP"),
+        "{text}"
+    );
+}

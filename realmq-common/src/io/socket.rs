@@ -34,7 +34,27 @@ pub fn set_buffers(socket: &std::net::UdpSocket, bytes: usize) -> Option<BufferS
         send: sock.send_buffer_size().ok()?,
     };
     log::debug!("socket buffers: {granted:?}");
+    if bytes > 0 && (granted.receive < bytes || granted.send < bytes) {
+        warn_capped_once(bytes, granted);
+    }
     Some(granted)
+}
+
+/// Says once per process that the kernel capped the buffers, and how to raise the cap: with
+/// the stock Linux limit (208 KiB) fast runs overflow the receive buffer and slow down.
+fn warn_capped_once(asked: usize, granted: BufferSizes) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    log::warn!(
+        "the kernel granted socket buffers of {} KiB (receive) and {} KiB (send), less than \
+         the {} KiB asked (--socket-buffer); fast runs may drop datagrams in the kernel and \
+         resend. To raise the limit: sysctl -w net.core.rmem_max={asked} net.core.wmem_max={asked}",
+        granted.receive / 1024,
+        granted.send / 1024,
+        asked / 1024,
+    );
 }
 
 /// A non-blocking UDP socket bound to `addr`, with kernel buffers of `buffer_bytes`
