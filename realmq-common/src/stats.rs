@@ -92,8 +92,8 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
-    /// Summarises `histogram` (µs).
-    pub fn from_histogram(histogram: &Histogram<u64>) -> Self {
+    /// Summarises `histogram` (µs), whatever its counter width.
+    pub fn from_histogram<C: hdrhistogram::Counter>(histogram: &Histogram<C>) -> Self {
         if histogram.is_empty() {
             return Self {
                 count: 0,

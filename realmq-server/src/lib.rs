@@ -11,6 +11,7 @@
 pub mod cli;
 mod plot;
 mod recorder;
+mod sessions;
 mod sink;
 mod summary;
 mod tcp;
@@ -29,6 +30,7 @@ use crate::tcp::serve_tcp;
 use crate::udp::serve_udp;
 
 pub use recorder::Counters;
+pub use sessions::SessionReport;
 pub use sink::{SinkConfig, StatsFormat};
 pub use summary::{ServerSummary, UdpCounters};
 

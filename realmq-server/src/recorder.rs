@@ -8,7 +8,9 @@ use realmq_common::stats::{latency_histogram, one_way_latency_us, per_second, re
 
 use realmq_common::payload_stamp::{check_stamp, StampCheck};
 
+use crate::sessions::{SessionBook, SessionEnd, SessionReport};
 use crate::sink::StatsSink;
+use std::net::SocketAddr;
 
 /// Counters both transports keep, for progress lines and the summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -46,6 +48,7 @@ pub struct Recorder {
     progress: Progress,
     stamped: u64,
     corrupt: u64,
+    sessions: SessionBook,
 }
 
 impl Recorder {
@@ -60,6 +63,7 @@ impl Recorder {
             progress: Progress::new(now),
             stamped: 0,
             corrupt: 0,
+            sessions: SessionBook::default(),
         }
     }
 
@@ -96,6 +100,7 @@ impl Recorder {
     ) {
         let latency = one_way_latency_us(now_unix_us, sent_unix_us);
         record_latency_us(&mut self.histogram, latency);
+        self.sessions.on_message(now, session_id, latency);
         self.first.get_or_insert(now);
         self.last = Some(now);
         if let Some(sink) = &mut self.sink {
@@ -129,6 +134,16 @@ impl Recorder {
                 counters.malformed
             );
         }
+    }
+
+    /// A session ended: its report is logged and kept.
+    pub fn on_session_closed(&mut self, session_id: u32, peer: SocketAddr, end: SessionEnd) {
+        self.sessions.on_close(session_id, peer, end);
+    }
+
+    /// The finished sessions' reports, oldest first, and how many older ones were dropped.
+    pub fn session_reports(&self) -> (Vec<SessionReport>, u64) {
+        self.sessions.reports()
     }
 
     /// The latency histogram (µs).

@@ -5,6 +5,7 @@ use realmq_common::stats::{per_second, LatencySummary};
 use serde::Serialize;
 
 use crate::recorder::{Counters, Recorder};
+use crate::sessions::SessionReport;
 
 /// How the UDP loop fared with its socket and sessions (all zero for TCP).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -54,6 +55,10 @@ pub struct ServerSummary {
     pub latency_us: LatencySummary,
     /// UDP socket and session-layer counters.
     pub udp: UdpCounters,
+    /// One report per finished session, oldest first (at most 1024; see `sessions_omitted`).
+    pub sessions: Vec<SessionReport>,
+    /// Reports of older sessions left out of `sessions`.
+    pub sessions_omitted: u64,
 }
 
 impl ServerSummary {
@@ -66,6 +71,7 @@ impl ServerSummary {
     ) -> Self {
         let duration = recorder.active_duration();
         let mut counters = *counters;
+        let (sessions, sessions_omitted) = recorder.session_reports();
         (counters.stamped, counters.corrupt) = recorder.stamp_counts();
         Self {
             protocol,
@@ -74,6 +80,8 @@ impl ServerSummary {
             msgs_per_s: per_second(counters.received, duration),
             latency_us: LatencySummary::from_histogram(recorder.histogram()),
             udp,
+            sessions,
+            sessions_omitted,
         }
     }
 }

@@ -29,6 +29,7 @@ use mio::{Events, Interest, Poll, Token};
 use realmq_common::io::unix_now_us;
 
 use crate::recorder::{Counters, Recorder};
+use crate::sessions::SessionEnd;
 use crate::{StopWhen, WAKER};
 
 /// Bytes of the length prefix.
@@ -81,6 +82,7 @@ pub(crate) fn parse_frames(
 struct Conn {
     stream: TcpStream,
     session_id: u32,
+    peer: std::net::SocketAddr,
     buf: Vec<u8>,
     filled: usize,
     received: u64,
@@ -157,11 +159,13 @@ pub(crate) fn serve_tcp(
                     let _ = poll.registry().deregister(&mut conn.stream);
                     counters.sessions_open -= 1;
                     counters.sessions_ended += 1;
-                    log::info!(
-                        "session {} closed: {} messages received",
-                        conn.session_id,
-                        conn.received
-                    );
+                    let end = SessionEnd {
+                        end: "closed",
+                        received: conn.received,
+                        duplicates: None,
+                        client_sent: None,
+                    };
+                    recorder.on_session_closed(conn.session_id, conn.peer, end);
                 }
             }
         }
@@ -206,6 +210,7 @@ fn accept(
         conns[idx] = Some(Conn {
             stream,
             session_id,
+            peer,
             buf: vec![0; INITIAL_BUFFER],
             filled: 0,
             received: 0,

@@ -22,6 +22,7 @@ use realmq_common::io::{unix_now_us, DropSim, Outbox};
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
 use crate::recorder::{Counters, Recorder};
+use crate::sessions::SessionEnd;
 use crate::summary::UdpCounters;
 use crate::StopWhen;
 
@@ -120,7 +121,7 @@ pub(crate) fn serve_udp(
             server.handle_timeout(now);
         }
         while let Some(event) = server.poll_event() {
-            on_event(event, &mut counters);
+            on_event(event, &mut counters, recorder);
         }
         let send_more = io.transmit(&mut server, now)?;
         more_work = recv_more || send_more;
@@ -154,7 +155,7 @@ fn update(counters: &mut Counters, server: &Server) {
     counters.sessions_open = s.sessions_open;
 }
 
-fn on_event(event: ServerEvent, counters: &mut Counters) {
+fn on_event(event: ServerEvent, counters: &mut Counters, recorder: &mut Recorder) {
     match event {
         ServerEvent::SessionOpened { session_id, peer } => {
             log::info!("session {session_id} opened by {peer}");
@@ -163,14 +164,21 @@ fn on_event(event: ServerEvent, counters: &mut Counters) {
             session_id,
             peer,
             received,
+            duplicates,
+            client_sent,
             reason,
         } => {
             counters.sessions_ended += 1;
-            let why = match reason {
-                CloseReason::Bye => "closed by the client",
-                CloseReason::PeerDead => "evicted: the client fell silent",
+            let end = SessionEnd {
+                end: match reason {
+                    CloseReason::Bye => "bye",
+                    CloseReason::PeerDead => "evicted",
+                },
+                received,
+                duplicates: Some(duplicates),
+                client_sent,
             };
-            log::info!("session {session_id} ({peer}) {why}: {received} messages received");
+            recorder.on_session_closed(session_id, peer, end);
         }
     }
 }

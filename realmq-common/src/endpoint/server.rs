@@ -102,6 +102,10 @@ pub enum ServerEvent {
         peer: SocketAddr,
         /// Distinct messages received in the session.
         received: u64,
+        /// Copies of delivered messages dropped in the session.
+        duplicates: u64,
+        /// How many messages the client said it sent (its STOP), if it said.
+        client_sent: Option<u64>,
         /// Why it ended.
         reason: CloseReason,
     },
@@ -160,6 +164,8 @@ struct Session {
     /// A HEARTBEAT arrived before any message: answer with a HEARTBEAT, as there is nothing
     /// to acknowledge yet.
     echo_heartbeat: bool,
+    /// The count in the client's STOP.
+    client_sent: Option<u64>,
 }
 
 /// A session that ended, remembered for a while: to answer a repeated STOP (if it ended
@@ -422,6 +428,7 @@ impl Server {
                 dirty: false,
                 welcome_queued: true,
                 echo_heartbeat: false,
+                client_sent: None,
             },
         );
         self.hellos.insert((from, hello.nonce), id);
@@ -499,7 +506,8 @@ impl Server {
         self.stats.duplicates += after.duplicates - before.duplicates;
         self.stats.out_of_order += after.out_of_order - before.out_of_order;
         self.stats.implausible += after.implausible - before.implausible;
-        if stop.is_some() {
+        if let Some(sent) = stop {
+            session.client_sent = Some(sent);
             self.end_session(now, id, CloseReason::Bye);
         } else if !session.dirty && (session.echo_heartbeat || session.receiver.ack_due(now)) {
             session.dirty = true;
@@ -570,6 +578,8 @@ impl Server {
             session_id: id,
             peer: session.peer,
             received,
+            duplicates: session.receiver.stats().duplicates,
+            client_sent: session.client_sent,
             reason,
         });
     }
