@@ -10,6 +10,7 @@ mod support;
 
 use std::path::PathBuf;
 
+use realmq_common::payload_stamp::STAMP_LEN;
 use serde_json::Value;
 
 use support::Proc;
@@ -58,7 +59,25 @@ fn serve_and_send(server_args: &[&str], client_args: &[&str]) -> (Value, Value) 
     );
     let server = server.finish();
     assert!(server.status.success(), "server failed:\n{}", server.stderr);
-    (client.json(), server.json())
+    let (client, server) = (client.json(), server.json());
+    assert_payloads_intact(&client, &server);
+    (client, server)
+}
+
+/// No delivered payload was corrupt, and over UDP every payload of [`STAMP_LEN`] bytes or
+/// more was checked: the load client stamps each with its session, ID and CRC-32, and the
+/// server checks each delivery against them (`realmq_common::payload_stamp`). The TCP
+/// baseline sends no stamps.
+fn assert_payloads_intact(client: &Value, server: &Value) {
+    assert_eq!(server["corrupt"], 0, "server: {server}");
+    let received = server["received"].as_u64().expect("received");
+    let stamped = server["stamped"].as_u64().expect("stamped");
+    let size = client["size"].as_u64().expect("size");
+    if server["protocol"] == "udp" && size >= STAMP_LEN as u64 {
+        assert_eq!(stamped, received, "server: {server}");
+    } else {
+        assert!(stamped <= received, "server: {server}");
+    }
 }
 
 fn assert_all_delivered(client: &Value, server: &Value, messages: u64) {

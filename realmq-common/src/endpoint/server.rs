@@ -540,8 +540,11 @@ impl Server {
             self.stats.malformed += 1;
             return;
         };
-        // One BYE per remembered session waits at a time.
-        if datagram.frames().any(|f| matches!(f, Frame::Stop(_))) && !self.byes.contains(&id) {
+        if !datagram.frames().any(|f| matches!(f, Frame::Stop(_))) {
+            // Late data or ACK-asking traffic for a session that has ended.
+            self.stats.unknown_session += 1;
+        } else if !self.byes.contains(&id) {
+            // One BYE per remembered session waits at a time.
             self.byes.push_back(id);
         }
     }
