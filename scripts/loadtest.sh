@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Load test: RealMQ over UDP with and without QoS against the TCP baseline, on loopback.
 #
-# Usage: scripts/loadtest.sh [--quick] [--messages N] [--psk] [--only REGEX]
+# Usage: scripts/loadtest.sh [--quick] [--messages N | --duration SECS] [--rate N] [--psk]
+#                            [--only REGEX] [--out DIR]
 #
 #   --quick       200000 messages per scenario (default: 1000000)
 #   --messages N  N messages per scenario
+#   --duration S  send for S seconds per scenario instead of a number of messages
+#   --rate N      messages per second per scenario (default: as fast as possible)
+#   --out DIR     keep every scenario's JSON summaries and logs in DIR (created if missing)
 #   --psk         add scenarios with authenticated sessions (udp-psk-*: a fresh random
 #                 --psk-file on both ends)
 #   --only REGEX  run only the scenarios whose name matches (e.g. 'udp-(qos|psk)-t1')
@@ -20,10 +24,28 @@ set -euo pipefail
 messages=1000000
 psk=0
 only=""
+out=""
+rate=0
+duration=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) messages=200000 ;;
         --psk) psk=1 ;;
+        --out)
+            [[ $# -ge 2 ]] || { echo "error: --out needs a directory" >&2; exit 2; }
+            out="$2"
+            shift
+            ;;
+        --rate)
+            [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || { echo "error: --rate needs a whole number" >&2; exit 2; }
+            rate="$2"
+            shift
+            ;;
+        --duration)
+            [[ $# -ge 2 && "$2" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "error: --duration needs seconds" >&2; exit 2; }
+            duration="$2"
+            shift
+            ;;
         --only)
             [[ $# -ge 2 ]] || { echo "error: --only needs a pattern" >&2; exit 2; }
             only="$2"
@@ -48,8 +70,8 @@ command -v cargo >/dev/null || { echo "error: cargo is needed to build the binar
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-echo "building release binaries..." >&2
-cargo build --release --quiet -p realmq-server -p realmq-client
+echo "building release binaries (the first build takes a minute or two)..." >&2
+cargo build --release -p realmq-server -p realmq-client
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/realmq-loadtest.XXXXXX")"
@@ -106,7 +128,12 @@ run_scenario() {
     fi
     addr="$(cat "$dir/port")"
     local args=(--server "$addr" --protocol "$protocol" --threads "$threads"
-        --messages "$messages" --size "$size" --json)
+        --size "$size" --rate "$rate" --interval 0 --json)
+    if [[ -n "$duration" ]]; then
+        args+=(--duration "$duration")
+    else
+        args+=(--messages "$messages")
+    fi
     [[ "$qos" == noqos ]] && args+=(--no-qos)
     args+=("${key[@]}")
     # In the background with `wait`, so that a signal to this script runs its trap at once
@@ -124,13 +151,18 @@ run_scenario() {
         wait_or_kill "$spid" 100
     fi
     echo "$name" >>"$work/scenarios"
+    if [[ -n "$out" ]]; then
+        mkdir -p "$out/$name" && cp "$dir"/*.json "$dir"/*.log "$out/$name/" 2>/dev/null || true
+    fi
     python3 - "$dir" "$name" <<'EOF' >&2
 import json, sys
 d, name = sys.argv[1], sys.argv[2]
 try:
     c = json.load(open(f"{d}/client.json"))
     s = json.load(open(f"{d}/server.json"))
-    print(f"  {name}: {c['msgs_per_s']:,.0f} msgs/s, sent {c['sent']}, delivered {s['received']}")
+    rate = c.get('delivered_per_s')
+    rate = f"{rate:,.0f}" if rate is not None else "unknown"
+    print(f"  {name}: {rate} msgs/s delivered, sent {c['sent']}, delivered {s['received']}")
 except (OSError, ValueError, KeyError) as e:
     print(f"  {name}: no summary ({e})")
 EOF
@@ -158,53 +190,65 @@ for s in "${scenarios[@]}"; do
     if [[ -n "$only" && ! "$name" =~ $only ]]; then
         continue
     fi
-    echo "[$n/${#scenarios[@]}] $name, $messages messages" >&2
+    echo "[$n/${#scenarios[@]}] $name, ${duration:+$duration s}${duration:-$messages messages}" >&2
     run_scenario "$name" "$protocol" "$qos" "$threads" "$size"
 done
 
-python3 - "$work" "$messages" <<'EOF'
+header_messages=$messages
+[[ -n "$duration" ]] && header_messages=0
+python3 - "$work" "$header_messages" <<'EOF'
 import json, sys
 work, messages = sys.argv[1], int(sys.argv[2])
 failures = [l.split() for l in open(f"{work}/failures") if l.strip()]
 failed = {f[0]: f[1] for f in failures}
 rows, bad = [], []
+na = "n/a"
+def num(v, fmt="{:,.0f}"):
+    return na if v is None else fmt.format(v)
 for name in (l.strip() for l in open(f"{work}/scenarios") if l.strip()):
     reliable = not name.startswith("udp-noqos")
     try:
         c = json.load(open(f"{work}/{name}/client.json"))
         s = json.load(open(f"{work}/{name}/server.json"))
     except (OSError, ValueError):
-        rows.append([name, "-", "-", "-", "-", "-", "-", "-", "-"])
+        rows.append([name] + ["-"] * 10)
         bad.append(f"{name}: {failed.get(name, 'no JSON summary')}")
         continue
-    lost = c["sent"] - s["received"]
+    delivered = s["received"]
+    lost = c["sent"] - delivered
     rows.append([
         name,
-        f"{c['msgs_per_s']:,.0f}",
-        f"{c['mb_per_s']:.1f}",
+        num(c["sent_per_s"]),
+        num(c["delivered_per_s"]),
+        num(c["mb_per_s"], "{:.1f}"),
         f"{s['latency_us']['p50']:,}",
         f"{s['latency_us']['p99']:,}",
         f"{c['sent']:,}",
-        f"{s['received']:,}",
-        f"{c['retransmitted']:,}",
-        f"{lost:,}",
+        f"{delivered:,}",
+        f"{100.0 * lost / c['sent']:.2f}" if c["sent"] else na,
+        num(c["retransmitted"], "{:,}"),
+        f"{s.get('corrupt', 0):,}",
     ])
     if name in failed:
         bad.append(f"{name}: {failed[name]}")
-    elif reliable and (lost != 0 or c["undeliverable"] != 0):
+    elif reliable and (lost != 0 or (c["undeliverable"] or 0) != 0):
         bad.append(f"{name}: lost {lost}, undeliverable {c['undeliverable']}")
-head = ["scenario", "msgs/s", "MB/s", "p50 µs", "p99 µs", "sent", "delivered", "retransmitted", "lost"]
+    if s.get("corrupt", 0) != 0:
+        bad.append(f"{name}: {s['corrupt']} corrupt messages")
+head = ["scenario", "sent/s", "delivered/s", "MB/s", "p50 µs", "p99 µs", "sent", "delivered",
+        "loss %", "resent", "corrupt"]
+if not rows:
+    print("no scenario matched --only", file=sys.stderr)
+    sys.exit(2)
 widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
 line = lambda r: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
-print(f"{messages:,} messages per scenario; latency = one-way at the server; "
-      "msgs/s and MB/s = client, first send to last ack; lost = sent - delivered")
+print(f"{'' if messages == 0 else f'{messages:,} messages per scenario; '}sent/s: client, first to last send; delivered/s and "
+      "MB/s: messages the server confirmed, first send to last confirmation; latency: one-way "
+      "at the server; resent: n/a for TCP (the kernel resends unseen)")
 print(line(head))
 print("  ".join("-" * w for w in widths))
 for r in rows:
     print(line(r))
-if not rows:
-    print("no scenario matched --only", file=sys.stderr)
-    sys.exit(2)
 if bad:
     print("FAILED:", "; ".join(bad), file=sys.stderr)
     sys.exit(1)

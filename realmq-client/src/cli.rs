@@ -67,9 +67,22 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
     pub connect_timeout: Duration,
 
+    /// Log a progress line every SECS seconds (fractions allowed; 0 turns them off), and
+    /// keep each interval's counts in the JSON summary (`intervals`).
+    #[arg(short, long, value_name = "SECS", default_value = "1", value_parser = parse_interval)]
+    pub interval: Duration,
+
     /// Flags both binaries take.
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `0` (off: zero) or a positive number of seconds.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(s)
 }
 
 /// A payload size from 1 byte to [`MAX_SIZE`].
@@ -122,9 +135,17 @@ impl Args {
     pub fn run_info(&self) -> RunInfo {
         RunInfo {
             protocol: self.common.protocol.name(),
-            qos: self.common.protocol == Protocol::Tcp || !self.no_qos,
+            qos: self.common.protocol == Protocol::Udp && !self.no_qos,
             threads: self.threads,
             size: self.size,
+        }
+    }
+
+    /// How the run reports while it goes.
+    pub fn reporting(&self) -> crate::Reporting {
+        crate::Reporting {
+            interval: (!self.interval.is_zero()).then_some(self.interval),
+            qos: self.common.protocol == Protocol::Udp && !self.no_qos,
         }
     }
 

@@ -12,6 +12,7 @@ mod pacing;
 mod summary;
 mod tcp;
 mod udp;
+pub mod verdict;
 
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
@@ -61,6 +62,51 @@ pub(crate) fn random_payload(len: usize, thread: u32) -> Vec<u8> {
 /// Every thread's outcome, in thread order.
 pub type WorkerResults = Vec<(u32, anyhow::Result<ThreadResult>)>;
 
+/// Most interval reports kept; later intervals are logged but not kept (counted).
+pub const MAX_INTERVALS: usize = 10_000;
+
+/// Progress over one reporting interval, as iperf3's interval lines.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct IntervalReport {
+    /// Seconds since the sender threads started, at the interval's start.
+    pub start_s: f64,
+    /// Seconds since the sender threads started, at its end.
+    pub end_s: f64,
+    /// Messages sent in the interval.
+    pub sent: u64,
+    /// `sent` per second of the interval.
+    pub sent_per_s: f64,
+    /// Messages acknowledged in the interval (`null` without QoS).
+    pub acked: Option<u64>,
+}
+
+/// How a run reports while it goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporting {
+    /// Log a progress line, and keep an [`IntervalReport`], this often (`None`: never).
+    pub interval: Option<Duration>,
+    /// Whether acknowledgements are counted (QoS): otherwise progress shows sends only.
+    pub qos: bool,
+}
+
+impl Default for Reporting {
+    fn default() -> Self {
+        Self {
+            interval: Some(Duration::from_secs(1)),
+            qos: true,
+        }
+    }
+}
+
+/// What [`run_workers`] hands back: every thread's outcome and the interval reports.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Every thread's outcome, in thread order.
+    pub results: WorkerResults,
+    /// The interval reports, oldest first (at most [`MAX_INTERVALS`]).
+    pub intervals: Vec<IntervalReport>,
+}
+
 /// Runs one sender thread per entry of `workers` over `protocol` until each has finished
 /// (or `shutdown` triggers and what is in flight has drained), logging a progress line
 /// once a second. One thread failing stops the others.
@@ -69,14 +115,28 @@ pub fn run_workers(
     workers: Vec<WorkerConfig>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<WorkerResults> {
+    let progress = Progress::for_threads(workers.len());
+    let outcome =
+        run_workers_reporting(protocol, workers, shutdown, &progress, Reporting::default())?;
+    Ok(outcome.results)
+}
+
+/// [`run_workers`] with the threads' live counters in `progress` (one per worker, which
+/// the caller can read at any time, e.g. from a signal handler) and a reporting interval.
+pub fn run_workers_reporting(
+    protocol: Protocol,
+    workers: Vec<WorkerConfig>,
+    shutdown: &Shutdown,
+    progress: &Arc<Vec<Progress>>,
+    reporting: Reporting,
+) -> anyhow::Result<RunOutcome> {
     let threads = workers.len();
-    let progress: Arc<Vec<Progress>> =
-        Arc::new((0..threads).map(|_| Progress::default()).collect());
+    anyhow::ensure!(progress.len() == threads, "one progress slot per worker");
     let (done_tx, done_rx) = mpsc::channel();
     let mut handles = Vec::new();
     for (slot, config) in workers.into_iter().enumerate() {
         let (progress, shutdown, done_tx) =
-            (Arc::clone(&progress), shutdown.clone(), done_tx.clone());
+            (Arc::clone(progress), shutdown.clone(), done_tx.clone());
         let handle = std::thread::Builder::new()
             .name(format!("sender-{}", config.index))
             .spawn(move || {
@@ -95,39 +155,65 @@ pub fn run_workers(
         handles.push(handle);
     }
     drop(done_tx);
-    let mut results = collect(threads, &done_rx, &progress);
+    let (mut results, intervals) = collect(threads, &done_rx, progress, reporting);
     for handle in handles {
         if handle.join().is_err() {
             anyhow::bail!("a sender thread panicked");
         }
     }
     results.sort_by_key(|(index, _)| *index);
-    Ok(results)
+    Ok(RunOutcome { results, intervals })
 }
 
-/// Waits for every thread's result, logging progress once a second.
+/// Waits for every thread's result, logging progress once per interval.
 fn collect(
     threads: usize,
     done: &mpsc::Receiver<(u32, anyhow::Result<ThreadResult>)>,
     progress: &[Progress],
-) -> WorkerResults {
+    reporting: Reporting,
+) -> (WorkerResults, Vec<IntervalReport>) {
     let mut results = Vec::with_capacity(threads);
-    let mut next_tick = Instant::now() + Duration::from_secs(1);
-    let (mut last_sent, mut last_at) = (0u64, Instant::now());
+    let mut intervals = Vec::new();
+    let start = Instant::now();
+    // Without an interval, wake only to collect results.
+    let tick = reporting.interval.unwrap_or(Duration::from_secs(3600));
+    let mut next_tick = start + tick;
+    let (mut last_sent, mut last_acked, mut last_at) = (0u64, 0u64, start);
     while results.len() < threads {
         match done.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
             Ok(r) => results.push(r),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let now = Instant::now();
+                next_tick = now + tick;
+                if reporting.interval.is_none() {
+                    continue;
+                }
                 let (sent, acked) = Progress::total(progress);
-                let rate = realmq_common::stats::per_second(sent - last_sent, now - last_at);
-                log::info!("{rate:.0} msgs/s, {sent} sent, {acked} acked");
-                (last_sent, last_at) = (sent, now);
-                next_tick = now + Duration::from_secs(1);
+                let report = IntervalReport {
+                    start_s: (last_at - start).as_secs_f64(),
+                    end_s: (now - start).as_secs_f64(),
+                    sent: sent - last_sent,
+                    sent_per_s: realmq_common::stats::per_second(sent - last_sent, now - last_at),
+                    acked: reporting.qos.then(|| acked - last_acked),
+                };
+                match report.acked {
+                    Some(a) => log::info!(
+                        "{:6.2}-{:6.2} s  sent {:>10} ({:>11.0} msgs/s)  acked {a:>10}  total sent {sent}, acked {acked}",
+                        report.start_s, report.end_s, report.sent, report.sent_per_s
+                    ),
+                    None => log::info!(
+                        "{:6.2}-{:6.2} s  sent {:>10} ({:>11.0} msgs/s)  total sent {sent} (no QoS: delivery is confirmed at the end)",
+                        report.start_s, report.end_s, report.sent, report.sent_per_s
+                    ),
+                }
+                if intervals.len() < MAX_INTERVALS {
+                    intervals.push(report);
+                }
+                (last_sent, last_acked, last_at) = (sent, acked, now);
             }
             // Every sender has ended (a panicking thread sends nothing; join reports it).
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    results
+    (results, intervals)
 }

@@ -1,14 +1,17 @@
 //! `realmq-client`: sends RealMQ messages (or the TCP baseline) from N threads and reports
-//! throughput, round-trip times and delivery. Parses the flags, sets up logging and signals,
-//! runs the sender threads ([`realmq_client::run_workers`]) and prints the summary. See
-//! `docs/USAGE.md`.
+//! throughput, delivery and round-trip times. Parses the flags, sets up logging and signals,
+//! runs the sender threads ([`realmq_client::run_workers_reporting`]) and prints the summary.
+//! See `docs/USAGE.md`.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use realmq_client::cli::Args;
-use realmq_client::{max_payload, run_workers, ClientSummary, WorkerConfig};
+use realmq_client::verdict::judge;
+use realmq_client::{max_payload, run_workers_reporting, ClientSummary, Progress, WorkerConfig};
 use realmq_common::io::{print_report, Protocol, Shutdown};
 
 fn main() -> ExitCode {
@@ -25,64 +28,74 @@ fn main() -> ExitCode {
             .error(clap::error::ErrorKind::ValueValidation, message)
             .exit();
     }
-    match send_and_report(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
+    let summary =
+        send(&args).unwrap_or_else(|e| ClientSummary::failed(args.run_info(), format!("{e:#}")));
+    if let Err(e) = print_report(&mut std::io::stdout().lock(), &summary, args.common.json) {
+        eprintln!("error: cannot print the summary: {e}");
+        return ExitCode::from(1);
+    }
+    match &summary.error {
+        Some(e) => {
+            // The text summary already ends with the error; say it on stderr too.
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
+        None => ExitCode::SUCCESS,
     }
 }
 
-fn send_and_report(args: &Args) -> anyhow::Result<ExitCode> {
+/// Runs the sender threads; the first Ctrl-C/SIGTERM stops sending and waits for what is in
+/// flight, a second one prints what is known so far and exits at once (status 130).
+fn send(args: &Args) -> anyhow::Result<ClientSummary> {
     let shutdown = Shutdown::new();
-    let handler = shutdown.clone();
-    // The first Ctrl-C/SIGTERM stops sending and waits for what is in flight; a second
-    // one exits at once (ctrlc runs this on its own thread, so printing is safe).
-    ctrlc::set_handler(move || {
-        if handler.trigger() > 1 {
-            eprintln!("error: interrupted twice: exiting without waiting for acknowledgements");
-            std::process::exit(130);
-        }
-    })
-    .context("cannot install the Ctrl-C handler")?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let progress = Progress::for_threads(args.threads as usize);
+    {
+        let (shutdown, interrupted, progress) = (
+            shutdown.clone(),
+            Arc::clone(&interrupted),
+            Arc::clone(&progress),
+        );
+        let json = args.common.json;
+        ctrlc::set_handler(move || {
+            interrupted.store(true, Ordering::Relaxed);
+            if shutdown.trigger() > 1 {
+                second_interrupt(&progress, json);
+            }
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
     log::info!("{}", args.describe());
     let psk = args.common.psk()?;
     let workers = args.workers().into_iter().map(|w| WorkerConfig {
         psk: psk.clone(),
         ..w
     });
-    let mut ok = Vec::new();
-    for (index, result) in run_workers(args.common.protocol, workers.collect(), &shutdown)? {
-        match result {
-            Ok(r) => ok.push(r),
-            Err(e) => {
-                log::debug!("thread {index}: {e:#}");
-                return Err(e);
-            }
-        }
-    }
-    let summary = ClientSummary::new(args.run_info(), &ok);
-    print_report(&mut std::io::stdout().lock(), &summary, args.common.json)
-        .context("cannot print the summary")?;
-    let missing_bye = ok.iter().filter(|r| r.server_received.is_none()).count();
-    if missing_bye > 0 && !summary.unreachable {
-        log::warn!("{missing_bye} session(s) ended without the server's final count (BYE)");
-    }
-    if summary.protocol_violation {
-        eprintln!("error: the server acknowledged messages never sent: session closed");
-        return Ok(ExitCode::from(1));
-    }
-    if summary.unreachable {
-        eprintln!("error: the server became unreachable during the run");
-        return Ok(ExitCode::from(1));
-    }
-    if summary.undeliverable > 0 {
-        eprintln!(
-            "error: {} of {} messages were undeliverable",
-            summary.undeliverable, summary.sent
+    let outcome = run_workers_reporting(
+        args.common.protocol,
+        workers.collect(),
+        &shutdown,
+        &progress,
+        args.reporting(),
+    )?;
+    Ok(judge(
+        args.run_info(),
+        outcome,
+        interrupted.load(Ordering::Relaxed),
+    ))
+}
+
+/// Prints the live counters (one JSON object with `--json`) and exits with status 130.
+fn second_interrupt(progress: &[Progress], json: bool) -> ! {
+    let (sent, acked) = Progress::total(progress);
+    let error = "interrupted twice: exiting without waiting for acknowledgements";
+    if json {
+        println!(
+            r#"{{"interrupted":true,"error":"{error}","sent":{sent},"acked_so_far":{acked}}}"#
         );
-        return Ok(ExitCode::from(1));
+    } else {
+        println!("interrupted: sent {sent}, acknowledged so far {acked} (incomplete)");
     }
-    Ok(ExitCode::SUCCESS)
+    eprintln!("error: {error}");
+    std::process::exit(130);
 }

@@ -1,6 +1,7 @@
 //! Per-thread results, their aggregate, and the final summary (`--json` or text).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -21,6 +22,11 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// One slot per sender thread.
+    pub fn for_threads(threads: usize) -> Arc<Vec<Progress>> {
+        Arc::new((0..threads).map(|_| Progress::default()).collect())
+    }
+
     /// The sums of `sent` and `acked` over all threads.
     pub fn total(all: &[Progress]) -> (u64, u64) {
         all.iter().fold((0, 0), |(s, a), p| {
@@ -43,11 +49,11 @@ impl Progress {
 pub struct ThreadResult {
     /// Messages handed to the session (UDP) or written to the connection (TCP).
     pub sent: u64,
-    /// Messages acknowledged (QoS), or, without QoS, what the server reported received.
+    /// Messages acknowledged (UDP with QoS only).
     pub acked: u64,
-    /// Resends.
+    /// Resends (UDP).
     pub retransmitted: u64,
-    /// Messages given up.
+    /// Messages given up (UDP with QoS).
     pub undeliverable: u64,
     /// What the server said it received at the end (BYE, or the TCP count), if it said.
     pub server_received: Option<u64>,
@@ -61,7 +67,10 @@ pub struct ThreadResult {
     pub simulated_drops: u64,
     /// When the first message was sent.
     pub first_send: Option<Instant>,
-    /// When the last message was acknowledged or given up (without QoS: sent).
+    /// When the last message was sent.
+    pub last_send: Option<Instant>,
+    /// When the last message was acknowledged or given up (with QoS), or when the server's
+    /// final count arrived (without QoS, and TCP): when delivery was last confirmed.
     pub drained: Option<Instant>,
     /// Round-trip times, µs (UDP with QoS).
     pub rtt: Histogram<u64>,
@@ -81,53 +90,70 @@ impl Default for ThreadResult {
             datagrams_sent: 0,
             simulated_drops: 0,
             first_send: None,
+            last_send: None,
             drained: None,
             rtt: latency_histogram(),
         }
     }
 }
 
-/// The client's final report. `--json` prints it as one object.
+/// The client's final report. `--json` prints it as one object; `docs/USAGE.md` documents
+/// every key. A value a mode cannot measure is `null`, never a misleading 0.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientSummary {
     /// `udp` or `tcp`.
     pub protocol: &'static str,
-    /// Whether QoS was on (always true for TCP, which repairs loss itself).
+    /// Whether RealMQ's QoS (acknowledgements, resends) was on: true only for UDP without
+    /// `--no-qos`.
     pub qos: bool,
     /// Sender threads.
     pub threads: u32,
     /// Payload bytes per message.
     pub size: u32,
+    /// The run was stopped by Ctrl-C or SIGTERM before it had sent everything it meant to.
+    pub interrupted: bool,
+    /// Why the run failed, if it did (`null` on success).
+    pub error: Option<String>,
     /// Messages sent.
     pub sent: u64,
-    /// Messages acknowledged; without QoS (and for TCP) what the server reported received.
-    pub acked: u64,
-    /// Resends.
-    pub retransmitted: u64,
-    /// Messages given up after the maximum number of resends.
-    pub undeliverable: u64,
-    /// `sent - acked`: with QoS the undeliverable ones, without it those that never arrived.
-    pub lost: u64,
-    /// Sum of the counts the server reported at the end of each session (`null` if a
-    /// session ended without one).
-    pub server_received: Option<u64>,
+    /// Messages the server confirmed it received: the sum of its final counts (BYE over
+    /// UDP, the closing count over TCP). `null` if a session ended without one.
+    pub delivered: Option<u64>,
+    /// Messages acknowledged one by one (UDP with QoS; `null` otherwise).
+    pub acked: Option<u64>,
+    /// `sent - delivered` (`null` when `delivered` is).
+    pub lost: Option<u64>,
+    /// `lost` in percent of `sent`.
+    pub loss_pct: Option<f64>,
+    /// Resends (`null` for TCP, whose kernel resends unseen).
+    pub retransmitted: Option<u64>,
+    /// Messages given up after the maximum number of resends (UDP with QoS; `null`
+    /// otherwise).
+    pub undeliverable: Option<u64>,
     /// Whether the server stopped answering during a session.
     pub unreachable: bool,
     /// Whether a session was closed because the server's ACKs violated the protocol
     /// (acknowledged IDs far beyond anything sent).
     pub protocol_violation: bool,
-    /// Seconds from the first message sent to the last acknowledged (without QoS: sent).
+    /// Seconds from the first message sent to the last one sent.
+    pub send_duration_s: f64,
+    /// Seconds from the first message sent to the last confirmation of delivery (the last
+    /// acknowledgement with QoS, the server's final count without it and over TCP).
     pub duration_s: f64,
-    /// `sent / duration_s`.
-    pub msgs_per_s: f64,
-    /// Payload megabytes (10^6 bytes) per second: `sent * size / duration_s`.
-    pub mb_per_s: f64,
-    /// Round-trip time from send to acknowledgement, µs (empty without QoS and for TCP).
-    pub rtt_us: LatencySummary,
-    /// Datagrams written to the sockets.
-    pub datagrams_sent: u64,
-    /// Datagrams dropped on purpose by `--simulate-loss`.
-    pub simulated_drops: u64,
+    /// `sent / send_duration_s`.
+    pub sent_per_s: f64,
+    /// `delivered / duration_s` (`null` when `delivered` is).
+    pub delivered_per_s: Option<f64>,
+    /// Delivered payload megabytes (10^6 bytes) per second: `delivered * size / duration_s`.
+    pub mb_per_s: Option<f64>,
+    /// Round-trip time from send to acknowledgement, µs (UDP with QoS; `null` otherwise).
+    pub rtt_us: Option<LatencySummary>,
+    /// Datagrams written to the sockets (`null` for TCP).
+    pub datagrams_sent: Option<u64>,
+    /// Datagrams dropped on purpose by `--simulate-loss` (`null` for TCP).
+    pub simulated_drops: Option<u64>,
+    /// Progress per `--interval`, as iperf3's interval lines (empty with `--interval 0`).
+    pub intervals: Vec<crate::IntervalReport>,
 }
 
 /// The run as a whole, for [`ClientSummary::new`].
@@ -135,7 +161,7 @@ pub struct ClientSummary {
 pub struct RunInfo {
     /// `udp` or `tcp`.
     pub protocol: &'static str,
-    /// QoS on.
+    /// RealMQ's QoS on (UDP without `--no-qos`).
     pub qos: bool,
     /// Sender threads.
     pub threads: u32,
@@ -147,74 +173,122 @@ impl ClientSummary {
     /// Aggregates the threads' results.
     pub fn new(run: RunInfo, results: &[ThreadResult]) -> Self {
         let sum = |f: fn(&ThreadResult) -> u64| results.iter().map(f).sum::<u64>();
+        let udp = run.protocol == "udp";
         let sent = sum(|r| r.sent);
-        let acked = sum(|r| r.acked);
         let mut rtt = latency_histogram();
         for r in results {
             merge_latency(&mut rtt, &r.rtt);
         }
         let first = results.iter().filter_map(|r| r.first_send).min();
-        let last = results.iter().filter_map(|r| r.drained).max();
-        let duration = match (first, last) {
+        let span = |last: Option<Instant>| match (first, last) {
             (Some(a), Some(b)) => b.saturating_duration_since(a),
             _ => Duration::ZERO,
         };
-        let server_received = results
+        let send_duration = span(results.iter().filter_map(|r| r.last_send).max());
+        let duration = span(results.iter().filter_map(|r| r.drained).max());
+        let delivered = results
             .iter()
             .map(|r| r.server_received)
             .sum::<Option<u64>>();
+        let lost = delivered.map(|d| sent.saturating_sub(d));
         Self {
             protocol: run.protocol,
             qos: run.qos,
             threads: run.threads,
             size: run.size,
+            interrupted: false,
+            error: None,
             sent,
-            acked,
-            retransmitted: sum(|r| r.retransmitted),
-            undeliverable: sum(|r| r.undeliverable),
-            lost: sent.saturating_sub(acked),
-            server_received,
+            delivered,
+            acked: run.qos.then(|| sum(|r| r.acked)),
+            lost,
+            loss_pct: lost.map(|l| percent(l, sent)),
+            retransmitted: udp.then(|| sum(|r| r.retransmitted)),
+            undeliverable: run.qos.then(|| sum(|r| r.undeliverable)),
             unreachable: results.iter().any(|r| r.unreachable),
             protocol_violation: results.iter().any(|r| r.protocol_violation),
+            send_duration_s: send_duration.as_secs_f64(),
             duration_s: duration.as_secs_f64(),
-            msgs_per_s: per_second(sent, duration),
-            mb_per_s: megabytes_per_second(sent * u64::from(run.size), duration),
-            rtt_us: LatencySummary::from_histogram(&rtt),
-            datagrams_sent: sum(|r| r.datagrams_sent),
-            simulated_drops: sum(|r| r.simulated_drops),
+            sent_per_s: per_second(sent, send_duration),
+            delivered_per_s: delivered.map(|d| per_second(d, duration)),
+            mb_per_s: delivered.map(|d| megabytes_per_second(d * u64::from(run.size), duration)),
+            rtt_us: run.qos.then(|| LatencySummary::from_histogram(&rtt)),
+            datagrams_sent: udp.then(|| sum(|r| r.datagrams_sent)),
+            simulated_drops: udp.then(|| sum(|r| r.simulated_drops)),
+            intervals: Vec::new(),
+        }
+    }
+
+    /// What a run that failed before any thread reported can still say.
+    pub fn failed(run: RunInfo, error: String) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::new(run, &[])
         }
     }
 }
 
+/// `part` in percent of `whole` (0 when `whole` is 0).
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+/// `Some(n)` as the number, `None` as "n/a".
+fn or_na<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| v.to_string())
+}
+
 impl TextReport for ClientSummary {
     fn to_text(&self) -> String {
-        let r = &self.rtt_us;
-        let received = self
-            .server_received
-            .map_or("unknown".to_string(), |n| n.to_string());
+        let mode = match (self.protocol, self.qos) {
+            ("tcp", _) => "TCP baseline",
+            (_, true) => "UDP with QoS",
+            _ => "UDP without QoS",
+        };
         let mut text = format!(
-            "protocol {}{}, {} thread(s), {}-byte messages\n\
-             sent {}, acked {}, retransmitted {}, undeliverable {}, lost {}, server received {}\n\
-             {:.3} s: {:.0} msgs/s, {:.2} MB/s (first send to last ack)\n",
-            self.protocol,
-            if self.qos { "" } else { " without QoS" },
+            "{mode}, {} thread(s), {}-byte messages{}\n",
             self.threads,
             self.size,
-            self.sent,
-            self.acked,
-            self.retransmitted,
-            self.undeliverable,
-            self.lost,
-            received,
-            self.duration_s,
-            self.msgs_per_s,
-            self.mb_per_s,
+            if self.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            }
         );
-        if r.count > 0 {
+        text += &format!(
+            "sent {} in {:.3} s ({:.0} msgs/s)\n",
+            self.sent, self.send_duration_s, self.sent_per_s
+        );
+        match (self.delivered, self.delivered_per_s) {
+            (Some(d), Some(rate)) => {
+                text += &format!(
+                    "delivered {d} (confirmed by the server), lost {} ({:.3} %), {:.3} s: {rate:.0} msgs/s, {:.2} MB/s\n",
+                    or_na(self.lost),
+                    self.loss_pct.unwrap_or(0.0),
+                    self.duration_s,
+                    self.mb_per_s.unwrap_or(0.0),
+                );
+            }
+            _ => text += "delivered: unknown (a session ended without the server's count)\n",
+        }
+        text += &format!(
+            "acked {}, retransmitted {}, undeliverable {}\n",
+            or_na(self.acked),
+            or_na(self.retransmitted),
+            or_na(self.undeliverable)
+        );
+        if let Some(r) = self.rtt_us.filter(|r| r.count > 0) {
             text += &format!(
                 "round trip µs: p50 {} p90 {} p99 {} p99.9 {} max {}\n",
                 r.p50, r.p90, r.p99, r.p999, r.max
             );
+        }
+        if let Some(e) = &self.error {
+            text += &format!("error: {e}\n");
         }
         text
     }
@@ -225,14 +299,13 @@ mod tests {
     use super::*;
     use realmq_common::stats::record_latency_us;
 
-    #[test]
-    fn aggregates_threads() {
-        let t0 = Instant::now();
+    fn two_threads(t0: Instant) -> [ThreadResult; 2] {
         let mut a = ThreadResult {
             sent: 600,
             acked: 600,
             server_received: Some(600),
             first_send: Some(t0),
+            last_send: Some(t0 + Duration::from_millis(400)),
             drained: Some(t0 + Duration::from_millis(500)),
             ..ThreadResult::default()
         };
@@ -241,43 +314,88 @@ mod tests {
             sent: 400,
             acked: 390,
             undeliverable: 10,
+            server_received: Some(390),
             first_send: Some(t0 + Duration::from_millis(100)),
+            last_send: Some(t0 + Duration::from_millis(500)),
             drained: Some(t0 + Duration::from_secs(1)),
             ..ThreadResult::default()
         };
         record_latency_us(&mut b.rtt, 300);
+        [a, b]
+    }
+
+    #[test]
+    fn qos_runs_report_sent_and_delivered_rates_and_loss() {
+        let t0 = Instant::now();
         let run = RunInfo {
             protocol: "udp",
             qos: true,
             threads: 2,
             size: 1_000,
         };
-        let s = ClientSummary::new(run, &[a, b]);
-        assert_eq!(
-            (s.sent, s.acked, s.undeliverable, s.lost),
-            (1_000, 990, 10, 10)
-        );
-        assert_eq!(s.server_received, None);
-        assert_eq!(s.duration_s, 1.0);
-        assert_eq!(s.msgs_per_s, 1_000.0);
-        assert_eq!(s.mb_per_s, 1.0);
-        assert_eq!(s.rtt_us.count, 2);
+        let s = ClientSummary::new(run, &two_threads(t0));
+        assert_eq!((s.sent, s.delivered, s.lost), (1_000, Some(990), Some(10)));
+        assert_eq!((s.acked, s.undeliverable), (Some(990), Some(10)));
+        assert_eq!(s.loss_pct, Some(1.0));
+        assert_eq!((s.send_duration_s, s.duration_s), (0.5, 1.0));
+        assert_eq!((s.sent_per_s, s.delivered_per_s), (2_000.0, Some(990.0)));
+        assert_eq!(s.mb_per_s, Some(0.99));
+        assert_eq!(s.rtt_us.unwrap().count, 2);
         let v = serde_json::to_value(&s).unwrap();
         for key in [
             "sent",
+            "delivered",
             "acked",
+            "lost",
+            "loss_pct",
             "retransmitted",
             "undeliverable",
             "duration_s",
+            "send_duration_s",
+            "sent_per_s",
+            "delivered_per_s",
+            "mb_per_s",
+            "interrupted",
+            "error",
+            "rtt_us",
         ] {
             assert!(v.get(key).is_some(), "{key}");
         }
-        for key in ["msgs_per_s", "mb_per_s", "lost"] {
-            assert!(v.get(key).is_some(), "{key}");
+        assert!(s.to_text().contains("lost 10 (1.000 %)"), "{}", s.to_text());
+    }
+
+    #[test]
+    fn what_a_mode_cannot_measure_is_null() {
+        let t0 = Instant::now();
+        let tcp = RunInfo {
+            protocol: "tcp",
+            qos: false,
+            threads: 2,
+            size: 10,
+        };
+        let s = ClientSummary::new(tcp, &two_threads(t0));
+        let v = serde_json::to_value(&s).unwrap();
+        for key in [
+            "acked",
+            "retransmitted",
+            "undeliverable",
+            "rtt_us",
+            "datagrams_sent",
+        ] {
+            assert!(v[key].is_null(), "{key} should be null for TCP");
         }
-        for key in ["p50", "p90", "p99", "p999", "max"] {
-            assert!(v["rtt_us"].get(key).is_some(), "rtt_us.{key}");
-        }
-        assert!(s.to_text().contains("undeliverable 10"));
+        assert_eq!(v["qos"], false);
+        let mut unconfirmed = two_threads(t0);
+        unconfirmed[1].server_received = None;
+        let noqos = RunInfo {
+            protocol: "udp",
+            qos: false,
+            threads: 2,
+            size: 10,
+        };
+        let s = ClientSummary::new(noqos, &unconfirmed);
+        assert_eq!((s.delivered, s.lost, s.delivered_per_s), (None, None, None));
+        assert_eq!(s.retransmitted, Some(0));
+        assert!(s.to_text().contains("delivered: unknown"));
     }
 }

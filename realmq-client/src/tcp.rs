@@ -81,6 +81,7 @@ pub(crate) fn send_connection(
         }
         out.flush().map_err(lost_server)?;
         result.first_send.get_or_insert(now);
+        result.last_send = Some(now);
         result.sent += granted;
         if let Some(r) = &mut remaining {
             *r -= granted;
@@ -101,7 +102,6 @@ pub(crate) fn send_connection(
     result.drained = Some(Instant::now());
     let received = u64::from_le_bytes(count);
     result.server_received = Some(received);
-    result.acked = received;
     progress.publish(result.sent, received);
     Ok(result)
 }

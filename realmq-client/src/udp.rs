@@ -156,11 +156,7 @@ pub(crate) fn send_session(
     r.undeliverable = stats.undeliverable;
     r.datagrams_sent = worker.outbox.stats().datagrams_sent;
     r.simulated_drops = worker.loss.dropped();
-    r.acked = if config.reliable {
-        stats.acked
-    } else {
-        r.server_received.unwrap_or(0)
-    };
+    r.acked = stats.acked;
     Ok(worker.result)
 }
 
@@ -214,6 +210,7 @@ impl Worker<'_> {
                 pacer.give_back(granted - used);
                 if used > 0 {
                     self.result.first_send.get_or_insert(now);
+                    self.result.last_send = Some(now);
                     if let Some(r) = &mut remaining {
                         *r -= used;
                     }
@@ -330,10 +327,17 @@ impl Worker<'_> {
                 ClientEvent::ProtocolViolation => self.result.protocol_violation = true,
                 ClientEvent::Closed { server_received } => {
                     self.result.server_received = server_received;
+                    // Without QoS the server's count is the only confirmation of delivery.
+                    if !self.config.reliable && server_received.is_some() {
+                        self.result.drained = Some(now);
+                    }
                 }
             }
         }
-        if self.result.drained.is_none()
+        // With QoS, delivery is confirmed when the last message is acknowledged (or given
+        // up): the session then stops.
+        if self.config.reliable
+            && self.result.drained.is_none()
             && matches!(
                 self.client.state(),
                 ClientState::Stopping | ClientState::Closed

@@ -83,7 +83,12 @@ fn assert_payloads_intact(client: &Value, server: &Value) {
 fn assert_all_delivered(client: &Value, server: &Value, messages: u64) {
     assert_eq!(client["sent"], messages, "client: {client}");
     assert_eq!(client["acked"], messages, "client: {client}");
+    assert_eq!(client["delivered"], messages, "client: {client}");
+    assert_eq!(client["lost"], 0, "client: {client}");
+    assert_eq!(client["loss_pct"], 0.0, "client: {client}");
     assert_eq!(client["undeliverable"], 0, "client: {client}");
+    assert_eq!(client["interrupted"], false, "client: {client}");
+    assert!(client["error"].is_null(), "client: {client}");
     assert_eq!(server["received"], messages, "server: {server}");
     assert_eq!(server["sessions_open"], 0, "server: {server}");
     for key in ["p50", "p90", "p99", "p999", "max"] {
@@ -93,7 +98,13 @@ fn assert_all_delivered(client: &Value, server: &Value, messages: u64) {
             "latency_us.{key}: {server}"
         );
     }
-    for key in ["duration_s", "msgs_per_s", "mb_per_s"] {
+    for key in [
+        "duration_s",
+        "send_duration_s",
+        "sent_per_s",
+        "delivered_per_s",
+        "mb_per_s",
+    ] {
         assert!(client[key].is_number(), "{key}: {client}");
     }
     for key in [
@@ -115,7 +126,7 @@ fn qos_delivers_every_message_with_one_thread() {
     );
     assert_all_delivered(&client, &server, 20_000);
     assert_eq!(server["duplicates"], 0);
-    assert_eq!(client["server_received"], 20_000);
+    assert_eq!(client["delivered"], 20_000);
 }
 
 #[test]
@@ -169,8 +180,11 @@ fn no_qos_completes_and_reports_what_arrived() {
     assert_eq!(client["sent"], 20_000);
     assert_eq!(client["qos"], false);
     assert_eq!(client["retransmitted"], 0);
-    // Without QoS `acked` is the server's own count, and `lost` the rest.
-    assert_eq!(client["acked"], server["received"]);
+    // Without QoS nothing is acknowledged: `delivered` is the server's own count, and
+    // `lost` the rest; the rates say which is which.
+    assert!(client["acked"].is_null(), "client: {client}");
+    assert!(client["rtt_us"].is_null(), "client: {client}");
+    assert_eq!(client["delivered"], server["received"]);
     let lost = 20_000 - server["received"].as_u64().unwrap();
     assert_eq!(client["lost"], lost);
 }
@@ -191,7 +205,14 @@ fn tcp_baseline_completes() {
         ],
     );
     assert_eq!(client["sent"], 20_000);
-    assert_eq!(client["acked"], 20_000);
+    assert_eq!(client["delivered"], 20_000);
+    assert_eq!(
+        client["qos"], false,
+        "RealMQ's QoS is not what makes TCP reliable"
+    );
+    for key in ["acked", "retransmitted", "undeliverable", "rtt_us"] {
+        assert!(client[key].is_null(), "{key}: {client}");
+    }
     assert_eq!(server["received"], 20_000);
     assert_eq!(server["protocol"], "tcp");
     assert_eq!(server["sessions_ended"], 2);
@@ -282,4 +303,49 @@ fn a_missing_tcp_server_is_reported() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn failures_print_one_json_object_with_the_error() {
+    // Nothing listens on this port: the kernel refuses, as it would a TCP connect.
+    let addr = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().to_string()
+    };
+    let out = Proc::client(&addr, &["--messages", "10", "--connect-timeout", "30"]).finish();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let json = out.json();
+    let error = json["error"].as_str().expect("an error key");
+    assert!(
+        error.contains("cannot connect to") && error.contains(&addr),
+        "{error}"
+    );
+    assert_eq!(json["sent"], 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_says_so() {
+    let (server, addr) = Proc::server(&["--exit-after-sessions", "1"]);
+    // Paced so that it is still sending when the signal comes.
+    let mut client = Proc::client(&addr, &["--duration", "30", "--rate", "2000"]);
+    client.wait_for_stderr("msgs/s");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &client.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = client.finish();
+    assert!(out.status.success(), "{}", out.stderr);
+    let json = out.json();
+    assert_eq!(json["interrupted"], true, "{json}");
+    let sent = json["sent"].as_u64().unwrap();
+    assert!(sent > 0 && sent < 60_000, "{json}");
+    assert_eq!(
+        json["delivered"], sent,
+        "what was sent is still delivered: {json}"
+    );
+    let intervals = json["intervals"].as_array().unwrap();
+    assert!(!intervals.is_empty(), "{json}");
+    drop(server);
 }

@@ -20,6 +20,11 @@ fn main() -> ExitCode {
     match run_server(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if args.common.json {
+                // One JSON object on stdout in every case, so scripts can always parse it.
+                let error = serde_json::json!({ "error": format!("{e:#}") });
+                println!("{error}");
+            }
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }

@@ -98,15 +98,22 @@ impl Proc {
 
     /// Waits (bounded) for the server's `listening on ADDR` log line; returns ADDR.
     pub(crate) fn wait_for_address(&mut self) -> String {
+        let line = self.wait_for_stderr("listening on ");
+        let rest = line.split("listening on ").nth(1).unwrap();
+        rest.split_whitespace().next().unwrap().to_string()
+    }
+
+    /// Waits (bounded) for a stderr line containing `needle`; returns it.
+    pub(crate) fn wait_for_stderr(&mut self, needle: &str) -> String {
         loop {
             let line = self
                 .stderr
                 .recv_timeout(WAIT)
-                .unwrap_or_else(|_| panic!("no `listening on` line within {WAIT:?}"))
-                .unwrap_or_else(|| panic!("server ended early:\n{}", self.seen.join("\n")));
+                .unwrap_or_else(|_| panic!("no `{needle}` line within {WAIT:?}"))
+                .unwrap_or_else(|| panic!("{} ended early:\n{}", self.name, self.seen.join("\n")));
             self.seen.push(line.clone());
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_string();
+            if line.contains(needle) {
+                return line;
             }
         }
     }

@@ -1,0 +1,92 @@
+//! From the threads' outcomes to what the user is told: the summary (with the run's error,
+//! if any) and whether the run succeeded.
+
+use crate::{ClientSummary, RunInfo, RunOutcome};
+
+/// The summary of a finished run and its error, if the run failed: the first thread error,
+/// an unreachable server, a protocol violation, or undeliverable messages.
+pub fn judge(run: RunInfo, outcome: RunOutcome, interrupted: bool) -> ClientSummary {
+    let mut ok = Vec::new();
+    let mut first_error = None;
+    for (index, result) in outcome.results {
+        match result {
+            Ok(r) => ok.push(r),
+            Err(e) => {
+                log::debug!("thread {index}: {e:#}");
+                first_error.get_or_insert(format!("{e:#}"));
+            }
+        }
+    }
+    let mut summary = ClientSummary::new(run, &ok);
+    summary.intervals = outcome.intervals;
+    summary.interrupted = interrupted;
+    let missing_bye = ok.iter().filter(|r| r.server_received.is_none()).count();
+    if missing_bye > 0 && !summary.unreachable && first_error.is_none() {
+        log::warn!("{missing_bye} session(s) ended without the server's final count (BYE)");
+    }
+    summary.error = first_error.or_else(|| {
+        if summary.protocol_violation {
+            Some("the server acknowledged messages never sent: session closed".into())
+        } else if summary.unreachable {
+            Some("the server became unreachable during the run".into())
+        } else {
+            summary
+                .undeliverable
+                .filter(|&n| n > 0)
+                .map(|n| format!("{n} of {} messages were undeliverable", summary.sent))
+        }
+    });
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ThreadResult;
+
+    fn run() -> RunInfo {
+        RunInfo {
+            protocol: "udp",
+            qos: true,
+            threads: 2,
+            size: 64,
+        }
+    }
+
+    #[test]
+    fn a_thread_error_is_the_run_error_and_the_rest_still_counts() {
+        let ok = ThreadResult {
+            sent: 5,
+            acked: 5,
+            server_received: Some(5),
+            ..ThreadResult::default()
+        };
+        let outcome = RunOutcome {
+            results: vec![(0, Ok(ok)), (1, Err(anyhow::anyhow!("no route to host")))],
+            intervals: Vec::new(),
+        };
+        let s = judge(run(), outcome, true);
+        assert_eq!(s.error.as_deref(), Some("no route to host"));
+        assert_eq!((s.sent, s.interrupted), (5, true));
+    }
+
+    #[test]
+    fn undeliverable_messages_fail_the_run() {
+        let r = ThreadResult {
+            sent: 5,
+            acked: 4,
+            undeliverable: 1,
+            server_received: Some(4),
+            ..ThreadResult::default()
+        };
+        let outcome = RunOutcome {
+            results: vec![(0, Ok(r))],
+            intervals: Vec::new(),
+        };
+        let s = judge(run(), outcome, false);
+        assert_eq!(
+            s.error.as_deref(),
+            Some("1 of 5 messages were undeliverable")
+        );
+    }
+}
