@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use realmq_common::io::cli::{parse_bytes, parse_count, parse_rate, parse_seconds, CommonArgs};
 use realmq_common::io::Protocol;
 
@@ -95,6 +95,23 @@ fn parse_size(s: &str) -> Result<u32, String> {
 }
 
 impl Args {
+    /// Parses the command line and checks what clap cannot check alone (a `--size` that
+    /// fits one datagram); on a usage error prints it and exits with status 2.
+    pub fn parse_checked() -> Self {
+        let args = Self::parse();
+        let max = crate::max_payload(args.common.psk_file.is_some());
+        if args.common.protocol == Protocol::Udp && args.size as usize > max {
+            let message = format!(
+                "--size {} does not fit in one UDP datagram: at most {max} bytes",
+                args.size
+            );
+            Self::command()
+                .error(clap::error::ErrorKind::ValueValidation, message)
+                .exit();
+        }
+        args
+    }
+
     /// Messages thread `index` sends, or `None` in --duration mode.
     pub fn quota(&self, index: u32) -> Option<u64> {
         if self.duration.is_some() {

@@ -8,26 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser};
 use realmq_client::cli::Args;
 use realmq_client::verdict::judge;
-use realmq_client::{max_payload, run_workers_reporting, ClientSummary, Progress, WorkerConfig};
-use realmq_common::io::{print_report, Protocol, Shutdown};
+use realmq_client::{run_workers_reporting, ClientSummary, Progress, WorkerConfig};
+use realmq_common::io::{print_report, Shutdown};
 
 fn main() -> ExitCode {
     // Usage errors: clap prints them and exits with status 2.
-    let args = Args::parse();
+    let args = Args::parse_checked();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let max = max_payload(args.common.psk_file.is_some());
-    if args.common.protocol == Protocol::Udp && args.size as usize > max {
-        let message = format!(
-            "--size {} does not fit in one UDP datagram: at most {max} bytes",
-            args.size
-        );
-        Args::command()
-            .error(clap::error::ErrorKind::ValueValidation, message)
-            .exit();
-    }
     let summary =
         send(&args).unwrap_or_else(|e| ClientSummary::failed(args.run_info(), format!("{e:#}")));
     if let Err(e) = print_report(&mut std::io::stdout().lock(), &summary, args.common.json) {
