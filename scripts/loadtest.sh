@@ -129,12 +129,16 @@ run_scenario() {
     addr="$(cat "$dir/port")"
     local args=(--server "$addr" --protocol "$protocol" --threads "$threads"
         --size "$size" --rate "$rate" --interval 0 --json)
-    if [[ -n "$duration" ]]; then
+    if [[ "$qos" == ping ]]; then
+        # One message in flight: a round trip each; 20,000 give a stable p99.9.
+        args+=(--messages "$((messages < 20000 ? messages : 20000))")
+    elif [[ -n "$duration" ]]; then
         args+=(--duration "$duration")
     else
         args+=(--messages "$messages")
     fi
     [[ "$qos" == noqos ]] && args+=(--no-qos)
+    [[ "$qos" == ping ]] && args+=(--ping)
     args+=("${key[@]}")
     # In the background with `wait`, so that a signal to this script runs its trap at once
     # (bash defers traps until a foreground child ends).
@@ -180,12 +184,14 @@ for protocol_qos in "${modes[@]}"; do
         done
     done
 done
+# Latency mode (--ping): one message in flight, round trips measured by the client.
+scenarios+=("udp:ping:1:64" "tcp:ping:1:64")
 n=0
 for s in "${scenarios[@]}"; do
     IFS=: read -r protocol qos threads size <<<"$s"
     n=$((n + 1))
     label="$protocol"
-    [[ "$protocol" == udp ]] && label="udp-$qos"
+    [[ "$protocol" == udp || "$qos" == ping ]] && label="$protocol-$qos"
     name="${label}-t${threads}-${size}B"
     if [[ -n "$only" && ! "$name" =~ $only ]]; then
         continue
@@ -205,8 +211,12 @@ rows, bad = [], []
 na = "n/a"
 def num(v, fmt="{:,.0f}"):
     return na if v is None else fmt.format(v)
+pings = []
 for name in (l.strip() for l in open(f"{work}/scenarios") if l.strip()):
     reliable = not name.startswith("udp-noqos")
+    if "-ping-" in name:
+        pings.append(name)
+        continue
     try:
         c = json.load(open(f"{work}/{name}/client.json"))
         s = json.load(open(f"{work}/{name}/server.json"))
@@ -249,6 +259,25 @@ print(line(head))
 print("  ".join("-" * w for w in widths))
 for r in rows:
     print(line(r))
+ping_rows = []
+for name in pings:
+    try:
+        c = json.load(open(f"{work}/{name}/client.json"))
+        r = c["rtt_us"] or {}
+        ping_rows.append([name, f"{c['sent']:,}", *(f"{r.get(k, 0):,}" for k in ("p50", "p99", "p999", "max"))])
+        if c.get("error"):
+            bad.append(f"{name}: {c['error']}")
+    except (OSError, ValueError, KeyError):
+        bad.append(f"{name}: {failed.get(name, 'no JSON summary')}")
+if ping_rows:
+    head = ["latency mode (--ping)", "messages", "RTT p50 µs", "p99 µs", "p99.9 µs", "max µs"]
+    widths = [max(len(r[i]) for r in ping_rows + [head]) for i in range(len(head))]
+    print()
+    print("round trips, one message in flight, 64 bytes (UDP: send to acknowledgement; TCP: send to the server's answer)")
+    print(line(head))
+    print("  ".join("-" * w for w in widths))
+    for r in ping_rows:
+        print(line(r))
 if bad:
     print("FAILED:", "; ".join(bad), file=sys.stderr)
     sys.exit(1)

@@ -67,6 +67,13 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
     pub connect_timeout: Duration,
 
+    /// Latency mode, as ZeroMQ's local_lat/remote_lat and Aeron's Ping/Pong: one message in
+    /// flight, the next sent once the previous is acknowledged (UDP, which asks the server
+    /// for an immediate ACK) or answered (TCP); `rtt_us` then holds one round trip per
+    /// message. Combine with --rate to ping at a fixed rate.
+    #[arg(long, conflicts_with = "no_qos")]
+    pub ping: bool,
+
     /// Log a progress line every SECS seconds (fractions allowed; 0 turns them off), and
     /// keep each interval's counts in the JSON summary (`intervals`).
     #[arg(short, long, value_name = "SECS", default_value = "1", value_parser = parse_interval)]
@@ -144,6 +151,7 @@ impl Args {
                 loss_seed: self.common.loss_seed.wrapping_add(u64::from(index)),
                 socket_buffer: self.common.socket_buffer,
                 psk: None,
+                ping: self.ping,
             })
             .collect()
     }

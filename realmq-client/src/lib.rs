@@ -51,6 +51,9 @@ pub struct WorkerConfig {
     pub socket_buffer: usize,
     /// Authenticate the session with this pre-shared key (UDP).
     pub psk: Option<realmq_common::security::Psk>,
+    /// Latency mode: one message in flight, the next sent once the previous is
+    /// acknowledged (UDP) or answered (TCP); every round trip is an RTT sample.
+    pub ping: bool,
 }
 
 /// `len` random printable characters, made once per thread and sent in every message.

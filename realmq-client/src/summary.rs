@@ -146,7 +146,8 @@ pub struct ClientSummary {
     pub delivered_per_s: Option<f64>,
     /// Delivered payload megabytes (10^6 bytes) per second: `delivered * size / duration_s`.
     pub mb_per_s: Option<f64>,
-    /// Round-trip time from send to acknowledgement, µs (UDP with QoS; `null` otherwise).
+    /// Round-trip time from send to acknowledgement, µs (UDP with QoS, and TCP with
+    /// `--ping`; `null` otherwise).
     pub rtt_us: Option<LatencySummary>,
     /// Datagrams written to the sockets (`null` for TCP).
     pub datagrams_sent: Option<u64>,
@@ -212,7 +213,8 @@ impl ClientSummary {
             sent_per_s: per_second(sent, send_duration),
             delivered_per_s: delivered.map(|d| per_second(d, duration)),
             mb_per_s: delivered.map(|d| megabytes_per_second(d * u64::from(run.size), duration)),
-            rtt_us: run.qos.then(|| LatencySummary::from_histogram(&rtt)),
+            // With QoS, or whenever round trips were measured (TCP --ping).
+            rtt_us: (run.qos || !rtt.is_empty()).then(|| LatencySummary::from_histogram(&rtt)),
             datagrams_sent: udp.then(|| sum(|r| r.datagrams_sent)),
             simulated_drops: udp.then(|| sum(|r| r.simulated_drops)),
             intervals: Vec::new(),

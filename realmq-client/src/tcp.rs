@@ -22,13 +22,20 @@ const SEND_BATCH: u64 = 256;
 /// How long a write or the final count may take before the server counts as gone.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Appends one frame to `out`.
+/// The top bit of a frame's length: the server answers this frame at once (`--ping`).
+const PING_BIT: u32 = 1 << 31;
+
+/// Appends one frame to `out`; with `ping`, the server answers it at once.
 pub(crate) fn write_frame(
     out: &mut impl Write,
     sent_unix_us: u64,
     payload: &[u8],
+    ping: bool,
 ) -> io::Result<()> {
-    let len = (8 + payload.len()) as u32;
+    let mut len = (8 + payload.len()) as u32;
+    if ping {
+        len |= PING_BIT;
+    }
     out.write_all(&len.to_le_bytes())?;
     out.write_all(&sent_unix_us.to_le_bytes())?;
     out.write_all(payload)
@@ -66,7 +73,9 @@ pub(crate) fn send_connection(
         if remaining == Some(0) || send_until.is_some_and(|t| now >= t) || shutdown.is_triggered() {
             break;
         }
-        let granted = pacer.take(now, remaining.unwrap_or(u64::MAX).min(SEND_BATCH));
+        // A ping run has one message in flight: send one, wait for its answer.
+        let batch = if config.ping { 1 } else { SEND_BATCH };
+        let granted = pacer.take(now, remaining.unwrap_or(u64::MAX).min(batch));
         if granted == 0 {
             // Rate-limited: wait for the next token (not per message: the bucket pays out
             // whatever accrued while waiting, up to its burst).
@@ -77,9 +86,15 @@ pub(crate) fn send_connection(
         }
         let stamp = unix_now_us();
         for _ in 0..granted {
-            write_frame(&mut out, stamp, &payload).map_err(lost_server)?;
+            write_frame(&mut out, stamp, &payload, config.ping).map_err(lost_server)?;
         }
         out.flush().map_err(lost_server)?;
+        if config.ping {
+            let mut answer = [0u8; 8];
+            (&stream).read_exact(&mut answer).map_err(lost_server)?;
+            let rtt = now.elapsed().as_micros() as u64;
+            realmq_common::stats::record_latency_us(&mut result.rtt, rtt.max(1));
+        }
         result.first_send.get_or_insert(now);
         result.last_send = Some(now);
         result.sent += granted;
@@ -113,7 +128,10 @@ mod tests {
     #[test]
     fn frame_bytes() {
         let mut out = Vec::new();
-        write_frame(&mut out, 42, b"!").unwrap();
+        write_frame(&mut out, 42, b"!", false).unwrap();
         assert_eq!(out, [9, 0, 0, 0, 0x2a, 0, 0, 0, 0, 0, 0, 0, b'!']);
+        out.clear();
+        write_frame(&mut out, 42, b"!", true).unwrap();
+        assert_eq!(&out[..4], [9, 0, 0, 0x80]);
     }
 }

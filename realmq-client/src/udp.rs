@@ -191,8 +191,12 @@ impl Worker<'_> {
                 self.client.handle_timeout(now);
             }
             let mut offered_all = true;
-            if self.client.is_established() && !window_full {
-                let granted = pacer.take(now, remaining.unwrap_or(u64::MAX).min(SEND_BATCH));
+            // A ping run keeps one message in flight: it offers the next only once the
+            // session has nothing unacknowledged.
+            let idle = !self.config.ping || self.client.in_flight() == 0;
+            if self.client.is_established() && !window_full && idle {
+                let batch = if self.config.ping { 1 } else { SEND_BATCH };
+                let granted = pacer.take(now, remaining.unwrap_or(u64::MAX).min(batch));
                 let mut used = 0;
                 while used < granted {
                     if let Some(id) = self.client.next_message_id() {
@@ -215,7 +219,7 @@ impl Worker<'_> {
                         *r -= used;
                     }
                 }
-                offered_all = used < SEND_BATCH;
+                offered_all = used < batch;
             }
             let sent_all = self.transmit(now)?;
             self.handle_events(now, &mut send_until);
@@ -374,6 +378,7 @@ mod tests {
             loss_seed: 0,
             socket_buffer: 0,
             psk: None,
+            ping: false,
         };
         let c = client_config(&config);
         assert!(!c.sender.reliable);

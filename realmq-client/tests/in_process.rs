@@ -23,6 +23,7 @@ fn worker(index: u32, server: std::net::SocketAddr, quota: u64) -> WorkerConfig 
         loss_seed: u64::from(index),
         socket_buffer: 1 << 20,
         psk: None,
+        ping: false,
     }
 }
 
@@ -81,6 +82,21 @@ fn udp_in_process_delivers_every_message() {
     assert_eq!(client.delivered, Some(40_000));
     assert_eq!(server.counters.received, 40_000);
     assert_eq!(server.counters.sessions_ended, 2);
+}
+
+#[test]
+fn ping_mode_measures_one_round_trip_per_message_over_udp_and_tcp() {
+    for protocol in [Protocol::Udp, Protocol::Tcp] {
+        let (addr, server) = start_server(protocol, 1);
+        let mut config = worker(0, addr, 2_000);
+        config.ping = true;
+        let results = run_workers(protocol, vec![config], &Shutdown::new()).unwrap();
+        let r = results.into_iter().next().unwrap().1.unwrap();
+        let server = server.join().unwrap().unwrap();
+        assert_eq!(server.counters.received, 2_000, "{protocol:?}");
+        // One sample per message: nothing was batched, every message waited for its answer.
+        assert_eq!(r.rtt.len(), 2_000, "{protocol:?}");
+    }
 }
 
 #[test]

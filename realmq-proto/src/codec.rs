@@ -126,6 +126,11 @@ impl<'a> Writer<'a> {
         varint::write_with_len(value, len, &mut self.buf[at..at + len]);
     }
 
+    /// ORs `bits` into the byte already written at `at`.
+    pub(crate) fn or_byte(&mut self, at: usize, bits: u8) {
+        self.buf[at] |= bits;
+    }
+
     /// Forgets everything written after `len` bytes.
     pub(crate) fn truncate(&mut self, len: usize) {
         self.pos = self.pos.min(len);

@@ -7,7 +7,7 @@ use crate::error::{DecodeError, EncodeError};
 use crate::frame::{
     ack, AckSummary, Bye, DataWriter, Frame, Heartbeat, Hello, Message, Retry, Stop, Welcome,
 };
-use crate::header::{Header, PacketKind, HEADER_LEN};
+use crate::header::{Flags, Header, PacketKind, HEADER_LEN};
 
 /// The default largest datagram: 1472 bytes of UDP payload, what fits an Ethernet MTU of
 /// 1500 after the IPv4 and UDP headers.
@@ -159,6 +159,14 @@ impl<'a> DatagramWriter<'a> {
     /// Starts a DATA frame with its first message; push more onto the returned writer.
     pub fn data(&mut self, first: Message<'_>) -> Result<DataWriter<'_, 'a>, EncodeError> {
         DataWriter::begin(&mut self.w, first)
+    }
+
+    /// Sets `flags` in the header already written (e.g. `ACK_NOW`, once the sender knows the
+    /// datagram ends a burst).
+    pub fn add_flags(&mut self, flags: Flags) {
+        // The header, written first, holds the kind and flags in its fourth byte.
+        self.w
+            .or_byte(crate::header::field::KIND_FLAGS, flags.bits());
     }
 
     /// The datagram's length in bytes.

@@ -6,7 +6,9 @@
 //! length-prefixed frames, all integers little-endian:
 //!
 //! ```text
-//! len: u32           bytes that follow in this frame: 8 + payload length (8 ..= 1 MiB + 8)
+//! len: u32           bytes that follow in this frame: 8 + payload length (8 ..= 1 MiB + 8);
+//!                    the top bit (PING_BIT) set asks for an immediate 8-byte answer: the
+//!                    count of frames read so far (the `--ping` latency mode)
 //! sent_unix_us: u64  the client's wall clock when it wrote the frame, µs since the Unix epoch
 //! payload: [u8]      len - 8 bytes
 //! ```
@@ -49,19 +51,23 @@ const READ_BUDGET: usize = 1 << 20;
 const ACCEPT_BUDGET: usize = 64;
 const INITIAL_BUFFER: usize = 64 * 1024;
 
+/// The top bit of a frame's length: answer this frame at once with the running count.
+pub(crate) const PING_BIT: u32 = 1 << 31;
+
 /// Why a frame could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BadLength(pub u32);
 
-/// Reads complete frames from the front of `bytes`, calling `on_frame(sent_unix_us)` for
-/// each. Returns how many bytes were consumed; an incomplete frame at the end is left.
+/// Reads complete frames from the front of `bytes`, calling `on_frame(sent_unix_us, ping)`
+/// for each. Returns how many bytes were consumed; an incomplete frame at the end is left.
 pub(crate) fn parse_frames(
     bytes: &[u8],
-    mut on_frame: impl FnMut(u64),
+    mut on_frame: impl FnMut(u64, bool),
 ) -> Result<usize, BadLength> {
     let mut pos = 0;
     while let Some(prefix) = bytes.get(pos..pos + LEN_BYTES) {
-        let len = u32::from_le_bytes(prefix.try_into().expect("4 bytes"));
+        let raw = u32::from_le_bytes(prefix.try_into().expect("4 bytes"));
+        let (len, ping) = (raw & !PING_BIT, raw & PING_BIT != 0);
         if (len as usize) < TIMESTAMP_BYTES || len as usize > TIMESTAMP_BYTES + MAX_PAYLOAD {
             return Err(BadLength(len));
         }
@@ -69,9 +75,10 @@ pub(crate) fn parse_frames(
         let Some(body) = bytes.get(pos + LEN_BYTES..end) else {
             break;
         };
-        on_frame(u64::from_le_bytes(
-            body[..TIMESTAMP_BYTES].try_into().expect("8 bytes"),
-        ));
+        on_frame(
+            u64::from_le_bytes(body[..TIMESTAMP_BYTES].try_into().expect("8 bytes")),
+            ping,
+        );
         pos = end;
     }
     Ok(pos)
@@ -88,7 +95,14 @@ struct Conn {
     received: u64,
     /// The answer to the client's half-close, and how much of it is written.
     reply: Option<([u8; 8], usize)>,
+    /// Answers to ping frames not yet written (a client in `--ping` mode waits for each,
+    /// so this holds at most one unless the client misbehaves; bounded below).
+    echo: Vec<u8>,
 }
+
+/// Most bytes of ping answers held for a connection; a client that sends pings without
+/// reading the answers is closed.
+const MAX_ECHO: usize = 64 * 1024;
 
 /// What servicing a connection left it in.
 #[derive(Debug, PartialEq, Eq)]
@@ -215,6 +229,7 @@ fn accept(
             filled: 0,
             received: 0,
             reply: None,
+            echo: Vec::new(),
         });
     }
     Ok(true)
@@ -230,6 +245,11 @@ fn service(
 ) -> Status {
     if conn.reply.is_some() {
         return write_reply(conn);
+    }
+    if !conn.echo.is_empty() {
+        if let status @ Status::Done = write_echo(conn, idx, poll) {
+            return status;
+        }
     }
     let mut budget = READ_BUDGET;
     while budget > 0 {
@@ -253,11 +273,14 @@ fn service(
         conn.filled += n;
         let now = Instant::now();
         let now_unix = unix_now_us();
-        let (session, received) = (conn.session_id, &mut conn.received);
-        let parsed = parse_frames(&conn.buf[..conn.filled], |sent| {
+        let (session, received, echo) = (conn.session_id, &mut conn.received, &mut conn.echo);
+        let parsed = parse_frames(&conn.buf[..conn.filled], |sent, ping| {
             recorder.on_message(now, now_unix, session, *received, sent);
             *received += 1;
             counters.received += 1;
+            if ping {
+                echo.extend_from_slice(&received.to_le_bytes());
+            }
         });
         match parsed {
             Ok(used) => {
@@ -270,7 +293,47 @@ fn service(
                 return Status::Done;
             }
         }
+        if !conn.echo.is_empty() {
+            return write_echo(conn, idx, poll);
+        }
     }
+    Status::Busy
+}
+
+/// Writes the ping answers; while some wait for the socket, the connection listens for
+/// WRITABLE too.
+fn write_echo(conn: &mut Conn, idx: usize, poll: &Poll) -> Status {
+    let mut written = 0;
+    while written < conn.echo.len() {
+        match conn.stream.write(&conn.echo[written..]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                log::warn!("session {}: cannot answer a ping: {e}", conn.session_id);
+                return Status::Done;
+            }
+        }
+    }
+    conn.echo.drain(..written);
+    if conn.echo.len() > MAX_ECHO {
+        log::warn!("session {}: pings not read, closing", conn.session_id);
+        return Status::Done;
+    }
+    let interest = if conn.echo.is_empty() {
+        Interest::READABLE
+    } else {
+        Interest::READABLE | Interest::WRITABLE
+    };
+    let token = Token(FIRST_CONN + idx);
+    if let Err(e) = poll
+        .registry()
+        .reregister(&mut conn.stream, token, interest)
+    {
+        log::warn!("session {}: {e}", conn.session_id);
+        return Status::Done;
+    }
+    // More frames may be waiting behind the ping.
     Status::Busy
 }
 
@@ -334,7 +397,7 @@ mod tests {
         let partial = frame(30, b"xyz");
         bytes.extend_from_slice(&partial[..6]);
         let mut seen = Vec::new();
-        let used = parse_frames(&bytes, |t| seen.push(t)).unwrap();
+        let used = parse_frames(&bytes, |t, _| seen.push(t)).unwrap();
         assert_eq!(seen, [10, 20]);
         assert_eq!(used, 15 + 12);
     }
@@ -343,15 +406,15 @@ mod tests {
     fn literal_bytes() {
         let bytes = [9, 0, 0, 0, 0x2a, 0, 0, 0, 0, 0, 0, 0, b'!'];
         let mut seen = Vec::new();
-        assert_eq!(parse_frames(&bytes, |t| seen.push(t)), Ok(13));
+        assert_eq!(parse_frames(&bytes, |t, _| seen.push(t)), Ok(13));
         assert_eq!(seen, [42]);
     }
 
     #[test]
     fn rejects_lengths_out_of_range() {
-        assert_eq!(parse_frames(&[7, 0, 0, 0], |_| {}), Err(BadLength(7)));
+        assert_eq!(parse_frames(&[7, 0, 0, 0], |_, _| {}), Err(BadLength(7)));
         let too_long = ((TIMESTAMP_BYTES + MAX_PAYLOAD + 1) as u32).to_le_bytes();
-        assert!(parse_frames(&too_long, |_| {}).is_err());
-        assert_eq!(parse_frames(&[9, 0], |_| {}), Ok(0));
+        assert!(parse_frames(&too_long, |_, _| {}).is_err());
+        assert_eq!(parse_frames(&[9, 0], |_, _| {}), Ok(0));
     }
 }

@@ -134,6 +134,7 @@ fn run(setup: Setup) -> Outcome {
             loss_seed: 0,
             socket_buffer: 1 << 20,
             psk: setup.psk.clone(),
+            ping: false,
         })
         .collect();
     let client = Bounded::spawn("client", Shutdown::new(), move |shutdown| {

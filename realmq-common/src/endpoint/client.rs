@@ -221,6 +221,11 @@ impl Client {
         self
     }
 
+    /// Messages sent and neither acknowledged nor given up yet (0 before the session).
+    pub fn in_flight(&self) -> usize {
+        self.sender.as_ref().map_or(0, Sender::in_flight)
+    }
+
     /// The ID the next message accepted by [`send`](Self::send) will get, once established.
     pub fn next_message_id(&self) -> Option<u64> {
         self.sender.as_ref().map(Sender::next_id)
@@ -461,6 +466,12 @@ impl Client {
                 let room = writable_len(max, self.auth.is_some());
                 let mut w = DatagramWriter::new(&mut *buf, room, header).ok()?;
                 let data = sender.write_data(now, &mut w);
+                // The last datagram of a burst asks for an ACK at once, so a round trip at low
+                // load does not wait for the receiver's delayed-ACK timer (the idea of QUIC's
+                // ACK-frequency extension, draft-ietf-quic-ack-frequency, IMMEDIATE_ACK).
+                if data > 0 && !sender.has_pending_data() {
+                    w.add_flags(Flags::ACK_NOW);
+                }
                 let stop = stop_due && w.stop(Stop { sent }).is_ok();
                 if w.is_empty() && sender.heartbeat_due(now) {
                     sender.write_heartbeat(now, &mut w);
