@@ -74,6 +74,12 @@ pub struct Args {
     #[arg(long, conflicts_with = "no_qos")]
     pub ping: bool,
 
+    /// Leave the first SECS seconds of sending out of the rates and round-trip times (as
+    /// iperf3's --omit): connection start-up and the congestion window's first growth.
+    /// Everything sent still counts for delivery and loss.
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_interval)]
+    pub warmup: Duration,
+
     /// Log a progress line every SECS seconds (fractions allowed; 0 turns them off), and
     /// keep each interval's counts in the JSON summary (`intervals`).
     #[arg(short, long, value_name = "SECS", default_value = "1", value_parser = parse_interval)]
@@ -152,6 +158,7 @@ impl Args {
                 socket_buffer: self.common.socket_buffer,
                 psk: None,
                 ping: self.ping,
+                warmup: self.warmup,
             })
             .collect()
     }

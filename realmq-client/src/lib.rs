@@ -54,6 +54,8 @@ pub struct WorkerConfig {
     /// Latency mode: one message in flight, the next sent once the previous is
     /// acknowledged (UDP) or answered (TCP); every round trip is an RTT sample.
     pub ping: bool,
+    /// Sending time left out of rates and round-trip times at the start (`--warmup`).
+    pub warmup: Duration,
 }
 
 /// `len` random printable characters, made once per thread and sent in every message.

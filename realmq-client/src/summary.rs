@@ -67,6 +67,10 @@ pub struct ThreadResult {
     pub simulated_drops: u64,
     /// When the first message was sent.
     pub first_send: Option<Instant>,
+    /// When measurement began: the first send, or the end of `--warmup`.
+    pub measure_from: Option<Instant>,
+    /// Messages sent before `measure_from` (the warm-up's), left out of the rates.
+    pub warmup_sent: u64,
     /// When the last message was sent.
     pub last_send: Option<Instant>,
     /// When the last message was acknowledged or given up (with QoS), or when the server's
@@ -90,6 +94,8 @@ impl Default for ThreadResult {
             datagrams_sent: 0,
             simulated_drops: 0,
             first_send: None,
+            measure_from: None,
+            warmup_sent: 0,
             last_send: None,
             drained: None,
             rtt: latency_histogram(),
@@ -135,14 +141,16 @@ pub struct ClientSummary {
     /// Whether a session was closed because the server's ACKs violated the protocol
     /// (acknowledged IDs far beyond anything sent).
     pub protocol_violation: bool,
-    /// Seconds from the first message sent to the last one sent.
+    /// Seconds from the first message sent (or the end of `--warmup`) to the last one sent.
     pub send_duration_s: f64,
-    /// Seconds from the first message sent to the last confirmation of delivery (the last
-    /// acknowledgement with QoS, the server's final count without it and over TCP).
+    /// Seconds from the first message sent (or the end of `--warmup`) to the last
+    /// confirmation of delivery (the last acknowledgement with QoS, the server's final count
+    /// without it and over TCP).
     pub duration_s: f64,
-    /// `sent / send_duration_s`.
+    /// Messages sent after the warm-up, per second of `send_duration_s`.
     pub sent_per_s: f64,
-    /// `delivered / duration_s` (`null` when `delivered` is).
+    /// Messages delivered after the warm-up, per second of `duration_s` (`null` when
+    /// `delivered` is).
     pub delivered_per_s: Option<f64>,
     /// Delivered payload megabytes (10^6 bytes) per second: `delivered * size / duration_s`.
     pub mb_per_s: Option<f64>,
@@ -180,7 +188,12 @@ impl ClientSummary {
         for r in results {
             merge_latency(&mut rtt, &r.rtt);
         }
-        let first = results.iter().filter_map(|r| r.first_send).min();
+        // Rates start where measurement does: the first send, or the end of --warmup.
+        let first = results
+            .iter()
+            .filter_map(|r| r.measure_from.or(r.first_send))
+            .min();
+        let warmup_sent = sum(|r| r.warmup_sent);
         let span = |last: Option<Instant>| match (first, last) {
             (Some(a), Some(b)) => b.saturating_duration_since(a),
             _ => Duration::ZERO,
@@ -210,9 +223,13 @@ impl ClientSummary {
             protocol_violation: results.iter().any(|r| r.protocol_violation),
             send_duration_s: send_duration.as_secs_f64(),
             duration_s: duration.as_secs_f64(),
-            sent_per_s: per_second(sent, send_duration),
-            delivered_per_s: delivered.map(|d| per_second(d, duration)),
-            mb_per_s: delivered.map(|d| megabytes_per_second(d * u64::from(run.size), duration)),
+            sent_per_s: per_second(sent - warmup_sent, send_duration),
+            // The warm-up's messages are taken as delivered within it.
+            delivered_per_s: delivered.map(|d| per_second(d.saturating_sub(warmup_sent), duration)),
+            mb_per_s: delivered.map(|d| {
+                let bytes = d.saturating_sub(warmup_sent) * u64::from(run.size);
+                megabytes_per_second(bytes, duration)
+            }),
             // With QoS, or whenever round trips were measured (TCP --ping).
             rtt_us: (run.qos || !rtt.is_empty()).then(|| LatencySummary::from_histogram(&rtt)),
             datagrams_sent: udp.then(|| sum(|r| r.datagrams_sent)),
@@ -367,6 +384,27 @@ mod tests {
     }
 
     #[test]
+    fn the_warm_up_stays_out_of_the_rates_but_not_the_counts() {
+        let t0 = Instant::now();
+        let mut threads = two_threads(t0);
+        // Thread a's first 100 ms (100 messages) were its warm-up.
+        threads[0].measure_from = Some(t0 + Duration::from_millis(100));
+        threads[0].warmup_sent = 100;
+        threads[1].measure_from = threads[1].first_send;
+        let run = RunInfo {
+            protocol: "udp",
+            qos: true,
+            threads: 2,
+            size: 1_000,
+        };
+        let s = ClientSummary::new(run, &threads);
+        assert_eq!((s.sent, s.delivered), (1_000, Some(990)));
+        assert!((s.send_duration_s - 0.4).abs() < 1e-9);
+        assert!((s.sent_per_s - 2_250.0).abs() < 1e-6, "{}", s.sent_per_s);
+        assert!((s.delivered_per_s.unwrap() - 890.0 / 0.9).abs() < 1e-6);
+    }
+
+    #[test]
     fn what_a_mode_cannot_measure_is_null() {
         let t0 = Instant::now();
         let tcp = RunInfo {
@@ -375,7 +413,10 @@ mod tests {
             threads: 2,
             size: 10,
         };
-        let s = ClientSummary::new(tcp, &two_threads(t0));
+        // A TCP run without --ping measures no round trip.
+        let mut threads = two_threads(t0);
+        threads.iter_mut().for_each(|t| t.rtt.reset());
+        let s = ClientSummary::new(tcp, &threads);
         let v = serde_json::to_value(&s).unwrap();
         for key in [
             "acked",

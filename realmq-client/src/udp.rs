@@ -213,7 +213,16 @@ impl Worker<'_> {
                 }
                 pacer.give_back(granted - used);
                 if used > 0 {
-                    self.result.first_send.get_or_insert(now);
+                    let first = *self.result.first_send.get_or_insert(now);
+                    if self.result.measure_from.is_none() && now >= first + self.config.warmup {
+                        // The warm-up is over: what was sent so far stays out of the rates
+                        // and round trips.
+                        self.result.measure_from = Some(now);
+                        self.result.warmup_sent = self.client.stats().sent - used;
+                        if !self.config.warmup.is_zero() {
+                            self.client.reset_rtt_histogram();
+                        }
+                    }
                     self.result.last_send = Some(now);
                     if let Some(r) = &mut remaining {
                         *r -= used;
@@ -379,6 +388,7 @@ mod tests {
             socket_buffer: 0,
             psk: None,
             ping: false,
+            warmup: Duration::ZERO,
         };
         let c = client_config(&config);
         assert!(!c.sender.reliable);

@@ -24,6 +24,7 @@ fn worker(index: u32, server: std::net::SocketAddr, quota: u64) -> WorkerConfig 
         socket_buffer: 1 << 20,
         psk: None,
         ping: false,
+        warmup: Duration::ZERO,
     }
 }
 

@@ -53,9 +53,22 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub rotate_after: u64,
 
+    /// Leave the latencies of messages delivered in the first SECS seconds after the first
+    /// one out of the summary (as iperf3's --omit); they are still counted.
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_warmup)]
+    pub warmup: Duration,
+
     /// Flags both binaries take.
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `0` or a positive number of seconds.
+fn parse_warmup(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(s)
 }
 
 impl Args {
@@ -72,6 +85,7 @@ impl Args {
             simulate_loss: self.common.simulate_loss,
             loss_seed: self.common.loss_seed,
             psk: None,
+            warmup: self.warmup,
         }
     }
 }

@@ -15,6 +15,7 @@ mod sessions;
 mod sink;
 mod summary;
 mod tcp;
+mod timeline;
 mod udp;
 
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ pub struct ServeOptions {
     pub loss_seed: u64,
     /// Authenticate every session with this pre-shared key (UDP).
     pub psk: Option<realmq_common::security::Psk>,
+    /// Latencies of the first deliveries (this long after the first) left out.
+    pub warmup: std::time::Duration,
 }
 
 /// When a serving loop stops: on shutdown, or after enough sessions.
@@ -101,6 +104,7 @@ pub fn serve(
         None => None,
     };
     let mut recorder = recorder::Recorder::new(sink, start);
+    recorder.set_warmup(options.warmup);
     let (protocol, counters, udp) = match listener {
         Listener::Udp(socket) => {
             let loss = realmq_common::io::DropSim::new(options.simulate_loss, options.loss_seed);
@@ -135,10 +139,11 @@ pub fn serve(
 }
 
 fn write_plot(path: PathBuf, recorder: &recorder::Recorder) -> anyhow::Result<()> {
-    if plot::write_latency_svg(&path, recorder.histogram())? {
-        log::info!("wrote {}", path.display());
-    } else {
-        log::info!("no message received: no latency plot");
+    match plot::write_latency_svg(&path, recorder.histogram(), recorder.timeline())? {
+        plot::PlotOutcome::Written => log::info!("wrote {}", path.display()),
+        plot::PlotOutcome::NoMessages => {
+            log::info!("no message received: {} says so", path.display())
+        }
     }
     Ok(())
 }

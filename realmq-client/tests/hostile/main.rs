@@ -135,6 +135,7 @@ fn run(setup: Setup) -> Outcome {
             socket_buffer: 1 << 20,
             psk: setup.psk.clone(),
             ping: false,
+            warmup: Duration::ZERO,
         })
         .collect();
     let client = Bounded::spawn("client", Shutdown::new(), move |shutdown| {

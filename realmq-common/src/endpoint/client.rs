@@ -552,6 +552,13 @@ impl Client {
         }
     }
 
+    /// Forgets the round-trip times measured so far (the end of a warm-up period).
+    pub fn reset_rtt_histogram(&mut self) {
+        if let Some(sender) = &mut self.sender {
+            sender.reset_rtt_samples();
+        }
+    }
+
     /// Round-trip times of acknowledged messages, in microseconds.
     pub fn rtt_histogram(&self) -> &hdrhistogram::Histogram<u64> {
         self.sender

@@ -593,6 +593,11 @@ impl Sender {
         self.largest_sent
     }
 
+    /// Forgets the RTT samples taken so far (the end of a warm-up period).
+    pub fn reset_rtt_samples(&mut self) {
+        self.stats.rtt_us.reset();
+    }
+
     /// The ID the next accepted message will get; also how many messages were accepted.
     pub fn next_id(&self) -> u64 {
         self.window.next_id()
