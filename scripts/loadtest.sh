@@ -2,13 +2,14 @@
 # Load test: RealMQ over UDP with and without QoS against the TCP baseline, on loopback.
 #
 # Usage: scripts/loadtest.sh [--quick] [--messages N | --duration SECS] [--rate N] [--psk]
-#                            [--only REGEX] [--out DIR]
+#                            [--only REGEX] [--out DIR] [--socket-buffer BYTES]
 #
 #   --quick       200000 messages per scenario (default: 1000000)
 #   --messages N  N messages per scenario
 #   --duration S  send for S seconds per scenario instead of a number of messages
 #   --rate N      messages per second per scenario (default: as fast as possible)
 #   --out DIR     keep every scenario's JSON summaries and logs in DIR (created if missing)
+#   --socket-buffer BYTES  SO_RCVBUF/SO_SNDBUF asked on both ends (default: the binaries' 4M)
 #   --psk         add scenarios with authenticated sessions (udp-psk-*: a fresh random
 #                 --psk-file on both ends)
 #   --only REGEX  run only the scenarios whose name matches (e.g. 'udp-(qos|psk)-t1')
@@ -27,6 +28,7 @@ only=""
 out=""
 rate=0
 duration=""
+buffer=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) messages=200000 ;;
@@ -34,6 +36,11 @@ while [[ $# -gt 0 ]]; do
         --out)
             [[ $# -ge 2 ]] || { echo "error: --out needs a directory" >&2; exit 2; }
             out="$2"
+            shift
+            ;;
+        --socket-buffer)
+            [[ $# -ge 2 ]] || { echo "error: --socket-buffer needs a size" >&2; exit 2; }
+            buffer=(--socket-buffer "$2")
             shift
             ;;
         --rate)
@@ -111,7 +118,7 @@ run_scenario() {
     local key=()
     [[ "$qos" == psk ]] && key=(--psk-file "$work/psk")
     "$bin/realmq-server" --bind 127.0.0.1:0 --port-file "$dir/port" --protocol "$protocol" \
-        --exit-after-sessions "$threads" --json "${key[@]}" >"$dir/server.json" 2>"$dir/server.log" &
+        --exit-after-sessions "$threads" --json "${key[@]}" "${buffer[@]}" >"$dir/server.json" 2>"$dir/server.log" &
     spid=$!
     pids+=("$spid")
     for ((i = 0; i < 100; i++)); do
@@ -139,7 +146,7 @@ run_scenario() {
     fi
     [[ "$qos" == noqos ]] && args+=(--no-qos)
     [[ "$qos" == ping ]] && args+=(--ping)
-    args+=("${key[@]}")
+    args+=("${key[@]}" "${buffer[@]}")
     # In the background with `wait`, so that a signal to this script runs its trap at once
     # (bash defers traps until a foreground child ends).
     "$bin/realmq-client" "${args[@]}" >"$dir/client.json" 2>"$dir/client.log" &
