@@ -74,6 +74,7 @@ enum Key {
 }
 
 impl Key {
+    /// The key, as a raw key file would give it.
     fn psk(self) -> Psk {
         // A control byte makes `Psk::from_bytes` take the content as a raw key.
         let bytes: &[u8] = match self {
@@ -228,8 +229,11 @@ fn address(n: u8) -> SocketAddr {
 /// What the oracle has seen the server deliver.
 #[derive(Default)]
 struct Deliveries {
+    /// Every `(session id, message id)` delivered.
     seen: HashSet<(u32, u64)>,
+    /// Deliveries per session id.
     per_session: HashMap<u32, u64>,
+    /// All deliveries.
     total: u64,
 }
 
@@ -247,6 +251,7 @@ struct World {
 }
 
 impl World {
+    /// The endpoints of `setup` at an arbitrary instant, nothing in flight.
     fn new(setup: &Setup) -> Self {
         let now = Instant::now();
         let secrets = ServerSecrets::from_test_seed(setup.seed);
@@ -286,10 +291,12 @@ impl World {
         }
     }
 
+    /// A client chosen by the fuzzer: `n` modulo the number of clients.
     fn client_index(&self, n: u8) -> usize {
         usize::from(n) % self.clients.len()
     }
 
+    /// Runs one operation, then drains the events and checks the counters.
     fn run(&mut self, op: Op) {
         match op {
             Op::Transmit => self.transmit(),
@@ -364,6 +371,8 @@ impl World {
         }
     }
 
+    /// Puts `packet` on the network (and in the history), losing the oldest beyond
+    /// [`MAX_IN_FLIGHT`].
     fn put_in_flight(&mut self, packet: Packet) {
         self.remember(packet.clone());
         let queue = if packet.to_server {
@@ -377,6 +386,7 @@ impl World {
         queue.push_back(packet);
     }
 
+    /// Keeps `packet` for replays, forgetting the oldest beyond [`MAX_HISTORY`].
     fn remember(&mut self, packet: Packet) {
         if self.history.len() >= MAX_HISTORY {
             self.history.pop_front();
@@ -412,6 +422,7 @@ impl World {
         }
     }
 
+    /// The datagram at `index` (modulo the queue's length) in one direction meets `fate`.
     fn deliver_one(&mut self, to_server: bool, index: u8, fate: Fate) {
         let queue = if to_server {
             &mut self.up
@@ -449,6 +460,7 @@ impl World {
         }
     }
 
+    /// A datagram from the history reaches `target`, changed by `mutation` if any.
     fn replay(&mut self, index: u8, target: Target, mutation: Option<Mutation>) {
         if self.history.is_empty() {
             return;
@@ -482,6 +494,8 @@ impl World {
         });
     }
 
+    /// Client `c` sends up to `count` messages of `len` bytes, remembering each under the ID
+    /// `send` returned; stops at the first refusal.
     fn send(&mut self, c: usize, count: u8, len: u16) {
         let honest = &mut self.clients[c];
         for _ in 0..count {
@@ -502,6 +516,7 @@ impl World {
         }
     }
 
+    /// The earliest `poll_timeout()` of all endpoints.
     fn next_deadline(&self) -> Option<Instant> {
         self.clients
             .iter()
@@ -601,6 +616,7 @@ impl World {
 }
 
 impl Deliveries {
+    /// Deliveries seen in session `session_id`.
     fn in_session(&self, session_id: u32) -> u64 {
         self.per_session.get(&session_id).copied().unwrap_or(0)
     }

@@ -23,8 +23,9 @@ pub const MAX_SIZE: usize = 1 << 20;
 #[derive(Debug, Parser)]
 #[command(name = "realmq-client", version)]
 pub struct Args {
-    /// Server address, IP:PORT.
-    #[arg(long, default_value = "127.0.0.1:5555", value_name = "ADDR")]
+    /// Server address, HOST:PORT (an IP or a name such as localhost).
+    #[arg(long, default_value = "127.0.0.1:5555", value_name = "ADDR",
+          value_parser = realmq_common::io::address::parse_address)]
     pub server: SocketAddr,
 
     /// Sender threads, each with its own socket and session (1-1024).
@@ -239,6 +240,7 @@ mod tests {
     fn rejects_bad_values() {
         for bad in [
             &["c", "--server", "localhost"][..],
+            &["c", "--server", "nowhere.invalid:5555"],
             &["c", "--threads", "0"],
             &["c", "--messages", "5", "--duration", "1"],
             &["c", "--size", "-1"],

@@ -69,6 +69,11 @@ impl Flags {
     pub const NONE: Self = Self(0);
     /// The sender asks for an ACK without delay (tail of a burst, a probe).
     pub const ACK_NOW: Self = Self(0x1);
+    /// The datagram ends with an authentication trailer (a session with a pre-shared key),
+    /// so a receiver without the key can tell "wrong configuration" from garbage.
+    pub const SEALED: Self = Self(0x2);
+    /// Every flag this version knows; other bits are ignored on receipt.
+    const KNOWN: u8 = 0x3;
 
     /// Whether every bit of `other` is set.
     pub const fn contains(self, other: Self) -> bool {
@@ -136,7 +141,7 @@ impl Header {
             1 => PacketKind::Session,
             other => return Err(DecodeError::UnknownPacketKind(other)),
         };
-        let flags = Flags(kind_flags & Flags::ACK_NOW.0);
+        let flags = Flags(kind_flags & Flags::KNOWN);
         let session_id = r.uint(4)? as u32;
         Ok(Self {
             kind,
@@ -195,7 +200,9 @@ mod tests {
 
     #[test]
     fn unknown_flag_bits_are_ignored() {
-        let header = Header::parse(&[0x52, 0x4d, 2, 0x1e, 0, 0, 0, 7]).unwrap();
+        let header = Header::parse(&[0x52, 0x4d, 2, 0x1c, 0, 0, 0, 7]).unwrap();
         assert_eq!(header.flags, Flags::NONE);
+        let header = Header::parse(&[0x52, 0x4d, 2, 0x1f, 0, 0, 0, 7]).unwrap();
+        assert_eq!(header.flags, Flags::ACK_NOW.with(Flags::SEALED));
     }
 }

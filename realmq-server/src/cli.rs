@@ -19,9 +19,11 @@ use crate::ServeOptions;
 #[derive(Debug, Parser)]
 #[command(name = "realmq-server", version)]
 pub struct Args {
-    /// Address to listen on, IP:PORT. Port 0 picks a free port: the bound address is logged as
-    /// `listening on ADDR` and written to --port-file.
-    #[arg(long, default_value = "127.0.0.1:5555", value_name = "ADDR")]
+    /// Address to listen on, HOST:PORT (an IP or a name such as localhost). Port 0 picks a
+    /// free port: the bound address is logged as `listening on ADDR` and written to
+    /// --port-file.
+    #[arg(long, default_value = "127.0.0.1:5555", value_name = "ADDR",
+          value_parser = realmq_common::io::address::parse_address)]
     pub bind: SocketAddr,
 
     /// Exit after this many sessions have ended (closed by the client, or declared dead).

@@ -9,7 +9,7 @@ use realmq_proto::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::auth::{without_trailer, writable_len, SessionAuth};
+use super::auth::{is_sealed, without_trailer, writable_len, SessionAuth};
 use crate::config::{LivenessConfig, SenderConfig, SenderConfigError};
 use crate::security::{Psk, SessionKeys, TRAILER_LEN};
 use crate::sender::{EnqueueError, Sender, SenderEvent};
@@ -182,7 +182,8 @@ pub struct Client {
 impl Client {
     /// A client that will open a session at `now`. `epoch_unix_us` is the wall-clock time of
     /// `now` in microseconds since the Unix epoch (the server computes one-way latency from
-    /// it); `nonce` should be random, to match the WELCOME to this HELLO.
+    /// it; values beyond the wire's 2^62 − 1 are clamped to it); `nonce` should be random, to
+    /// match the WELCOME to this HELLO.
     ///
     /// Fails if `config.sender` is invalid.
     pub fn new(
@@ -201,7 +202,7 @@ impl Client {
             config,
             state: ClientState::Handshaking,
             epoch: now,
-            epoch_unix_us,
+            epoch_unix_us: epoch_unix_us.min(realmq_proto::MAX_MESSAGE_ID),
             nonce,
             session_id: 0,
             sender: None,
@@ -333,7 +334,9 @@ impl Client {
                     Frame::Retry(retry) if retry.nonce == self.nonce => {
                         return self.on_retry(now, retry);
                     }
-                    Frame::Welcome(w) if w.nonce == self.nonce && self.psk.is_none() => {
+                    Frame::Welcome(w)
+                        if w.nonce == self.nonce && self.psk.is_none() && !is_sealed(bytes) =>
+                    {
                         return self.on_welcome(now, datagram.header.session_id, w);
                     }
                     _ => {}
@@ -341,8 +344,15 @@ impl Client {
             }
         }
         let Some(psk) = &self.psk else {
+            if is_sealed(bytes) {
+                warn_key_mismatch("the server authenticates its sessions: give this client the same --psk-file");
+            }
             return false;
         };
+        if !is_sealed(bytes) {
+            warn_key_mismatch("the server does not authenticate its sessions: it was started without --psk-file");
+            return false;
+        }
         let Some(Ok(datagram)) = without_trailer(bytes).map(Datagram::parse) else {
             return false;
         };
@@ -443,6 +453,9 @@ impl Client {
                 if !self.timers.is_expired(Timer::Control, now) {
                     return None;
                 }
+                // Re-armed first: a HELLO that cannot be written must not leave a timer due
+                // (the caller would spin).
+                self.schedule_control(now);
                 let mut w = DatagramWriter::new(buf, max, Header::handshake(0)).ok()?;
                 w.hello(Hello {
                     nonce: self.nonce,
@@ -450,7 +463,6 @@ impl Client {
                     token: &self.cookie,
                 })
                 .ok()?;
-                self.schedule_control(now);
                 w.finish()
             }
             _ => {
@@ -614,11 +626,31 @@ impl Client {
     }
 }
 
+/// Says once per process why handshakes fail when the two ends disagree on the key.
+fn warn_key_mismatch(why: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        log::warn!("{why}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn an_epoch_beyond_the_wire_limit_still_sends_hello_and_never_spins() {
+        // Found by the endpoints fuzz target: a HELLO that could not be encoded left the
+        // control timer due, and poll_timeout returned `now` forever.
+        let t0 = Instant::now();
+        let mut client = Client::new(ClientConfig::default(), t0, 1 << 62, 1).unwrap();
+        let mut buf = [0u8; 1500];
+        client.handle_timeout(t0);
+        assert!(client.poll_transmit(t0, &mut buf).is_some(), "a HELLO is sent");
+        assert!(client.poll_timeout().is_some_and(|t| t > t0));
+    }
 
     #[test]
     fn an_unanswered_handshake_repeats_hello_with_backoff_then_gives_up() {

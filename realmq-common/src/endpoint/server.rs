@@ -12,7 +12,7 @@ use realmq_proto::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::auth::{writable_len, SessionAuth};
+use super::auth::{is_sealed, writable_len, SessionAuth};
 use super::earliest;
 use crate::config::{LivenessConfig, ReceiverConfig, ReceiverConfigError};
 use crate::receiver::Receiver;
@@ -465,6 +465,16 @@ impl Server {
                     return;
                 }
             },
+            None if is_sealed(bytes) => {
+                // A client with a key this server was not given: say so once.
+                static WARNED: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    log::warn!("a client authenticates its datagrams but this server has no --psk-file");
+                }
+                self.stats.unauthenticated += 1;
+                return;
+            }
             None => bytes,
         };
         let datagram = match Datagram::parse(bytes) {

@@ -5,6 +5,7 @@
 //! nothing else does. Without it realmq-common is sans-IO: no socket, clock, thread or
 //! signal is named anywhere else in the crate.
 
+pub mod address;
 pub mod cli;
 pub mod clock;
 pub mod drop_sim;
