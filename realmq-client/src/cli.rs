@@ -75,6 +75,12 @@ pub struct Args {
     #[arg(long, conflicts_with = "no_qos")]
     pub ping: bool,
 
+    /// When the server goes away mid-run (a crash, a restart: its failure detector says so),
+    /// keep every unacknowledged message and try to open a new session for up to SECS
+    /// seconds, with backoff, then send them again there. 0 gives up at once. UDP only.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_interval)]
+    pub reconnect_timeout: Duration,
+
     /// Leave the first SECS seconds of sending out of the rates and round-trip times (as
     /// iperf3's --omit): connection start-up and the congestion window's first growth.
     /// Everything sent still counts for delivery and loss.
@@ -160,6 +166,7 @@ impl Args {
                 psk: None,
                 ping: self.ping,
                 warmup: self.warmup,
+                reconnect_timeout: self.reconnect_timeout,
             })
             .collect()
     }

@@ -56,6 +56,9 @@ pub struct WorkerConfig {
     pub ping: bool,
     /// Sending time left out of rates and round-trip times at the start (`--warmup`).
     pub warmup: Duration,
+    /// How long to keep trying to open a new session when the server goes away mid-run
+    /// (UDP; zero: never reconnect).
+    pub reconnect_timeout: Duration,
 }
 
 /// `len` random printable characters, made once per thread and sent in every message.

@@ -61,6 +61,11 @@ pub struct ThreadResult {
     pub unreachable: bool,
     /// The session was closed because the server's ACKs violated the protocol.
     pub protocol_violation: bool,
+    /// New sessions opened after the server went away mid-run.
+    pub reconnects: u32,
+    /// Messages sent again in a new session because the lost one never acknowledged them
+    /// (some may have been delivered twice: at-least-once across a server crash).
+    pub resent_after_reconnect: u64,
     /// Datagrams written to the socket (UDP).
     pub datagrams_sent: u64,
     /// Datagrams dropped on purpose by `--simulate-loss`.
@@ -91,6 +96,8 @@ impl Default for ThreadResult {
             server_received: None,
             unreachable: false,
             protocol_violation: false,
+            reconnects: 0,
+            resent_after_reconnect: 0,
             datagrams_sent: 0,
             simulated_drops: 0,
             first_send: None,
@@ -141,6 +148,12 @@ pub struct ClientSummary {
     /// Whether a session was closed because the server's ACKs violated the protocol
     /// (acknowledged IDs far beyond anything sent).
     pub protocol_violation: bool,
+    /// New sessions opened after the server went away mid-run (`--reconnect-timeout`).
+    pub reconnects: u32,
+    /// Messages handed to a new session again because the lost one never acknowledged them:
+    /// the server that went away may have delivered some of them (at-least-once across a
+    /// server crash, exactly-once within a session).
+    pub resent_after_reconnect: u64,
     /// Seconds from the first message sent (or the end of `--warmup`) to the last one sent.
     pub send_duration_s: f64,
     /// Seconds from the first message sent (or the end of `--warmup`) to the last
@@ -221,6 +234,8 @@ impl ClientSummary {
             undeliverable: run.qos.then(|| sum(|r| r.undeliverable)),
             unreachable: results.iter().any(|r| r.unreachable),
             protocol_violation: results.iter().any(|r| r.protocol_violation),
+            reconnects: results.iter().map(|r| r.reconnects).sum(),
+            resent_after_reconnect: sum(|r| r.resent_after_reconnect),
             send_duration_s: send_duration.as_secs_f64(),
             duration_s: duration.as_secs_f64(),
             sent_per_s: per_second(sent - warmup_sent, send_duration),

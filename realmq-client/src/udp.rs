@@ -70,7 +70,28 @@ struct Worker<'a> {
     refused_before_session: u32,
     /// Receive errors by kind, each logged once (ICMP unreachable, prohibited...).
     socket_errors: SocketErrors,
+    /// Messages still to send under `--messages` (`None` in `--duration` mode).
+    remaining: Option<u64>,
+    /// When `--duration` ends, once the first session is established.
+    send_until: Option<Instant>,
+    /// Messages of a lost session that were never acknowledged, to send again first in the
+    /// next session.
+    owed: u64,
+    /// What the sessions that ended before the current one did.
+    earlier: Earlier,
     result: ThreadResult,
+}
+
+/// Counts carried over from sessions lost to a server that went away.
+#[derive(Debug, Default, Clone, Copy)]
+struct Earlier {
+    sessions: u32,
+    sent: u64,
+    acked: u64,
+    retransmitted: u64,
+    undeliverable: u64,
+    /// Messages handed to a new session again because the lost one never acknowledged them.
+    resent: u64,
 }
 
 /// Transient socket errors (ICMP host/port unreachable, administratively prohibited...):
@@ -126,6 +147,10 @@ pub(crate) fn send_session(
         session_id: None,
         refused_before_session: 0,
         socket_errors: SocketErrors::default(),
+        remaining: config.quota,
+        send_until: None,
+        owed: 0,
+        earlier: Earlier::default(),
         result: ThreadResult::default(),
     };
     worker
@@ -134,6 +159,9 @@ pub(crate) fn send_session(
         .register(&mut worker.socket, SOCKET, Interest::READABLE)
         .context("cannot register the UDP socket")?;
     worker.drive(progress, shutdown)?;
+    while worker.reconnect(shutdown)? {
+        worker.drive(progress, shutdown)?;
+    }
     if worker.refused_before_session >= REFUSALS_BEFORE_FAILING {
         bail!(
             "cannot connect to {} over UDP: is realmq-server running there (with --protocol udp)?: {}",
@@ -150,13 +178,19 @@ pub(crate) fn send_session(
     }
     merge_latency(&mut worker.result.rtt, worker.client.rtt_histogram());
     let stats = worker.client.stats();
+    let earlier = worker.earlier;
     let r = &mut worker.result;
-    r.sent = stats.sent;
-    r.retransmitted = stats.retransmitted;
-    r.undeliverable = stats.undeliverable;
+    // Messages resent after a reconnect count once in `sent`.
+    r.sent = earlier.sent + stats.sent - earlier.resent;
+    r.retransmitted = earlier.retransmitted + stats.retransmitted;
+    r.undeliverable = earlier.undeliverable + stats.undeliverable;
     r.datagrams_sent = worker.outbox.stats().datagrams_sent;
     r.simulated_drops = worker.loss.dropped();
-    r.acked = stats.acked;
+    r.acked = earlier.acked + stats.acked;
+    r.reconnects = earlier.sessions;
+    r.resent_after_reconnect = earlier.resent;
+    // What lost sessions' servers confirmed is what they acknowledged.
+    r.server_received = r.server_received.map(|n| n + earlier.acked);
     Ok(worker.result)
 }
 
@@ -169,14 +203,12 @@ impl Worker<'_> {
         // the server can tell a message delivered under another ID.
         let mut payload = random_payload(self.config.size, self.config.index);
         let mut events = Events::with_capacity(16);
-        let mut remaining = self.config.quota;
-        let mut send_until: Option<Instant> = None;
         let mut window_full = false;
 
         while !self.client.is_closed() {
             let now = Instant::now();
             let established = self.client.is_established();
-            let out_of_messages = remaining == Some(0) || send_until.is_some_and(|t| now >= t);
+            let out_of_messages = self.budget(now) == 0;
             // Ctrl-C also ends a handshake still in progress (`finish` is a no-op once
             // finishing).
             if (established && out_of_messages) || shutdown.is_triggered() {
@@ -196,7 +228,7 @@ impl Worker<'_> {
             let idle = !self.config.ping || self.client.in_flight() == 0;
             if self.client.is_established() && !window_full && idle {
                 let batch = if self.config.ping { 1 } else { SEND_BATCH };
-                let granted = pacer.take(now, remaining.unwrap_or(u64::MAX).min(batch));
+                let granted = pacer.take(now, self.budget(now).min(batch));
                 let mut used = 0;
                 while used < granted {
                     if let Some(id) = self.client.next_message_id() {
@@ -224,14 +256,17 @@ impl Worker<'_> {
                         }
                     }
                     self.result.last_send = Some(now);
-                    if let Some(r) = &mut remaining {
-                        *r -= used;
+                    // Owed resends go first, then the quota.
+                    let from_owed = used.min(self.owed);
+                    self.owed -= from_owed;
+                    if let Some(r) = &mut self.remaining {
+                        *r -= used - from_owed;
                     }
                 }
                 offered_all = used < batch;
             }
             let sent_all = self.transmit(now)?;
-            self.handle_events(now, &mut send_until);
+            self.handle_events(now);
             progress.publish(self.client.stats().sent, self.client.stats().acked);
             let more_work = !offered_all || !sent_all;
             if self.client.is_closed() {
@@ -239,16 +274,14 @@ impl Worker<'_> {
             }
 
             // Wait for the earliest of the session's timer, a token, the end of --duration.
-            let wants_to_send = self.client.is_established()
-                && !window_full
-                && remaining != Some(0)
-                && send_until.is_none_or(|t| now < t);
+            let wants_to_send =
+                self.client.is_established() && !window_full && self.budget(now) > 0;
             let next_token = if wants_to_send {
                 pacer.next_token_at(now)
             } else {
                 None
             };
-            let deadline = [self.client.poll_timeout(), next_token, send_until]
+            let deadline = [self.client.poll_timeout(), next_token, self.send_until]
                 .into_iter()
                 .flatten()
                 .min();
@@ -284,7 +317,8 @@ impl Worker<'_> {
                 // (the server may be restarting), like every other socket error here.
                 Err(e)
                     if e.kind() == io::ErrorKind::ConnectionRefused
-                        && self.session_id.is_none() =>
+                        && self.session_id.is_none()
+                        && self.earlier.sessions == 0 =>
                 {
                     self.refused_before_session += 1;
                     if self.refused_before_session >= REFUSALS_BEFORE_FAILING {
@@ -323,14 +357,66 @@ impl Worker<'_> {
         Ok(done)
     }
 
-    fn handle_events(&mut self, now: Instant, send_until: &mut Option<Instant>) {
+    /// Messages the thread may still send at `now`: owed resends, plus the quota or, in
+    /// `--duration` mode, any number until the time is up.
+    fn budget(&self, now: Instant) -> u64 {
+        let time_up = self.send_until.is_some_and(|t| now >= t);
+        let quota = if time_up {
+            0
+        } else {
+            self.remaining.unwrap_or(u64::MAX)
+        };
+        self.owed.saturating_add(quota)
+    }
+
+    /// After the server became unreachable mid-run (a crash, a restart), opens a new session
+    /// and owes it every message the lost one never acknowledged. Returns whether it did;
+    /// the handshake retries with backoff for up to `--reconnect-timeout`.
+    fn reconnect(&mut self, shutdown: &Shutdown) -> anyhow::Result<bool> {
+        let lost_mid_run = self.result.unreachable && self.session_id.is_some();
+        if !lost_mid_run || self.config.reconnect_timeout.is_zero() || shutdown.is_triggered() {
+            return Ok(false);
+        }
+        let s = self.client.stats();
+        let unacked = s.sent - s.acked - s.undeliverable;
+        merge_latency(&mut self.result.rtt, self.client.rtt_histogram());
+        let e = &mut self.earlier;
+        e.sessions += 1;
+        e.sent += s.sent;
+        e.acked += s.acked;
+        e.retransmitted += s.retransmitted;
+        e.undeliverable += s.undeliverable;
+        e.resent += unacked;
+        self.owed += unacked;
+        log::warn!(
+            "thread {}: the server went away; reconnecting (attempt {}, {unacked} messages to send again)",
+            self.config.index,
+            e.sessions
+        );
+        let mut config = client_config(self.config);
+        config.handshake_timeout = self.config.reconnect_timeout;
+        let nonce = random_u64().context("cannot draw a nonce from the OS")?;
+        let mut client = Client::new(config, Instant::now(), unix_now_us(), nonce)
+            .context("invalid session configuration")?;
+        if let Some(psk) = &self.config.psk {
+            client = client.with_psk(psk.clone());
+        }
+        self.client = client;
+        self.session_id = None;
+        self.result.unreachable = false;
+        self.result.server_received = None;
+        self.result.drained = None;
+        Ok(true)
+    }
+
+    fn handle_events(&mut self, now: Instant) {
         while let Some(event) = self.client.poll_event() {
             match event {
                 ClientEvent::Established { session_id } => {
                     log::debug!("thread {}: session {session_id} open", self.config.index);
                     self.session_id = Some(session_id);
                     if let Some(d) = self.config.duration {
-                        *send_until = Some(now + d);
+                        self.send_until.get_or_insert(now + d);
                     }
                 }
                 ClientEvent::Undeliverable { id } => {
@@ -389,6 +475,7 @@ mod tests {
             psk: None,
             ping: false,
             warmup: Duration::ZERO,
+            reconnect_timeout: Duration::ZERO,
         };
         let c = client_config(&config);
         assert!(!c.sender.reliable);

@@ -256,7 +256,7 @@ fn stats_dir_gets_rotated_records_and_a_plot() {
     assert_eq!(records, 10_000);
     assert!(!dir.join("stats-000004.csv").exists());
     let svg = std::fs::read_to_string(dir.join("latency.svg")).unwrap();
-    assert!(svg.contains("<svg") && svg.contains("p95 = "));
+    assert!(svg.contains("<svg") && svg.contains("p99.9 = "));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

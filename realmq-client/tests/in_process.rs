@@ -25,6 +25,7 @@ fn worker(index: u32, server: std::net::SocketAddr, quota: u64) -> WorkerConfig 
         psk: None,
         ping: false,
         warmup: Duration::ZERO,
+        reconnect_timeout: Duration::ZERO,
     }
 }
 
@@ -139,4 +140,72 @@ fn nothing_listening_is_refused_like_tcp_not_waited_out() {
         text.contains("cannot connect to") && text.contains("over UDP"),
         "{text}"
     );
+}
+
+#[test]
+fn a_server_restart_costs_a_reconnect_not_the_run() {
+    use realmq_client::{run_workers_reporting, Progress, Reporting};
+    let socket = socket::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let first_down = Shutdown::new();
+    let first = {
+        let down = first_down.clone();
+        thread::spawn(move || serve(Listener::Udp(socket), &ServeOptions::default(), &down))
+    };
+    let mut config = worker(0, addr, 60_000);
+    config.rate = 20_000.0; // three seconds of sending: the restart falls in the middle
+    config.reconnect_timeout = Duration::from_secs(20);
+    let progress = Progress::for_threads(1);
+    let client = {
+        let progress = std::sync::Arc::clone(&progress);
+        thread::spawn(move || {
+            let reporting = Reporting {
+                interval: None,
+                qos: true,
+            };
+            run_workers_reporting(
+                Protocol::Udp,
+                vec![config],
+                &Shutdown::new(),
+                &progress,
+                reporting,
+            )
+        })
+    };
+    // Wait (bounded) until a quarter has been acknowledged, then stop the first server.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while Progress::total(&progress).1 < 15_000 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        thread::yield_now();
+    }
+    first_down.trigger();
+    let first = first.join().unwrap().unwrap();
+    // A new server on the same address: a restart.
+    let socket = socket::bind_udp(addr, 1 << 20).expect("the port is free again");
+    let options = ServeOptions {
+        exit_after_sessions: Some(1),
+        ..ServeOptions::default()
+    };
+    let second = thread::spawn(move || serve(Listener::Udp(socket), &options, &Shutdown::new()));
+    let outcome = client.join().unwrap().unwrap();
+    let r = outcome
+        .results
+        .into_iter()
+        .next()
+        .unwrap()
+        .1
+        .expect("the run survives");
+    let second = second.join().unwrap().unwrap();
+    assert_eq!(r.sent, 60_000);
+    assert_eq!(r.acked, 60_000, "every message acknowledged in the end");
+    assert_eq!(r.reconnects, 1);
+    assert_eq!(r.undeliverable, 0);
+    // At-least-once across the crash: what the first server got and did not acknowledge
+    // was sent again.
+    let both = first.counters.received + second.counters.received;
+    assert!(
+        both >= 60_000 && both <= 60_000 + r.resent_after_reconnect,
+        "{both}"
+    );
+    assert_eq!(second.counters.corrupt + first.counters.corrupt, 0);
 }

@@ -10,6 +10,7 @@ use realmq_common::payload_stamp::{check_stamp, StampCheck};
 
 use crate::sessions::{SessionBook, SessionEnd, SessionReport};
 use crate::sink::StatsSink;
+use crate::timeline::Timeline;
 use std::net::SocketAddr;
 
 /// Counters both transports keep, for progress lines and the summary.
@@ -41,6 +42,7 @@ pub struct Counters {
 #[derive(Debug)]
 pub struct Recorder {
     histogram: Histogram<u64>,
+    timeline: Timeline,
     sink: Option<StatsSink>,
     sink_error: Option<anyhow::Error>,
     first: Option<Instant>,
@@ -49,6 +51,7 @@ pub struct Recorder {
     stamped: u64,
     corrupt: u64,
     sessions: SessionBook,
+    warmup: Duration,
 }
 
 impl Recorder {
@@ -56,6 +59,7 @@ impl Recorder {
     pub fn new(sink: Option<StatsSink>, now: Instant) -> Self {
         Self {
             histogram: latency_histogram(),
+            timeline: Timeline::default(),
             sink,
             sink_error: None,
             first: None,
@@ -64,6 +68,7 @@ impl Recorder {
             stamped: 0,
             corrupt: 0,
             sessions: SessionBook::default(),
+            warmup: Duration::ZERO,
         }
     }
 
@@ -99,9 +104,13 @@ impl Recorder {
         sent_unix_us: u64,
     ) {
         let latency = one_way_latency_us(now_unix_us, sent_unix_us);
-        record_latency_us(&mut self.histogram, latency);
-        self.sessions.on_message(now, session_id, latency);
-        self.first.get_or_insert(now);
+        let first = *self.first.get_or_insert(now);
+        // `--warmup`: the first deliveries are counted but left out of the latencies.
+        if now.saturating_duration_since(first) >= self.warmup {
+            record_latency_us(&mut self.histogram, latency);
+            self.sessions.on_message(now, session_id, latency);
+        }
+        self.timeline.record(now, latency);
         self.last = Some(now);
         if let Some(sink) = &mut self.sink {
             if let Err(e) = sink.record(session_id, id, latency) {
@@ -136,6 +145,12 @@ impl Recorder {
         }
     }
 
+    /// Leaves the latencies of messages delivered in the first `warmup` after the first one
+    /// out of the histograms (they are still counted).
+    pub(crate) fn set_warmup(&mut self, warmup: Duration) {
+        self.warmup = warmup;
+    }
+
     /// A session ended: its report is logged and kept.
     pub fn on_session_closed(&mut self, session_id: u32, peer: SocketAddr, end: SessionEnd) {
         self.sessions.on_close(session_id, peer, end);
@@ -149,6 +164,11 @@ impl Recorder {
     /// The latency histogram (µs).
     pub fn histogram(&self) -> &Histogram<u64> {
         &self.histogram
+    }
+
+    /// Latency per time bucket since the first message.
+    pub(crate) fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// Time from the first to the last delivered message (zero before two deliveries).

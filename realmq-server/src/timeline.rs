@@ -1,17 +1,18 @@
 //! One-way latency over the time of a run, in a fixed amount of memory.
 //!
 //! A [`Timeline`] splits the time since the first delivered message into a fixed number of
-//! equally wide buckets (512 by default, 10 ms wide at first). When a message arrives past
+//! equally wide buckets (256 by default, 10 ms wide at first). When a message arrives past
 //! the last bucket, adjacent buckets are merged pairwise — buckets 0 and 1 become bucket 0,
 //! 2 and 3 become 1, … — and the width doubles, until the message fits. Memory is therefore
 //! set by the bucket count alone, never by the length of the run, and every bucket always
 //! covers `[i × width, (i + 1) × width)` since the first message.
 //!
-//! Each bucket keeps its exact message count and maximum, and a [`LatencyClasses`]: counters
-//! of log-spaced latency classes (four per octave, 100 in all for 0 µs–60 s), from which the
-//! median and the 99th percentile are estimated to within ±12.5 % (see
-//! [`LatencyClasses::quantile`]). A bucket is 816 bytes, the default timeline 408 KiB,
-//! allocated once when the timeline is created.
+//! Each bucket keeps its exact message count, minimum and maximum, and counters of
+//! log-spaced latency classes (eight per octave, 191 in all for 0 µs–60 s: a
+//! [`LatencyClasses`]), from which the median and the 99th percentile are estimated to
+//! within ±6.25 % (see [`LatencyClasses::quantile`]). A bucket is 1,552 bytes, the default
+//! timeline 388 KiB, allocated once when the timeline is created. After the first merge,
+//! between half and all of the buckets hold the run: 128 to 256 points across a plot.
 //!
 //! [`Timeline::record`] is on the per-message path: O(1) amortised (a merge is O(buckets)
 //! and happens at most once per doubling of the run length), and it never allocates.
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use realmq_common::stats::LATENCY_HIGH_US;
 
-/// Sub-classes per octave, as a power of two: 2² = 4 classes per doubling of latency.
-const SUB_BITS: u32 = 2;
+/// Sub-classes per octave, as a power of two: 2³ = 8 classes per doubling of latency.
+const SUB_BITS: u32 = 3;
 /// Sub-classes per octave.
 const SUB: u64 = 1 << SUB_BITS;
 /// Number of latency classes: enough for every value up to [`LATENCY_HIGH_US`].
@@ -32,8 +33,8 @@ pub(crate) const CLASS_ERROR: f64 = 1.0 / (2 * SUB) as f64;
 
 /// The class of a latency in µs (values above [`LATENCY_HIGH_US`] count as that).
 ///
-/// Values below 4 µs have a class each; above, the octave `[2^e, 2^(e+1))` is split into 4
-/// classes of equal width `2^(e-2)`, the layout of an HdrHistogram with 2 sub-bucket bits
+/// Values below 8 µs have a class each; above, the octave `[2^e, 2^(e+1))` is split into 8
+/// classes of equal width `2^(e-3)`, the layout of an HdrHistogram with 3 sub-bucket bits
 /// (Gil Tene, HdrHistogram, "bucket and sub-bucket" indexing). Two instructions: a
 /// leading-zero count and a shift.
 const fn class_of(us: u64) -> usize {
@@ -64,12 +65,13 @@ fn class_range(c: usize) -> (u64, u64) {
 /// Counts of latencies per log-spaced class: a histogram small enough to keep one per time
 /// bucket.
 ///
-/// A class spans at most a quarter of its lower bound, so its midpoint is within
-/// [`CLASS_ERROR`] (12.5 %) of any latency in it; below 4 µs classes are exact.
+/// A class spans at most an eighth of its lower bound, so its midpoint is within
+/// [`CLASS_ERROR`] (6.25 %) of any latency in it; below 8 µs classes are exact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LatencyClasses {
     counts: [u64; CLASSES],
     total: u64,
+    min: u64,
     max: u64,
 }
 
@@ -78,6 +80,7 @@ impl Default for LatencyClasses {
         Self {
             counts: [0; CLASSES],
             total: 0,
+            min: u64::MAX,
             max: 0,
         }
     }
@@ -88,6 +91,7 @@ impl LatencyClasses {
     fn record(&mut self, us: u64) {
         self.counts[class_of(us)] += 1;
         self.total += 1;
+        self.min = self.min.min(us);
         self.max = self.max.max(us);
     }
 
@@ -97,6 +101,7 @@ impl LatencyClasses {
             *a += b;
         }
         self.total += other.total;
+        self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
     }
 
@@ -113,20 +118,26 @@ impl LatencyClasses {
     /// An estimate of the latency (µs) at quantile `q` (0 ≤ q ≤ 1), `None` when empty.
     ///
     /// Nearest rank: the class holding the `⌈q × total⌉`-th smallest latency, reported as
-    /// its midpoint and never above the exact maximum — within [`CLASS_ERROR`] of the true
-    /// order statistic.
+    /// its midpoint clamped to the exact minimum and maximum — within [`CLASS_ERROR`] of the
+    /// true order statistic. The first and last ranks are the exact minimum and maximum.
     pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
         if self.total == 0 {
             return None;
         }
         let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).clamp(1, self.total);
+        if rank == 1 {
+            return Some(self.min as f64);
+        }
+        if rank == self.total {
+            return Some(self.max as f64);
+        }
         let mut below = 0;
         for (c, &n) in self.counts.iter().enumerate() {
             below += n;
             if below >= rank {
                 let (low, high) = class_range(c);
                 let mid = (low + high - 1) as f64 / 2.0;
-                return Some(mid.min(self.max as f64));
+                return Some(mid.clamp(self.min as f64, self.max as f64));
             }
         }
         Some(self.max as f64)
@@ -159,14 +170,14 @@ pub(crate) struct Timeline {
     width_ns: u64,
     /// The first message's arrival.
     start: Option<Instant>,
-    /// One past the last bucket that holds a message.
-    used: usize,
+    /// The latest message's arrival, ns after the first.
+    last_ns: u64,
 }
 
 impl Default for Timeline {
-    /// 512 buckets, 10 ms wide to start with.
+    /// 256 buckets, 10 ms wide to start with.
     fn default() -> Self {
-        Self::new(512, Duration::from_millis(10))
+        Self::new(256, Duration::from_millis(10))
     }
 }
 
@@ -179,7 +190,7 @@ impl Timeline {
             buckets: vec![LatencyClasses::default(); n].into_boxed_slice(),
             width_ns: (initial_width.as_nanos().min(u64::MAX as u128) as u64).max(1),
             start: None,
-            used: 0,
+            last_ns: 0,
         }
     }
 
@@ -196,9 +207,8 @@ impl Timeline {
             self.halve();
             i = since_ns / self.width_ns;
         }
-        let i = i as usize;
-        self.buckets[i].record(latency_us);
-        self.used = self.used.max(i + 1);
+        self.buckets[i as usize].record(latency_us);
+        self.last_ns = self.last_ns.max(since_ns);
     }
 
     /// Merges buckets pairwise (2i and 2i + 1 into i) and doubles the width.
@@ -215,7 +225,14 @@ impl Timeline {
             *b = LatencyClasses::default();
         }
         self.width_ns = self.width_ns.saturating_mul(2);
-        self.used = self.used.div_ceil(2);
+    }
+
+    /// One past the last bucket that holds a message.
+    fn used(&self) -> usize {
+        match self.start {
+            Some(_) => (self.last_ns / self.width_ns) as usize + 1,
+            None => 0,
+        }
     }
 
     /// The width of every bucket now.
@@ -225,26 +242,35 @@ impl Timeline {
 
     /// Time covered: from the first message to the end of the last bucket that holds one.
     pub(crate) fn span(&self) -> Duration {
-        Duration::from_nanos(self.width_ns.saturating_mul(self.used as u64))
+        Duration::from_nanos(self.width_ns.saturating_mul(self.used() as u64))
+    }
+
+    /// Time from the first message to the last.
+    pub(crate) fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.last_ns)
     }
 
     /// Messages recorded.
-    pub(crate) fn total(&self) -> u64 {
-        self.buckets[..self.used].iter().map(|b| b.total).sum()
+    #[cfg(test)]
+    fn total(&self) -> u64 {
+        self.buckets[..self.used()]
+            .iter()
+            .map(LatencyClasses::total)
+            .sum()
     }
 
     /// The buckets that hold messages, oldest first.
     pub(crate) fn summaries(&self) -> impl Iterator<Item = BucketSummary> + '_ {
-        self.buckets[..self.used]
+        self.buckets[..self.used()]
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.total > 0)
+            .filter(|(_, b)| b.total() > 0)
             .map(|(i, b)| BucketSummary {
                 start: Duration::from_nanos(self.width_ns.saturating_mul(i as u64)),
-                count: b.total,
+                count: b.total(),
                 p50: b.quantile(0.50).unwrap_or(0.0),
                 p99: b.quantile(0.99).unwrap_or(0.0),
-                max: b.max,
+                max: b.max(),
             })
     }
 
@@ -261,16 +287,24 @@ mod tests {
 
     #[test]
     fn classes_tile_the_latency_range() {
-        assert_eq!(CLASSES, 100);
+        assert_eq!(CLASSES, 191);
         let mut next = 0;
         for c in 0..CLASSES {
             let (low, high) = class_range(c);
-            assert_eq!(low, next, "class {c} starts where {} ends", c.wrapping_sub(1));
+            assert_eq!(
+                low,
+                next,
+                "class {c} starts where {} ends",
+                c.wrapping_sub(1)
+            );
             assert!(high > low);
             assert_eq!(class_of(low), c);
             assert_eq!(class_of(high - 1), c);
             // The width bound behind CLASS_ERROR.
-            assert!(low < SUB || (high - low) * SUB <= low, "class {c}: {low}..{high}");
+            assert!(
+                low < SUB || (high - low) * SUB <= low,
+                "class {c}: {low}..{high}"
+            );
             next = high;
         }
         assert!(next > LATENCY_HIGH_US);
@@ -297,6 +331,7 @@ mod tests {
             );
         }
         assert_eq!(classes.quantile(1.0), Some(*values.last().unwrap() as f64));
+        assert_eq!(classes.quantile(0.0), Some(values[0] as f64));
         assert_eq!(classes.max(), *values.last().unwrap());
         assert_eq!(classes.total(), 5_000);
         assert_eq!(LatencyClasses::default().quantile(0.5), None);
@@ -323,15 +358,17 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(1);
         let mut at = Duration::ZERO;
         for _ in 0..2_000 {
-            at += Duration::from_micros(rng.u64(0..2_000));
             let latency = rng.u64(0..100_000);
             t.record(t0 + at, latency);
             sent.push((at, latency));
+            at += Duration::from_micros(rng.u64(0..2_000));
         }
         // 2000 × ~1 ms ≈ 2 s in 8 buckets: 10 ms doubled 5 times is 320 ms × 8 = 2.56 s.
         assert_eq!(t.width(), Duration::from_millis(320));
         assert_eq!(t.total(), 2_000);
-        assert!(t.span() > at && t.span() - at <= t.width());
+        let last = sent.last().unwrap().0;
+        assert_eq!(t.elapsed(), last);
+        assert!(t.span() > last && t.span() - last <= t.width());
         let w = t.width();
         for i in 0..8 {
             let in_bucket: Vec<u64> = sent
@@ -372,9 +409,9 @@ mod tests {
     #[test]
     fn the_default_timeline_is_small() {
         let t = Timeline::default();
-        assert_eq!(t.buckets.len(), 512);
+        assert_eq!(t.buckets.len(), 256);
         let bytes = t.buckets.len() * std::mem::size_of::<LatencyClasses>();
-        assert!(bytes <= 420 * 1024, "{bytes} bytes");
+        assert_eq!(bytes, 388 * 1024);
         assert_eq!(t.total(), 0);
         assert_eq!(t.span(), Duration::ZERO);
     }

@@ -136,6 +136,7 @@ fn run(setup: Setup) -> Outcome {
             psk: setup.psk.clone(),
             ping: false,
             warmup: Duration::ZERO,
+            reconnect_timeout: Duration::ZERO,
         })
         .collect();
     let client = Bounded::spawn("client", Shutdown::new(), move |shutdown| {
