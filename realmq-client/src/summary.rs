@@ -70,6 +70,9 @@ pub struct ThreadResult {
     pub datagrams_sent: u64,
     /// Datagrams dropped on purpose by `--simulate-loss`.
     pub simulated_drops: u64,
+    /// Socket errors after the session opened (ICMP unreachable, a firewall's refusal):
+    /// counted, never fatal.
+    pub socket_errors: u64,
     /// When the first message was sent.
     pub first_send: Option<Instant>,
     /// When measurement began: the first send, or the end of `--warmup`.
@@ -100,6 +103,7 @@ impl Default for ThreadResult {
             resent_after_reconnect: 0,
             datagrams_sent: 0,
             simulated_drops: 0,
+            socket_errors: 0,
             first_send: None,
             measure_from: None,
             warmup_sent: 0,
@@ -174,6 +178,9 @@ pub struct ClientSummary {
     pub datagrams_sent: Option<u64>,
     /// Datagrams dropped on purpose by `--simulate-loss` (`null` for TCP).
     pub simulated_drops: Option<u64>,
+    /// Receive errors the sockets reported (ICMP unreachable, administratively prohibited),
+    /// counted and logged once, never fatal (`null` for TCP).
+    pub socket_errors: Option<u64>,
     /// Progress per `--interval`, as iperf3's interval lines (empty with `--interval 0`).
     pub intervals: Vec<crate::IntervalReport>,
 }
@@ -249,6 +256,7 @@ impl ClientSummary {
             rtt_us: (run.qos || !rtt.is_empty()).then(|| LatencySummary::from_histogram(&rtt)),
             datagrams_sent: udp.then(|| sum(|r| r.datagrams_sent)),
             simulated_drops: udp.then(|| sum(|r| r.simulated_drops)),
+            socket_errors: udp.then(|| sum(|r| r.socket_errors)),
             intervals: Vec::new(),
         }
     }

@@ -186,6 +186,7 @@ pub(crate) fn send_session(
     r.undeliverable = earlier.undeliverable + stats.undeliverable;
     r.datagrams_sent = worker.outbox.stats().datagrams_sent;
     r.simulated_drops = worker.loss.dropped();
+    r.socket_errors = worker.socket_errors.count;
     r.acked = earlier.acked + stats.acked;
     r.reconnects = earlier.sessions;
     r.resent_after_reconnect = earlier.resent;

@@ -12,6 +12,9 @@ use crate::sessions::SessionReport;
 pub struct UdpCounters {
     /// Datagrams received from the socket (valid or not).
     pub datagrams_received: u64,
+    /// ICMP-derived receive errors (a peer's port or host unreachable, a firewall's
+    /// refusal): counted, never fatal.
+    pub receive_errors: u64,
     /// What the socket did with the datagrams written to it (flattened: `datagrams_sent`,
     /// `send_blocked`, `send_errors`).
     #[serde(flatten)]

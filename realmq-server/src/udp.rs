@@ -196,8 +196,14 @@ impl Io {
             let (len, from) = match self.socket.recv_from(&mut self.rx) {
                 Ok(received) => received,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((count, false)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted || transient(&e) => {
-                    log::debug!("recv_from: {e}");
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if transient(&e) => {
+                    self.stats.receive_errors += 1;
+                    if self.stats.receive_errors == 1 {
+                        log::warn!(
+                            "the UDP socket reported `{e}` (counted in receive_errors, not fatal)"
+                        );
+                    }
                     continue;
                 }
                 Err(e) => return Err(e).context("cannot receive from the UDP socket"),
@@ -259,9 +265,15 @@ impl Io {
 }
 
 /// Errors a UDP socket reports for one datagram or one peer, not for itself.
+/// These come from ICMP errors for earlier datagrams (port or host unreachable, a firewall's
+/// administratively prohibited) and concern one peer: counted, never fatal.
 fn transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::PermissionDenied
     )
 }
