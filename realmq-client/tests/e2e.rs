@@ -349,3 +349,28 @@ fn an_interrupted_run_says_so() {
     assert!(!intervals.is_empty(), "{json}");
     drop(server);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_crashed_client_is_evicted_and_reported() {
+    let (server, addr) = Proc::server(&["--exit-after-sessions", "1"]);
+    // A client that is still sending when it is killed: no STOP, no BYE, just silence.
+    let mut client = Proc::client(&addr, &["--duration", "30", "--rate", "2000"]);
+    client.wait_for_stderr("msgs/s");
+    let kill = std::process::Command::new("kill")
+        .args(["-KILL", &client.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    drop(client);
+    // The failure detector ends the session; --exit-after-sessions 1 then ends the server.
+    let out = server.finish();
+    assert!(out.status.success(), "{}", out.stderr);
+    let json = out.json();
+    assert_eq!(json["udp"]["sessions_dead"], 1, "{json}");
+    assert_eq!(json["sessions_open"], 0, "{json}");
+    let report = &json["sessions"][0];
+    assert_eq!(report["end"], "evicted", "{json}");
+    assert!(report["received"].as_u64().unwrap() > 0, "{json}");
+    assert!(report["client_sent"].is_null(), "a crashed client said nothing: {json}");
+}
