@@ -374,3 +374,39 @@ fn a_crashed_client_is_evicted_and_reported() {
     assert!(report["received"].as_u64().unwrap() > 0, "{json}");
     assert!(report["client_sent"].is_null(), "a crashed client said nothing: {json}");
 }
+
+/// Every key of `value`, nested ones included.
+fn keys(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                out.push(k.clone());
+                keys(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| keys(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_json_key_is_documented_in_usage_md() {
+    let usage = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/USAGE.md"),
+    )
+    .unwrap();
+    let (client, server) = serve_and_send(
+        &["--exit-after-sessions", "1"],
+        &["--messages", "2000", "--interval", "0.001"],
+    );
+    let mut all = Vec::new();
+    keys(&client, &mut all);
+    keys(&server, &mut all);
+    all.sort();
+    all.dedup();
+    let missing: Vec<&String> = all
+        .iter()
+        .filter(|k| !usage.contains(&format!("\"{k}\"")))
+        .collect();
+    assert!(missing.is_empty(), "docs/USAGE.md does not document {missing:?}");
+}
