@@ -21,7 +21,11 @@ pub const MAX_SIZE: usize = 1 << 20;
 /// not be reached or became unreachable, 2 for usage errors. Logs progress to stderr every
 /// second (level set by RUST_LOG, default info).
 #[derive(Debug, Parser)]
-#[command(name = "realmq-client", version)]
+#[command(
+    name = "realmq-client",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
     /// Server address, HOST:PORT (an IP or a name such as localhost).
     #[arg(long, default_value = "127.0.0.1:5555", value_name = "ADDR",
@@ -75,6 +79,11 @@ pub struct Args {
     #[arg(long, conflicts_with = "no_qos")]
     pub ping: bool,
 
+    /// Open the session(s) and send no message for --duration seconds: only heartbeats flow
+    /// (with --record-arrivals, this records a heartbeat trace; see docs/THRESHOLD.md).
+    #[arg(long, requires = "duration", conflicts_with_all = ["ping", "rate"])]
+    pub idle: bool,
+
     /// When the server goes away mid-run (a crash, a restart: its failure detector says so),
     /// keep every unacknowledged message and try to open a new session for up to SECS
     /// seconds, with backoff, then send them again there. 0 gives up at once. UDP only.
@@ -95,6 +104,19 @@ pub struct Args {
     /// Flags both binaries take.
     #[command(flatten)]
     pub common: CommonArgs,
+
+    /// A tool instead of a run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The client's subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Replay recorded arrival traces (--record-arrivals) through the failure detector: per
+    /// threshold φ, the mistakes (suspicions of a live peer) and the detection time. See
+    /// docs/THRESHOLD.md.
+    PhiSweep(crate::phi_sweep::SweepArgs),
 }
 
 /// `0` (off: zero) or a positive number of seconds.
@@ -145,6 +167,10 @@ impl Args {
 
     /// Messages per second for each thread (0: unlimited).
     pub fn rate_per_thread(&self) -> f64 {
+        if let (true, Some(d)) = (self.idle, self.duration) {
+            // Half a token over the whole run: the first message would be due after it.
+            return 0.5 / d.as_secs_f64();
+        }
         self.rate as f64 / f64::from(self.threads)
     }
 
@@ -167,6 +193,7 @@ impl Args {
                 ping: self.ping,
                 warmup: self.warmup,
                 reconnect_timeout: self.reconnect_timeout,
+                liveness: self.common.liveness_options(),
             })
             .collect()
     }

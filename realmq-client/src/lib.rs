@@ -9,6 +9,7 @@
 
 pub mod cli;
 mod pacing;
+pub mod phi_sweep;
 mod summary;
 mod tcp;
 mod udp;
@@ -59,6 +60,9 @@ pub struct WorkerConfig {
     /// How long to keep trying to open a new session when the server goes away mid-run
     /// (UDP; zero: never reconnect).
     pub reconnect_timeout: Duration,
+    /// The client's heartbeat interval, failure detector settings and `--record-arrivals`
+    /// (UDP).
+    pub liveness: realmq_common::io::LivenessOptions,
 }
 
 /// `len` random printable characters, made once per thread and sent in every message.

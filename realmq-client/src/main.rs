@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use realmq_client::cli::Args;
+use realmq_client::cli::{Args, Command};
 use realmq_client::verdict::judge;
 use realmq_client::{run_workers_reporting, ClientSummary, Progress, WorkerConfig};
 use realmq_common::io::{print_report, Shutdown};
@@ -17,6 +17,9 @@ fn main() -> ExitCode {
     // Usage errors: clap prints them and exits with status 2.
     let args = Args::parse_checked();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Some(Command::PhiSweep(sweep)) = &args.command {
+        return realmq_client::phi_sweep::run_to_exit(sweep);
+    }
     let summary =
         send(&args).unwrap_or_else(|e| ClientSummary::failed(args.run_info(), format!("{e:#}")));
     if let Err(e) = print_report(&mut std::io::stdout().lock(), &summary, args.common.json) {

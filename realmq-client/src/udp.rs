@@ -19,7 +19,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use realmq_common::config::SenderConfig;
 use realmq_common::endpoint::{Client, ClientConfig, ClientEvent, ClientState, SendError};
 use realmq_common::io::entropy::random_u64;
-use realmq_common::io::{socket, unix_now_us, DropSim, Outbox, Shutdown};
+use realmq_common::io::{socket, unix_now_us, ArrivalRecorder, DropSim, Outbox, Shutdown};
 use realmq_common::payload_stamp::write_stamp;
 use realmq_common::stats::merge_latency;
 use realmq_proto::MAX_DATAGRAM_SIZE;
@@ -36,6 +36,9 @@ const RECV_BUDGET: usize = 256;
 const SEND_BATCH: u64 = 256;
 /// Datagrams written per pass.
 const SEND_BUDGET: usize = 512;
+/// Most datagrams in one segmented send: 44 full 1472-byte datagrams stay under UDP's
+/// 64 KiB limit on one send.
+const MAX_SEGMENTS: usize = 44;
 
 /// The session configuration for a worker.
 pub(crate) fn client_config(config: &WorkerConfig) -> ClientConfig {
@@ -45,6 +48,7 @@ pub(crate) fn client_config(config: &WorkerConfig) -> ClientConfig {
             ..SenderConfig::default()
         },
         handshake_timeout: config.connect_timeout,
+        liveness: config.liveness.tuning.clone(),
         ..ClientConfig::default()
     }
 }
@@ -61,7 +65,10 @@ struct Worker<'a> {
     poll: Poll,
     client: Client,
     loss: DropSim,
+    /// Room for one segmented send: [`MAX_SEGMENTS`] datagrams of `datagram_size`.
     tx: Vec<u8>,
+    /// The session's datagram size: every full DATA datagram has exactly this length.
+    datagram_size: usize,
     rx: Vec<u8>,
     outbox: Outbox,
     /// Set when the handshake completed.
@@ -79,6 +86,8 @@ struct Worker<'a> {
     owed: u64,
     /// What the sessions that ended before the current one did.
     earlier: Earlier,
+    /// `--record-arrivals`.
+    arrivals: Option<ArrivalRecorder>,
     result: ThreadResult,
 }
 
@@ -128,6 +137,8 @@ pub(crate) fn send_session(
     shutdown.add_waker(Arc::new(waker));
     let socket = socket::connect_udp(config.server, config.socket_buffer)
         .with_context(|| format!("cannot open a UDP socket to {}", config.server))?;
+    let outbox = Outbox::new(&socket).context("cannot set up the UDP socket")?;
+    let datagram_size = client_config(config).sender.max_datagram_size;
     let now = Instant::now();
     let nonce = random_u64().context("cannot draw a nonce from the OS")?;
     let mut client = Client::new(client_config(config), now, unix_now_us(), nonce)
@@ -141,9 +152,10 @@ pub(crate) fn send_session(
         poll,
         client,
         loss: DropSim::new(config.simulate_loss, config.loss_seed),
-        tx: vec![0; MAX_DATAGRAM_SIZE],
+        tx: vec![0; MAX_SEGMENTS * datagram_size],
         rx: vec![0; MAX_DATAGRAM_SIZE],
-        outbox: Outbox::new(),
+        outbox,
+        datagram_size,
         session_id: None,
         refused_before_session: 0,
         socket_errors: SocketErrors::default(),
@@ -151,6 +163,8 @@ pub(crate) fn send_session(
         send_until: None,
         owed: 0,
         earlier: Earlier::default(),
+        arrivals: (config.liveness.record_arrivals.as_ref())
+            .map(|path| ArrivalRecorder::new(path, Instant::now())),
         result: ThreadResult::default(),
     };
     worker
@@ -175,6 +189,11 @@ pub(crate) fn send_session(
             config.server,
             config.connect_timeout
         );
+    }
+    if let Some(arrivals) = worker.arrivals.take() {
+        arrivals
+            .finish()
+            .context("--record-arrivals: the trace is incomplete")?;
     }
     merge_latency(&mut worker.result.rtt, worker.client.rtt_histogram());
     let stats = worker.client.stats();
@@ -309,7 +328,11 @@ impl Worker<'_> {
             match self.socket.recv(&mut self.rx) {
                 Ok(len) => {
                     count += 1;
-                    self.client.handle_datagram(Instant::now(), &self.rx[..len]);
+                    let now = Instant::now();
+                    self.client.handle_datagram(now, &self.rx[..len]);
+                    if let (Some(arrivals), Some(id)) = (&mut self.arrivals, self.session_id) {
+                        arrivals.record(id, now);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -333,21 +356,48 @@ impl Worker<'_> {
         Ok(count)
     }
 
-    /// Writes the parked datagram, then new ones. Returns false if the budget ran out.
+    /// Writes the parked send, then new datagrams, at most [`SEND_BUDGET`]. A run of
+    /// full-sized datagrams (the session pads a burst's DATA datagrams to the full size)
+    /// goes to the kernel in one segmented send (UDP GSO) of up to the socket's segment
+    /// limit; anything else goes alone. Returns false if the budget ran out.
     fn transmit(&mut self, now: Instant) -> anyhow::Result<bool> {
         let mut done = true;
         if self.outbox.flush(&self.socket) {
             done = false;
-            for _ in 0..SEND_BUDGET {
-                let Some(len) = self.client.poll_transmit(now, &mut self.tx) else {
-                    done = true;
-                    break;
-                };
-                if self.loss.drop_next() {
-                    continue;
+            let full = self.datagram_size;
+            let max_segments = self.outbox.max_segments().clamp(1, MAX_SEGMENTS);
+            let mut budget = SEND_BUDGET;
+            while budget > 0 {
+                // One batch: datagrams written back to back into `tx`.
+                let (mut len, mut segments, mut ended) = (0, 0, false);
+                while segments < max_segments && budget > 0 {
+                    let Some(n) = self
+                        .client
+                        .poll_transmit(now, &mut self.tx[len..len + full])
+                    else {
+                        ended = true;
+                        break;
+                    };
+                    budget -= 1;
+                    if self.loss.drop_next() {
+                        continue;
+                    }
+                    len += n;
+                    segments += 1;
+                    if n < full {
+                        break; // a shorter datagram ends the batch (or goes alone)
+                    }
                 }
-                if !self.outbox.send(&self.socket, None, &self.tx[..len]) {
-                    done = true; // blocked: WRITABLE is registered below
+                if segments > 0 {
+                    let segment = (segments > 1).then_some(full);
+                    let to = self.config.server;
+                    if !self.outbox.send(&self.socket, to, &self.tx[..len], segment) {
+                        done = true; // blocked: WRITABLE is registered below
+                        break;
+                    }
+                }
+                if ended {
+                    done = true;
                     break;
                 }
             }
@@ -416,6 +466,9 @@ impl Worker<'_> {
                 ClientEvent::Established { session_id } => {
                     log::debug!("thread {}: session {session_id} open", self.config.index);
                     self.session_id = Some(session_id);
+                    if let Some(arrivals) = &mut self.arrivals {
+                        arrivals.open(session_id);
+                    }
                     if let Some(d) = self.config.duration {
                         self.send_until.get_or_insert(now + d);
                     }
@@ -477,6 +530,7 @@ mod tests {
             ping: false,
             warmup: Duration::ZERO,
             reconnect_timeout: Duration::ZERO,
+            liveness: Default::default(),
         };
         let c = client_config(&config);
         assert!(!c.sender.reliable);

@@ -372,7 +372,10 @@ fn a_crashed_client_is_evicted_and_reported() {
     let report = &json["sessions"][0];
     assert_eq!(report["end"], "evicted", "{json}");
     assert!(report["received"].as_u64().unwrap() > 0, "{json}");
-    assert!(report["client_sent"].is_null(), "a crashed client said nothing: {json}");
+    assert!(
+        report["client_sent"].is_null(),
+        "a crashed client said nothing: {json}"
+    );
 }
 
 /// Every key of `value`, nested ones included.
@@ -408,5 +411,8 @@ fn every_json_key_is_documented_in_usage_md() {
         .iter()
         .filter(|k| !usage.contains(&format!("\"{k}\"")))
         .collect();
-    assert!(missing.is_empty(), "docs/USAGE.md does not document {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/USAGE.md does not document {missing:?}"
+    );
 }

@@ -26,6 +26,7 @@ fn worker(index: u32, server: std::net::SocketAddr, quota: u64) -> WorkerConfig 
         ping: false,
         warmup: Duration::ZERO,
         reconnect_timeout: Duration::ZERO,
+        liveness: Default::default(),
     }
 }
 

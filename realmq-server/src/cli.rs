@@ -88,6 +88,7 @@ impl Args {
             loss_seed: self.common.loss_seed,
             psk: None,
             warmup: self.warmup,
+            liveness: self.common.liveness_options(),
         }
     }
 }

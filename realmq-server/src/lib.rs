@@ -62,6 +62,9 @@ pub struct ServeOptions {
     pub psk: Option<realmq_common::security::Psk>,
     /// Latencies of the first deliveries (this long after the first) left out.
     pub warmup: std::time::Duration,
+    /// The heartbeat interval announced to clients, the failure detector's settings and
+    /// `--record-arrivals` (UDP).
+    pub liveness: realmq_common::io::LivenessOptions,
 }
 
 /// When a serving loop stops: on shutdown, or after enough sessions.
@@ -112,12 +115,23 @@ pub fn serve(
                 cookie_key: random_bytes().context("cannot draw a cookie key from the OS")?,
                 rng_seed: random_bytes().context("cannot draw a seed from the OS")?,
             };
-            let mut server = realmq_common::endpoint::Server::new(Default::default(), secrets)
+            let tuning = &options.liveness.tuning;
+            let config = realmq_common::endpoint::ServerConfig {
+                heartbeat_interval: tuning
+                    .heartbeat_interval
+                    .unwrap_or(realmq_common::io::LivenessArgs::DEFAULT_SERVER_INTERVAL),
+                liveness: tuning.clone(),
+                ..Default::default()
+            };
+            let mut server = realmq_common::endpoint::Server::new(config, secrets)
                 .context("invalid session configuration")?;
+            let arrivals = (options.liveness.record_arrivals.as_ref())
+                .map(|path| realmq_common::io::ArrivalRecorder::new(path, start));
             if let Some(psk) = &options.psk {
                 server = server.with_psk(psk.clone());
             }
-            let (counters, udp) = serve_udp(socket, poll, server, &stop, &mut recorder, loss)?;
+            let (counters, udp) =
+                serve_udp(socket, poll, server, &stop, &mut recorder, loss, arrivals)?;
             ("udp", counters, udp)
         }
         Listener::Tcp(listener) => {

@@ -18,7 +18,7 @@ use anyhow::Context;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token};
 use realmq_common::endpoint::{CloseReason, Server, ServerEvent};
-use realmq_common::io::{unix_now_us, DropSim, Outbox};
+use realmq_common::io::{unix_now_us, ArrivalRecorder, DropSim, Outbox, RecvBatch};
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
 use crate::recorder::{Counters, Recorder};
@@ -44,8 +44,11 @@ struct Io {
     outbox: Outbox,
     loss: DropSim,
     stats: UdpCounters,
-    rx: Vec<u8>,
+    /// Receive buffers for `recvmmsg` and GRO batches.
+    batch: RecvBatch,
     tx: Vec<u8>,
+    /// `--record-arrivals`.
+    arrivals: Option<ArrivalRecorder>,
 }
 
 /// Serves RealMQ sessions on `socket` until `stop` says so. Returns the final counters.
@@ -56,21 +59,24 @@ pub(crate) fn serve_udp(
     stop: &StopWhen,
     recorder: &mut Recorder,
     loss: DropSim,
+    arrivals: Option<ArrivalRecorder>,
 ) -> anyhow::Result<(Counters, UdpCounters)> {
     poll.registry()
         .register(&mut socket, SOCKET, Interest::READABLE)
         .context("cannot register the UDP socket")?;
+    let outbox = Outbox::new(&socket).context("cannot set up the UDP socket")?;
     let mut io = Io {
         socket,
         registry: poll
             .registry()
             .try_clone()
             .context("cannot clone the poll registry")?,
-        outbox: Outbox::new(),
+        outbox,
         loss,
         stats: UdpCounters::default(),
-        rx: vec![0; MAX_DATAGRAM_SIZE],
+        batch: RecvBatch::default(),
         tx: vec![0; MAX_DATAGRAM_SIZE],
+        arrivals,
     };
     let mut counters = Counters::default();
     let mut events = Events::with_capacity(64);
@@ -121,6 +127,9 @@ pub(crate) fn serve_udp(
             server.handle_timeout(now);
         }
         while let Some(event) = server.poll_event() {
+            if let Some(arrivals) = &mut io.arrivals {
+                arrivals.on_server_event(&event);
+            }
             on_event(event, &mut counters, recorder);
         }
         let send_more = io.transmit(&mut server, now)?;
@@ -129,6 +138,12 @@ pub(crate) fn serve_udp(
         recorder.handle_timeout(now, &counters);
     }
     io.drain_outbox(&mut poll);
+    if let Some(arrivals) = io.arrivals.take() {
+        match arrivals.finish() {
+            Ok(sessions) => log::info!("recorded the arrivals of {sessions} session(s)"),
+            Err(e) => log::error!("{e}"),
+        }
+    }
     update(&mut counters, &server);
     let stats = server.stats();
     io.stats.unknown_session = stats.unknown_session;
@@ -192,14 +207,38 @@ impl Io {
         recorder: &mut Recorder,
     ) -> anyhow::Result<(usize, bool)> {
         let mut count = 0;
-        for _ in 0..RECV_BUDGET {
-            let (len, from) = match self.socket.recv_from(&mut self.rx) {
-                Ok(received) => received,
+        while count < RECV_BUDGET {
+            // One reading of the clocks per system call: `recvmmsg` returns what already
+            // waited, and GRO batches arrived together.
+            let now = Instant::now();
+            let now_unix = unix_now_us();
+            let Io {
+                socket,
+                outbox,
+                batch,
+                arrivals,
+                stats,
+                ..
+            } = self;
+            let result = batch.recv(outbox.state(), socket, |from, bytes| {
+                server.handle_datagram(now, from, bytes, |d| {
+                    recorder.check_payload(d.session_id, d.id, d.payload);
+                    recorder.on_message(now, now_unix, d.session_id, d.id, d.sent_unix_us);
+                });
+                if let Some(arrivals) = arrivals {
+                    arrivals.record_datagram(bytes, now);
+                }
+            });
+            match result {
+                Ok(n) => {
+                    count += n;
+                    stats.datagrams_received += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((count, false)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if transient(&e) => {
-                    self.stats.receive_errors += 1;
-                    if self.stats.receive_errors == 1 {
+                    stats.receive_errors += 1;
+                    if stats.receive_errors == 1 {
                         log::warn!(
                             "the UDP socket reported `{e}` (counted in receive_errors, not fatal)"
                         );
@@ -207,15 +246,7 @@ impl Io {
                     continue;
                 }
                 Err(e) => return Err(e).context("cannot receive from the UDP socket"),
-            };
-            count += 1;
-            self.stats.datagrams_received += 1;
-            let now = Instant::now();
-            let now_unix = unix_now_us();
-            server.handle_datagram(now, from, &self.rx[..len], |d| {
-                recorder.check_payload(d.session_id, d.id, d.payload);
-                recorder.on_message(now, now_unix, d.session_id, d.id, d.sent_unix_us);
-            });
+            }
         }
         Ok((count, true))
     }
@@ -236,7 +267,7 @@ impl Io {
                 }
                 if !self
                     .outbox
-                    .send(&self.socket, Some(t.destination), &self.tx[..t.len])
+                    .send(&self.socket, t.destination, &self.tx[..t.len], None)
                 {
                     budget_left = true; // blocked: wait for WRITABLE
                     break;

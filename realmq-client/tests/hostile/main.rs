@@ -137,6 +137,7 @@ fn run(setup: Setup) -> Outcome {
             ping: false,
             warmup: Duration::ZERO,
             reconnect_timeout: Duration::ZERO,
+            liveness: Default::default(),
         })
         .collect();
     let client = Bounded::spawn("client", Shutdown::new(), move |shutdown| {

@@ -10,7 +10,7 @@ use realmq_proto::{
 use serde::{Deserialize, Serialize};
 
 use super::auth::{is_sealed, without_trailer, writable_len, SessionAuth};
-use crate::config::{LivenessConfig, SenderConfig, SenderConfigError};
+use crate::config::{LivenessTuning, SenderConfig, SenderConfigError};
 use crate::security::{Psk, SessionKeys, TRAILER_LEN};
 use crate::sender::{EnqueueError, Sender, SenderEvent};
 use crate::timer::{earliest, TimerKind, TimerTable};
@@ -27,6 +27,9 @@ pub struct ClientConfig {
     pub handshake_timeout: Duration,
     /// How long to repeat STOP while waiting for the server's BYE.
     pub stop_timeout: Duration,
+    /// The client's own heartbeat interval and failure detector settings; what is not given
+    /// follows the interval announced in the WELCOME ([`LivenessTuning::resolve`]).
+    pub liveness: LivenessTuning,
 }
 
 impl Default for ClientConfig {
@@ -36,6 +39,7 @@ impl Default for ClientConfig {
             handshake_retry: Duration::from_millis(200),
             handshake_timeout: Duration::from_secs(5),
             stop_timeout: Duration::from_secs(5),
+            liveness: LivenessTuning::default(),
         }
     }
 }
@@ -127,6 +131,10 @@ pub struct ClientStats {
     /// ACKs that named IDs never sent (that part ignored).
     pub acks_unsent: u64,
 }
+
+/// A DATA datagram with less room left than this is padded to the full size (see
+/// [`Client::poll_transmit`]).
+const PAD_SLACK: usize = 64;
 
 /// The client's own timers, for the handshake and the STOP exchange (the sender has its own
 /// once the session is established).
@@ -345,12 +353,16 @@ impl Client {
         }
         let Some(psk) = &self.psk else {
             if is_sealed(bytes) {
-                warn_key_mismatch("the server authenticates its sessions: give this client the same --psk-file");
+                warn_key_mismatch(
+                    "the server authenticates its sessions: give this client the same --psk-file",
+                );
             }
             return false;
         };
         if !is_sealed(bytes) {
-            warn_key_mismatch("the server does not authenticate its sessions: it was started without --psk-file");
+            warn_key_mismatch(
+                "the server does not authenticate its sessions: it was started without --psk-file",
+            );
             return false;
         }
         let Some(Ok(datagram)) = without_trailer(bytes).map(Datagram::parse) else {
@@ -396,9 +408,10 @@ impl Client {
             base.max_datagram_size = writable_len(base.max_datagram_size, true);
         }
         let mut config = base.clone();
-        let interval = Duration::from_micros(welcome.heartbeat_interval_us);
+        let interval = (self.config.liveness)
+            .client_interval(Duration::from_micros(welcome.heartbeat_interval_us));
         config.heartbeat_interval = interval;
-        config.liveness = LivenessConfig::for_heartbeat_interval(interval);
+        config.liveness = self.config.liveness.resolve(interval);
         let sender = Sender::new(config, self.epoch).or_else(|_| Sender::new(base, self.epoch));
         let Ok(mut sender) = sender else {
             return false;
@@ -445,6 +458,8 @@ impl Client {
     }
 
     /// Writes the next datagram to send into `buf`; `None` when there is nothing to send.
+    /// Datagrams of a burst carrying DATA come out at the full configured size (the few
+    /// bytes left over are PADDING), so the caller can batch them with UDP GSO.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let max = self.config.sender.max_datagram_size;
         let len = match self.state {
@@ -483,6 +498,12 @@ impl Client {
                 // ACK-frequency extension, draft-ietf-quic-ack-frequency, IMMEDIATE_ACK).
                 if data > 0 && !sender.has_pending_data() {
                     w.add_flags(Flags::ACK_NOW);
+                }
+                // A nearly full DATA datagram is padded to the full size, so that a burst is
+                // a run of equal-sized datagrams the binary can hand to the kernel in one
+                // segmented send (UDP GSO). At most PAD_SLACK bytes of PADDING.
+                if data > 0 && w.remaining() < PAD_SLACK {
+                    w.pad_to(usize::MAX);
                 }
                 let stop = stop_due && w.stop(Stop { sent }).is_ok();
                 if w.is_empty() && sender.heartbeat_due(now) {
@@ -648,7 +669,10 @@ mod tests {
         let mut client = Client::new(ClientConfig::default(), t0, 1 << 62, 1).unwrap();
         let mut buf = [0u8; 1500];
         client.handle_timeout(t0);
-        assert!(client.poll_transmit(t0, &mut buf).is_some(), "a HELLO is sent");
+        assert!(
+            client.poll_transmit(t0, &mut buf).is_some(),
+            "a HELLO is sent"
+        );
         assert!(client.poll_timeout().is_some_and(|t| t > t0));
     }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{is_sealed, writable_len, SessionAuth};
 use super::earliest;
-use crate::config::{LivenessConfig, ReceiverConfig, ReceiverConfigError};
+use crate::config::{LivenessTuning, ReceiverConfig, ReceiverConfigError};
 use crate::receiver::Receiver;
 use crate::security::{Cookie, CookieKey, Psk, SessionKeys};
 
@@ -28,6 +28,9 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// How often clients are told to send a HEARTBEAT when idle (in WELCOME).
     pub heartbeat_interval: Duration,
+    /// The failure detector's settings; what is not given follows `heartbeat_interval`
+    /// ([`LivenessTuning::resolve`]), and replaces `receiver.liveness`.
+    pub liveness: LivenessTuning,
     /// How long a session that ended with BYE is remembered, to answer a repeated STOP.
     pub closed_linger: Duration,
     /// How often silent sessions are checked for eviction.
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
             receiver: ReceiverConfig::default(),
             max_sessions: 4096,
             heartbeat_interval: crate::config::SenderConfig::DEFAULT_HEARTBEAT_INTERVAL,
+            liveness: LivenessTuning::default(),
             closed_linger: Duration::from_secs(5),
             sweep_interval: Duration::from_millis(50),
             cookie_lifetime: Duration::from_secs(10),
@@ -270,8 +274,7 @@ impl Server {
         mut config: ServerConfig,
         secrets: ServerSecrets,
     ) -> Result<Self, ReceiverConfigError> {
-        config.receiver.liveness =
-            LivenessConfig::for_heartbeat_interval(config.heartbeat_interval);
+        config.receiver.liveness = config.liveness.resolve(config.heartbeat_interval);
         config.receiver.validate()?;
         Ok(Self {
             config,

@@ -58,9 +58,106 @@ pub struct CommonArgs {
     /// 32`; or raw bytes). Both ends must use the same key. UDP only. See docs/SECURITY.md.
     #[arg(long, value_name = "PATH")]
     pub psk_file: Option<std::path::PathBuf>,
+
+    /// The heartbeat interval and the failure detector's settings.
+    #[command(flatten)]
+    pub liveness: LivenessArgs,
+
+    /// Write the arrival time of every datagram the peer sends in a session (what the
+    /// failure detector sees) to `FILE.<session id>`, one file per session: one integer per
+    /// line, microseconds since the process started recording (monotonic clock). Replay it
+    /// with `realmq-client phi-sweep --trace`. UDP only; at most 256 sessions are recorded.
+    #[arg(long, value_name = "FILE")]
+    pub record_arrivals: Option<std::path::PathBuf>,
+}
+
+/// The heartbeat interval and the φ accrual failure detector's settings (see
+/// `docs/THRESHOLD.md`). Every detector setting left out takes the value recommended for the
+/// heartbeat interval ([`crate::config::RECOMMENDED_LIVENESS`]).
+#[derive(Debug, Clone, Default, Args)]
+pub struct LivenessArgs {
+    /// How often an idle peer sends a HEARTBEAT (`250us`, `10ms`, `1s`; a bare number is
+    /// milliseconds). Server: announced to clients in the WELCOME [default: 100ms]. Client:
+    /// heartbeat at most this long apart, or as the server asks if that is more often
+    /// [default: as the server asks].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub heartbeat_interval: Option<Duration>,
+
+    /// φ at or above which the peer is suspected [default: recommended for the heartbeat
+    /// interval: 6 at 100ms].
+    #[arg(long, value_name = "PHI", value_parser = parse_phi)]
+    pub phi_threshold: Option<f64>,
+
+    /// Floor of the standard deviation of the inter-arrival times that φ assumes [default:
+    /// recommended for the heartbeat interval: 50ms at 100ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub min_std_deviation: Option<Duration>,
+
+    /// Inter-arrival intervals the detector keeps (1-65536) [default: 200].
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=crate::phi::MAX_SAMPLE_SIZE as i64))]
+    pub phi_window: Option<u32>,
+
+    /// Silence tolerated on top of the mean interval before φ starts to grow [default: 0].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_or_zero)]
+    pub acceptable_pause: Option<Duration>,
+
+    /// Arrivals closer than this to the last sampled one restart the silence but add no
+    /// interval to the detector's window (0 samples every arrival) [default: half the
+    /// heartbeat interval].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_or_zero)]
+    pub sample_gap: Option<Duration>,
+
+    /// How long the peer stays suspected before it is declared dead and its session ends
+    /// [default: 5 heartbeat intervals].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_or_zero)]
+    pub grace_period: Option<Duration>,
+}
+
+impl LivenessArgs {
+    /// The default heartbeat interval a server announces.
+    pub const DEFAULT_SERVER_INTERVAL: Duration =
+        crate::config::SenderConfig::DEFAULT_HEARTBEAT_INTERVAL;
+
+    /// The settings as a [`LivenessTuning`](crate::config::LivenessTuning): what was not
+    /// given stays `None`.
+    pub fn tuning(&self) -> crate::config::LivenessTuning {
+        crate::config::LivenessTuning {
+            heartbeat_interval: self.heartbeat_interval,
+            phi_threshold: self.phi_threshold,
+            min_std_deviation: self.min_std_deviation,
+            max_sample_size: self.phi_window.map(|n| n as usize),
+            acceptable_heartbeat_pause: self.acceptable_pause,
+            grace_period: self.grace_period,
+            min_sample_gap: self.sample_gap,
+        }
+    }
+
+    /// The heartbeat interval a server announces: `--heartbeat-interval` or 100 ms.
+    pub fn server_interval(&self) -> Duration {
+        self.heartbeat_interval
+            .unwrap_or(Self::DEFAULT_SERVER_INTERVAL)
+    }
+}
+
+/// What the session layer of either binary needs from the liveness flags.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LivenessOptions {
+    /// The detector settings given on the command line.
+    pub tuning: crate::config::LivenessTuning,
+    /// `--record-arrivals`: the path the per-session files are named after.
+    pub record_arrivals: Option<std::path::PathBuf>,
 }
 
 impl CommonArgs {
+    /// The liveness flags, for the session layer.
+    pub fn liveness_options(&self) -> LivenessOptions {
+        LivenessOptions {
+            tuning: self.liveness.tuning(),
+            record_arrivals: self.record_arrivals.clone(),
+        }
+    }
+
     /// The pre-shared key of `--psk-file`, if given.
     pub fn psk(&self) -> Result<Option<crate::security::Psk>, PskFileError> {
         let Some(path) = &self.psk_file else {
@@ -181,6 +278,51 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("{s} bytes is too large"))
 }
 
+/// A duration: a number with a unit, `us`, `ms` or `s` (`250us`, `10ms`, `1.5s`), or a bare
+/// number of milliseconds; positive, at most a day, at least a microsecond.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration_or_zero(s)? {
+        d if d.is_zero() => Err(format!("{s}: give a duration greater than zero")),
+        d => Ok(d),
+    }
+}
+
+/// Like [`parse_duration`], zero allowed.
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (number, scale) = if let Some(n) = t.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (t, 1e-3)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 250us, 10ms, 1.5s)"))?;
+    let secs = value * scale;
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("{s} is out of range: give 0 to 1 day"));
+    }
+    let d = Duration::from_secs_f64(secs);
+    if !d.is_zero() && d < Duration::from_micros(1) {
+        return Err(format!("{s} is below a microsecond"));
+    }
+    Ok(d)
+}
+
+/// A φ threshold: a number in (0, 10⁶].
+pub fn parse_phi(s: &str) -> Result<f64, String> {
+    let phi: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if !(phi > 0.0 && phi <= crate::phi::PHI_MAX) {
+        return Err(format!("{s} is out of range: give 0 < PHI <= 1000000"));
+    }
+    Ok(phi)
+}
+
 /// A percentage from 0 to 100.
 pub fn parse_percent(s: &str) -> Result<f64, String> {
     let pct: f64 = s
@@ -223,6 +365,60 @@ mod tests {
         assert_eq!(parse_bytes("4Mi"), Ok(4 << 20));
         assert_eq!(parse_bytes("0"), Ok(0));
         assert!(parse_bytes("-1").is_err());
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_millis(5)));
+        assert!(parse_duration("0").is_err());
+        assert_eq!(parse_duration_or_zero("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("-1ms").is_err());
+        assert!(parse_duration("2d").is_err());
+        assert!(parse_duration("0.1us").is_err());
+        assert!(parse_duration("NaN").is_err());
+        assert_eq!(parse_phi("8"), Ok(8.0));
+        assert!(parse_phi("0").is_err());
+        assert!(parse_phi("NaN").is_err());
+    }
+
+    #[test]
+    fn liveness_flags_left_out_stay_unset() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            common: CommonArgs,
+        }
+        let none = Cli::try_parse_from(["x"]).unwrap().common;
+        assert_eq!(none.liveness_options(), LivenessOptions::default());
+        assert_eq!(none.liveness.server_interval(), Duration::from_millis(100));
+        let some = Cli::try_parse_from([
+            "x",
+            "--heartbeat-interval",
+            "10ms",
+            "--phi-threshold",
+            "3",
+            "--phi-window",
+            "50",
+            "--sample-gap",
+            "0",
+            "--record-arrivals",
+            "/tmp/a",
+        ])
+        .unwrap()
+        .common;
+        let options = some.liveness_options();
+        let t = &options.tuning;
+        assert_eq!(t.heartbeat_interval, Some(Duration::from_millis(10)));
+        assert_eq!(t.phi_threshold, Some(3.0));
+        assert_eq!(t.max_sample_size, Some(50));
+        assert_eq!(t.min_sample_gap, Some(Duration::ZERO));
+        assert_eq!(t.min_std_deviation, None);
+        assert_eq!(options.record_arrivals, Some("/tmp/a".into()));
+        assert!(Cli::try_parse_from(["x", "--phi-window", "0"]).is_err());
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub struct PhiConfig {
     /// Expected interval before any has been measured: the window is seeded with it on the
     /// first heartbeat. Default 1 s.
     pub first_heartbeat_estimate: Duration,
+    /// Sampling: an arrival less than this after the last *sampled* one proves the peer alive
+    /// (φ restarts from it) but adds no interval to the window. Zero (the default) samples
+    /// every arrival; RealMQ uses half the heartbeat interval, so that a burst of traffic
+    /// cannot fill the window with microsecond intervals (see `docs/THRESHOLD.md`).
+    pub min_sample_gap: Duration,
 }
 
 impl Default for PhiConfig {
@@ -73,6 +78,7 @@ impl Default for PhiConfig {
             min_std_deviation: Duration::from_millis(100),
             acceptable_heartbeat_pause: Duration::ZERO,
             first_heartbeat_estimate: Duration::from_secs(1),
+            min_sample_gap: Duration::ZERO,
         }
     }
 }
@@ -145,6 +151,35 @@ pub fn phi_for(elapsed_ms: f64, mean_ms: f64, std_ms: f64) -> f64 {
     let z = y * (1.5976 + 0.070566 * y * y);
     let softplus = z.max(0.0) + (-z.abs()).exp().ln_1p();
     (softplus / std::f64::consts::LN_10).clamp(0.0, PHI_MAX)
+}
+
+/// The silence, in milliseconds, at which [`phi_for`] reaches `threshold`: the inverse of
+/// `phi_for` in `elapsed_ms`, so `phi_for(silence_for_phi(t, m, s), m, s) ≈ t`.
+///
+/// From `φ = log10(1 + e^z)`: `z = ln(10^φ - 1)`, computed as `φ·ln 10 + ln(1 - 10^-φ)` so
+/// that large thresholds do not overflow; then the one real root of the cubic
+/// `0.070566·y³ + 1.5976·y = z` (Cardano, since both coefficients are positive), polished by
+/// two Newton steps; and `elapsed = mean + y·std`. Inputs are clamped as in `phi_for`; the
+/// result is at least 0 (a threshold below φ(0) is reached at once) and NaN-free: a NaN or
+/// non-positive threshold gives 0.
+pub fn silence_for_phi(threshold: f64, mean_ms: f64, std_ms: f64) -> f64 {
+    if !(threshold > 0.0) || mean_ms.is_nan() || std_ms.is_nan() {
+        return 0.0;
+    }
+    let threshold = threshold.min(PHI_MAX);
+    let mean = mean_ms.clamp(0.0, MS_LIMIT);
+    let std = std_ms.clamp(STD_FLOOR_MS, MS_LIMIT);
+    let ln10 = std::f64::consts::LN_10;
+    let z = threshold * ln10 + (-(-threshold * ln10).exp()).ln_1p();
+    let (a, b) = (0.070566, 1.5976);
+    // y³ + p·y + q = 0 with p = b/a > 0, q = -z/a.
+    let (p, q) = (b / a, -z / a);
+    let root = (q * q / 4.0 + p * p * p / 27.0).sqrt();
+    let mut y = (-q / 2.0 + root).cbrt() + (-q / 2.0 - root).cbrt();
+    for _ in 0..2 {
+        y -= (a * y * y * y + b * y - z) / (3.0 * a * y * y + b);
+    }
+    (mean + y * std).clamp(0.0, MS_LIMIT)
 }
 
 /// Sliding window of inter-arrival intervals with running sums, so a heartbeat costs O(1).
@@ -234,6 +269,9 @@ impl IntervalWindow {
 pub struct PhiAccrualDetector {
     config: PhiConfig,
     window: IntervalWindow,
+    /// The last sampled arrival: where the next interval starts.
+    last_sample: Option<Instant>,
+    /// The latest arrival, sampled or not: where the silence starts.
     last_heartbeat: Option<Instant>,
 }
 
@@ -254,6 +292,7 @@ impl PhiAccrualDetector {
         Self {
             window: IntervalWindow::with_capacity(config.max_sample_size),
             config,
+            last_sample: None,
             last_heartbeat: None,
         }
     }
@@ -272,26 +311,35 @@ impl PhiAccrualDetector {
     /// Records a heartbeat that arrived at `now`.
     ///
     /// The first heartbeat seeds the window (see the type's docs); later ones add the interval
-    /// since the previous heartbeat, capped at about 12.7 days. A `now` equal to the previous
-    /// arrival records a zero interval; a `now` earlier than it is ignored entirely (it is not
-    /// recorded and does not move [`last_heartbeat`](Self::last_heartbeat)).
+    /// since the previous *sampled* heartbeat, capped at about 12.7 days, unless it is shorter
+    /// than [`PhiConfig::min_sample_gap`] (then the arrival only restarts the silence). A
+    /// `now` equal to the previous arrival records a zero interval (with a zero gap); a `now`
+    /// earlier than it is ignored entirely (it is not recorded and does not move
+    /// [`last_heartbeat`](Self::last_heartbeat)).
     pub fn heartbeat(&mut self, now: Instant) {
-        match self.last_heartbeat {
-            None => {
+        match (self.last_sample, self.last_heartbeat) {
+            (None, _) | (_, None) => {
                 let mean =
                     duration_micros(self.config.first_heartbeat_estimate).min(MAX_INTERVAL_MICROS);
                 let std = mean / 4;
                 self.window.push(mean - std);
                 self.window.push(mean + std);
+                self.last_sample = Some(now);
             }
-            Some(last) if now < last => {
+            (Some(_), Some(last)) if now < last => {
                 log::debug!(
                     "phi: ignoring heartbeat {:?} before the last one",
                     last - now
                 );
                 return;
             }
-            Some(last) => self.window.push(duration_micros(now - last)),
+            (Some(sample), Some(_)) => {
+                let interval = now - sample;
+                if interval >= self.config.min_sample_gap {
+                    self.window.push(duration_micros(interval));
+                    self.last_sample = Some(now);
+                }
+            }
         }
         self.last_heartbeat = Some(now);
     }
@@ -306,11 +354,35 @@ impl PhiAccrualDetector {
             return 0.0;
         };
         let elapsed_ms = now.saturating_duration_since(last).as_secs_f64() * 1e3;
-        let mean_ms = self.window.mean_micros() / 1e3
-            + self.config.acceptable_heartbeat_pause.as_secs_f64() * 1e3;
-        let std_ms =
-            (self.window.std_micros() / 1e3).max(self.config.min_std_deviation.as_secs_f64() * 1e3);
-        phi_for(elapsed_ms, mean_ms, std_ms)
+        phi_for(elapsed_ms, self.mean_ms(), self.std_ms())
+    }
+
+    /// The silence after the last heartbeat at which φ reaches `threshold` if nothing else
+    /// arrives ([`silence_for_phi`] with this detector's statistics); `None` before the first
+    /// heartbeat. Rounded up to the microsecond.
+    pub fn silence_until(&self, threshold: f64) -> Option<Duration> {
+        self.last_heartbeat?;
+        let ms = silence_for_phi(threshold, self.mean_ms(), self.std_ms());
+        Some(Duration::from_micros((ms * 1e3).ceil() as u64))
+    }
+
+    /// When φ reaches the configured threshold if nothing else arrives: the last heartbeat
+    /// plus [`silence_until`](Self::silence_until)`(threshold)`. `None` before the first
+    /// heartbeat.
+    pub fn suspicion_time(&self) -> Option<Instant> {
+        let last = self.last_heartbeat?;
+        let silence = self.silence_until(self.config.threshold)?;
+        Some(last.checked_add(silence).unwrap_or(last))
+    }
+
+    /// Mean interval plus the acceptable pause, in milliseconds.
+    fn mean_ms(&self) -> f64 {
+        self.window.mean_micros() / 1e3 + self.config.acceptable_heartbeat_pause.as_secs_f64() * 1e3
+    }
+
+    /// Standard deviation with the configured floor, in milliseconds.
+    fn std_ms(&self) -> f64 {
+        (self.window.std_micros() / 1e3).max(self.config.min_std_deviation.as_secs_f64() * 1e3)
     }
 
     /// Whether the peer is considered up at `now`: `phi(now) < threshold`. True before the
@@ -319,7 +391,8 @@ impl PhiAccrualDetector {
         self.phi(now) < self.config.threshold
     }
 
-    /// Arrival time of the latest heartbeat recorded, if any.
+    /// Arrival time of the latest heartbeat, sampled or not, if any: the silence that φ
+    /// judges starts there.
     pub fn last_heartbeat(&self) -> Option<Instant> {
         self.last_heartbeat
     }
@@ -349,6 +422,8 @@ impl PhiAccrualDetector {
 fn duration_micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
+
+pub mod replay;
 
 #[cfg(test)]
 mod tests;

@@ -254,6 +254,7 @@ fn unvalidated_configs_do_not_panic() {
         min_std_deviation: Duration::ZERO,
         acceptable_heartbeat_pause: Duration::MAX,
         first_heartbeat_estimate: Duration::MAX,
+        min_sample_gap: Duration::ZERO,
     };
     let (d, last) = regular(config, t0, ms(10), 3);
     assert_eq!(d.sample_count(), 1);
@@ -262,7 +263,75 @@ fn unvalidated_configs_do_not_panic() {
     assert!(d.phi(last + Duration::from_secs(1 << 40)).is_finite());
 }
 
+#[test]
+fn silence_for_phi_inverts_hand_computed_values() {
+    // The hand-computed values above, backwards: φ 1.642828 is reached 2 std past the mean.
+    assert!((silence_for_phi(1.642_828, 1000.0, 100.0) - 1200.0).abs() < 1e-3);
+    assert!((silence_for_phi(2.909_475, 1000.0, 100.0) - 1300.0).abs() < 1e-3);
+    assert!((silence_for_phi(LOG10_2, 1000.0, 100.0) - 1000.0).abs() < 1e-6);
+    // A threshold below φ(0) is reached at once; nonsense gives 0, never NaN.
+    assert_eq!(silence_for_phi(0.1, 0.0, 100.0), 0.0);
+    assert_eq!(silence_for_phi(f64::NAN, 1000.0, 100.0), 0.0);
+    assert_eq!(silence_for_phi(-1.0, 1000.0, 100.0), 0.0);
+    assert!(silence_for_phi(PHI_MAX, 1000.0, 100.0).is_finite());
+}
+
+#[test]
+fn suspicion_time_is_where_phi_crosses_the_threshold() {
+    let t0 = Instant::now();
+    let d = PhiAccrualDetector::default();
+    assert_eq!((d.suspicion_time(), d.silence_until(8.0)), (None, None));
+    let (d, last) = regular(PhiConfig::default(), t0, ms(1000), 50);
+    let at = d.suspicion_time().unwrap();
+    assert!(at > last + ms(1000));
+    assert!(!d.is_available(at));
+    assert!(d.is_available(at - Duration::from_micros(2)));
+    assert_eq!(at - last, d.silence_until(8.0).unwrap());
+}
+
+#[test]
+fn arrivals_closer_than_the_sample_gap_restart_the_silence_only() {
+    let t0 = Instant::now();
+    let config = PhiConfig {
+        min_sample_gap: ms(100),
+        max_sample_size: 10,
+        first_heartbeat_estimate: ms(100),
+        ..PhiConfig::default()
+    };
+    let mut d = PhiAccrualDetector::new(config);
+    d.heartbeat(t0);
+    // A burst: one arrival a millisecond for a second. Only those 100 ms after the last
+    // sample become intervals.
+    for i in 1..=1000 {
+        d.heartbeat(t0 + ms(i));
+    }
+    assert_eq!(d.sample_count(), 10);
+    assert_eq!((d.mean(), d.std_deviation()), (ms(100), Duration::ZERO));
+    // The silence counts from the latest arrival, not from the latest sample.
+    assert_eq!(d.last_heartbeat(), Some(t0 + ms(1000)));
+    assert!(close(d.phi(t0 + ms(1100)), LOG10_2));
+    // Without the gap the same burst leaves 1 ms intervals.
+    let mut every = PhiAccrualDetector::new(PhiConfig {
+        min_sample_gap: Duration::ZERO,
+        ..config
+    });
+    for i in 0..=1000 {
+        every.heartbeat(t0 + ms(i));
+    }
+    assert_eq!(every.mean(), ms(1));
+}
+
 proptest! {
+    #[test]
+    fn silence_for_phi_inverts_phi_for(
+        threshold in 0.5..50.0f64, m in 0.0..10_000.0f64, s in 0.01..5_000.0f64,
+    ) {
+        let silence = silence_for_phi(threshold, m, s);
+        prop_assert!(silence >= m);
+        let phi = phi_for(silence, m, s);
+        prop_assert!((phi - threshold).abs() < 1e-6 * threshold.max(1.0), "{phi} vs {threshold}");
+    }
+
     #[test]
     fn phi_for_is_finite_and_in_range(
         e in any::<f64>(), m in any::<f64>(), s in any::<f64>()
