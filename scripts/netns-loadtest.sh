@@ -124,7 +124,7 @@ remove_leftovers() {
             ip netns delete "$name" 2>/dev/null || true
         fi
     done
-    for name in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^$prefix[sc][0-9]+$" || true); do
+    for name in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^${prefix}[sc][0-9]+$" || true); do
         pid="${name#"$prefix"?}"
         if [[ "$pid" != "$$" ]] && ! kill -0 "$pid" 2>/dev/null; then
             echo "removing interface $name, left by an earlier run" >&2
@@ -146,7 +146,7 @@ cleanup() {
     ip netns delete "$ns_s" 2>/dev/null || true
     ip netns delete "$ns_c" 2>/dev/null || true
     ip link delete "$veth_s" 2>/dev/null || true # only if the move into the namespace failed
-    [[ -n "$work" ]] && rm -rf "$work"
+    if [[ -n "$work" ]]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'echo "interrupted: cleaning up" >&2; exit 130' INT TERM

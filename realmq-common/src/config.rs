@@ -612,7 +612,10 @@ mod tests {
         let last = rows[rows.len() - 1];
         let (_, std) = recommended_liveness(last.heartbeat_interval * 3);
         assert_eq!(std, last.min_std_deviation * 3);
-        assert_eq!(recommended_liveness(Duration::from_micros(10)).1, rows[0].min_std_deviation);
+        assert_eq!(
+            recommended_liveness(Duration::from_micros(10)).1,
+            rows[0].min_std_deviation
+        );
     }
 
     #[test]
@@ -628,15 +631,24 @@ mod tests {
             ..LivenessTuning::default()
         };
         let c = tuning.resolve(h);
-        assert_eq!((c.phi_threshold, c.min_std_deviation), (3.0, Duration::from_millis(7)));
+        assert_eq!(
+            (c.phi_threshold, c.min_std_deviation),
+            (3.0, Duration::from_millis(7))
+        );
         assert_eq!(c.grace_period, h * 5);
         // A client heartbeats at the shorter of its own interval and the server's.
         let own = LivenessTuning {
             heartbeat_interval: Some(Duration::from_millis(50)),
             ..LivenessTuning::default()
         };
-        assert_eq!(own.client_interval(Duration::from_millis(100)), Duration::from_millis(50));
-        assert_eq!(own.client_interval(Duration::from_millis(20)), Duration::from_millis(20));
+        assert_eq!(
+            own.client_interval(Duration::from_millis(100)),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            own.client_interval(Duration::from_millis(20)),
+            Duration::from_millis(20)
+        );
         assert_eq!(
             LivenessTuning::default().client_interval(Duration::from_millis(20)),
             Duration::from_millis(20)

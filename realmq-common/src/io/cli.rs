@@ -316,7 +316,10 @@ pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
 
 /// A φ threshold: a number in (0, 10⁶].
 pub fn parse_phi(s: &str) -> Result<f64, String> {
-    let phi: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+    let phi: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
     if !(phi > 0.0 && phi <= crate::phi::PHI_MAX) {
         return Err(format!("{s} is out of range: give 0 < PHI <= 1000000"));
     }

@@ -163,7 +163,7 @@ pub fn phi_for(elapsed_ms: f64, mean_ms: f64, std_ms: f64) -> f64 {
 /// result is at least 0 (a threshold below φ(0) is reached at once) and NaN-free: a NaN or
 /// non-positive threshold gives 0.
 pub fn silence_for_phi(threshold: f64, mean_ms: f64, std_ms: f64) -> f64 {
-    if !(threshold > 0.0) || mean_ms.is_nan() || std_ms.is_nan() {
+    if threshold.is_nan() || threshold <= 0.0 || mean_ms.is_nan() || std_ms.is_nan() {
         return 0.0;
     }
     let threshold = threshold.min(PHI_MAX);

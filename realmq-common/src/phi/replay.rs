@@ -173,7 +173,12 @@ mod tests {
     #[test]
     fn a_regular_trace_has_no_mistake_and_a_known_detection_time() {
         let trace = regular(1001, 100);
-        let rows = sweep(&[&trace], config(10, 0), &[TWO_STD, THREE_STD], Instant::now());
+        let rows = sweep(
+            &[&trace],
+            config(10, 0),
+            &[TWO_STD, THREE_STD],
+            Instant::now(),
+        );
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].mistakes, rows[1].mistakes), (0, 0));
         assert_eq!(rows[0].mistakes_per_min, 0.0);
@@ -192,8 +197,14 @@ mod tests {
         let rows = sweep(&[&trace], config(10, 0), &[TWO_STD, 100.0], Instant::now());
         assert_eq!(rows[0].mistakes, 1);
         // Suspected at 120 ms, proved wrong at 200 ms.
-        assert!((rows[0].mistake_duration_ms - 80.0).abs() < 0.01, "{rows:?}");
-        assert!((rows[0].mistakes_per_min - 60.0 / 99.9).abs() < 1e-6, "{rows:?}");
+        assert!(
+            (rows[0].mistake_duration_ms - 80.0).abs() < 0.01,
+            "{rows:?}"
+        );
+        assert!(
+            (rows[0].mistakes_per_min - 60.0 / 99.9).abs() < 1e-6,
+            "{rows:?}"
+        );
         // φ = 100 is about 7 standard deviations further: no mistake there.
         assert_eq!(rows[1].mistakes, 0);
         assert!(rows[1].detection_ms > rows[0].detection_ms);
@@ -228,13 +239,22 @@ mod tests {
 
     #[test]
     fn traces_parse_with_comments_and_extra_fields() {
-        assert_eq!(parse_trace("# a trace\n10\n\n20 7\n30,x\n"), Ok(vec![10, 20, 30]));
+        assert_eq!(
+            parse_trace("# a trace\n10\n\n20 7\n30,x\n"),
+            Ok(vec![10, 20, 30])
+        );
         assert_eq!(
             parse_trace("10\nten\n"),
             Err(TraceError::NotANumber { line: 2 })
         );
-        assert_eq!(parse_trace("10\n5\n"), Err(TraceError::Decreasing { line: 2 }));
+        assert_eq!(
+            parse_trace("10\n5\n"),
+            Err(TraceError::Decreasing { line: 2 })
+        );
         assert_eq!(parse_trace("10\n"), Err(TraceError::TooShort(1)));
-        assert_eq!(parse_trace("-3\n4\n"), Err(TraceError::NotANumber { line: 1 }));
+        assert_eq!(
+            parse_trace("-3\n4\n"),
+            Err(TraceError::NotANumber { line: 1 })
+        );
     }
 }

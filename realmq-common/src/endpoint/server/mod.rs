@@ -6,17 +6,16 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use realmq_proto::{
-    Bye, Datagram, DatagramWriter, Flags, Frame, Header, Heartbeat, Hello, PacketKind, Retry,
-    Welcome,
-};
+use realmq_proto::{Bye, Datagram, DatagramWriter, Flags, Frame, Header, Heartbeat, PacketKind};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{is_sealed, writable_len, SessionAuth};
+
+mod handshake;
 use super::earliest;
 use crate::config::{LivenessTuning, ReceiverConfig, ReceiverConfigError};
 use crate::receiver::Receiver;
-use crate::security::{Cookie, CookieKey, Psk, SessionKeys};
+use crate::security::{Cookie, CookieKey, Psk};
 
 /// Tuning of a [`Server`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -335,114 +334,6 @@ impl Server {
         }
     }
 
-    /// A handshake datagram: exactly one HELLO (and padding) or it is malformed.
-    fn on_handshake(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        let Ok(datagram) = Datagram::parse(bytes) else {
-            self.stats.malformed += 1;
-            return;
-        };
-        let mut hellos = datagram.frames().filter_map(|f| match f {
-            Frame::Hello(hello) => Some(hello),
-            _ => None,
-        });
-        match (hellos.next(), hellos.next()) {
-            (Some(hello), None) => self.on_hello(now, from, hello, bytes.len()),
-            // None (a stray WELCOME/RETRY) or several HELLOs in one datagram.
-            _ => self.stats.malformed += 1,
-        }
-    }
-
-    fn on_hello(&mut self, now: Instant, from: SocketAddr, hello: Hello<'_>, received_len: usize) {
-        let now_ms = self.cookie_clock_ms(now);
-        if hello.token.is_empty() {
-            self.queue_retry(from, hello.nonce, now_ms, received_len);
-            return;
-        }
-        let lifetime_ms = self.config.cookie_lifetime.as_millis() as u64;
-        if self
-            .cookie_key
-            .verify(from, hello.nonce, hello.token, now_ms, lifetime_ms)
-            .is_err()
-        {
-            self.stats.bad_cookies += 1;
-            self.queue_retry(from, hello.nonce, now_ms, received_len);
-            return;
-        }
-        if let Some(&id) = self.hellos.get(&(from, hello.nonce)) {
-            match self.sessions.get_mut(&id) {
-                // The WELCOME was lost: repeat it for the same session.
-                Some(session) => {
-                    if !std::mem::replace(&mut session.welcome_queued, true) {
-                        self.welcomes.push_back(id);
-                    }
-                }
-                None => self.stats.hellos_replayed += 1,
-            }
-            return;
-        }
-        self.open_session(now, from, hello);
-    }
-
-    /// Queues a stateless RETRY carrying a fresh cookie, within the queue's bound.
-    fn queue_retry(&mut self, peer: SocketAddr, nonce: u64, now_ms: u64, received_len: usize) {
-        if self.retries.len() >= self.config.max_pending_retries {
-            self.stats.hellos_dropped += 1;
-            return;
-        }
-        let cookie = self.cookie_key.mint(peer, nonce, now_ms);
-        self.retries.push_back(PendingRetry {
-            peer,
-            nonce,
-            cookie,
-            received_len,
-        });
-    }
-
-    fn open_session(&mut self, now: Instant, from: SocketAddr, hello: Hello<'_>) {
-        if self.sessions.len() >= self.config.max_sessions {
-            self.stats.refused += 1;
-            return;
-        }
-        let id = loop {
-            let id = self.rng.next_u32();
-            if id != 0 && !self.sessions.contains_key(&id) && !self.closed.contains_key(&id) {
-                break id;
-            }
-        };
-        // The configuration was validated in `Server::new`, so this cannot fail; refuse the
-        // HELLO rather than panic if it ever did.
-        let Ok(receiver) = Receiver::new(self.config.receiver.clone(), now) else {
-            self.stats.refused += 1;
-            return;
-        };
-        let server_nonce = self.rng.next_u64();
-        let auth = self.psk.as_ref().map(|psk| {
-            SessionAuth::server(&SessionKeys::derive(psk, hello.nonce, server_nonce, id))
-        });
-        self.sessions.insert(
-            id,
-            Session {
-                peer: from,
-                nonce: hello.nonce,
-                server_nonce,
-                epoch_unix_us: hello.epoch_unix_us,
-                receiver,
-                auth,
-                dirty: false,
-                welcome_queued: true,
-                echo_heartbeat: false,
-                client_sent: None,
-            },
-        );
-        self.hellos.insert((from, hello.nonce), id);
-        self.welcomes.push_back(id);
-        self.stats.sessions_total += 1;
-        self.events.push_back(ServerEvent::SessionOpened {
-            session_id: id,
-            peer: from,
-        });
-    }
-
     fn on_session(
         &mut self,
         now: Instant,
@@ -473,7 +364,9 @@ impl Server {
                 static WARNED: std::sync::atomic::AtomicBool =
                     std::sync::atomic::AtomicBool::new(false);
                 if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    log::warn!("a client authenticates its datagrams but this server has no --psk-file");
+                    log::warn!(
+                        "a client authenticates its datagrams but this server has no --psk-file"
+                    );
                 }
                 self.stats.unauthenticated += 1;
                 return;
@@ -618,12 +511,6 @@ impl Server {
         }
     }
 
-    /// Milliseconds on the cookie clock.
-    fn cookie_clock_ms(&self, now: Instant) -> u64 {
-        self.epoch
-            .map_or(0, |e| now.saturating_duration_since(e).as_millis() as u64)
-    }
-
     /// Writes the next datagram to send into `buf`; `None` when there is nothing to send.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(retry) = self.retries.pop_front() {
@@ -647,48 +534,6 @@ impl Server {
             }
         }
         None
-    }
-
-    fn write_retry(&mut self, retry: PendingRetry, buf: &mut [u8]) -> Option<Transmit> {
-        let max = self.config.receiver.max_datagram_size;
-        let mut w = DatagramWriter::new(buf, max, Header::handshake(0)).ok()?;
-        w.retry(Retry {
-            nonce: retry.nonce,
-            cookie: retry.cookie.as_bytes(),
-        })
-        .ok()?;
-        let len = w.finish();
-        // RFC 9000 §8.1: to an address not yet validated, at most three times what it sent.
-        if len > 3 * retry.received_len {
-            self.stats.hellos_dropped += 1;
-            return None;
-        }
-        self.stats.retries_sent += 1;
-        Some(Transmit {
-            destination: retry.peer,
-            len,
-        })
-    }
-
-    fn write_welcome(&mut self, id: u32, buf: &mut [u8]) -> Option<Transmit> {
-        let session = self.sessions.get_mut(&id)?;
-        session.welcome_queued = false;
-        let max = self.config.receiver.max_datagram_size;
-        let room = writable_len(max, session.auth.is_some());
-        let mut w = DatagramWriter::new(&mut *buf, room, Header::handshake(id)).ok()?;
-        w.welcome(Welcome {
-            nonce: session.nonce,
-            heartbeat_interval_us: self.config.heartbeat_interval.as_micros() as u64,
-            server_nonce: session.server_nonce,
-            id_window: self.config.receiver.id_window,
-        })
-        .ok()?;
-        let len = w.finish();
-        let len = seal(&mut session.auth, buf, len)?;
-        Some(Transmit {
-            destination: session.peer,
-            len,
-        })
     }
 
     fn write_bye(&mut self, id: u32, buf: &mut [u8]) -> Option<Transmit> {
