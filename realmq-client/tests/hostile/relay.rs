@@ -310,7 +310,7 @@ pub(crate) fn capture(shared: &Shared, bytes: &[u8]) {
             copy.extend_from_slice(bytes);
             c.session.push_back(copy);
             c.session_seen += 1;
-            c.session_seen % NOTIFY_EVERY == 0
+            c.session_seen.is_multiple_of(NOTIFY_EVERY)
         }
     };
     drop(c);
