@@ -11,7 +11,9 @@ pub fn parse_address(s: &str) -> Result<SocketAddr, String> {
         return Ok(addr);
     }
     if !s.contains(':') {
-        return Err(format!("`{s}` has no port: give HOST:PORT, e.g. localhost:5555"));
+        return Err(format!(
+            "`{s}` has no port: give HOST:PORT, e.g. localhost:5555"
+        ));
     }
     let addrs: Vec<SocketAddr> = s
         .to_socket_addrs()
@@ -31,11 +33,16 @@ mod tests {
 
     #[test]
     fn literals_and_localhost() {
-        assert_eq!(parse_address("127.0.0.1:5555"), Ok("127.0.0.1:5555".parse().unwrap()));
+        assert_eq!(
+            parse_address("127.0.0.1:5555"),
+            Ok("127.0.0.1:5555".parse().unwrap())
+        );
         assert_eq!(parse_address("[::1]:7"), Ok("[::1]:7".parse().unwrap()));
         let local = parse_address("localhost:5555").unwrap();
         assert!(local.ip().is_loopback() && local.port() == 5555, "{local}");
         assert!(parse_address("localhost").unwrap_err().contains("no port"));
-        assert!(parse_address("nowhere.invalid:1").unwrap_err().contains("cannot resolve"));
+        assert!(parse_address("nowhere.invalid:1")
+            .unwrap_err()
+            .contains("cannot resolve"));
     }
 }

@@ -6,8 +6,8 @@
 //! signal is named anywhere else in the crate.
 
 pub mod address;
-pub mod batch_recv;
 pub mod arrivals;
+pub mod batch_recv;
 pub mod cli;
 pub mod clock;
 pub mod drop_sim;
@@ -18,10 +18,10 @@ pub mod shutdown;
 pub mod socket;
 
 pub use arrivals::ArrivalRecorder;
+pub use batch_recv::RecvBatch;
 pub use cli::{CommonArgs, LivenessArgs, LivenessOptions, Protocol};
 pub use clock::unix_now_us;
 pub use drop_sim::DropSim;
-pub use batch_recv::RecvBatch;
 pub use outbox::{Outbox, SendStats};
 pub use report::{print_report, TextReport};
 pub use shutdown::Shutdown;

@@ -55,11 +55,25 @@ impl Server {
         }
         if let Some(&id) = self.hellos.get(&(from, hello.nonce)) {
             match self.sessions.get_mut(&id) {
-                // The WELCOME was lost: repeat it for the same session.
+                // The WELCOME was lost: repeat it for the same session. The repeated HELLO
+                // is the client's sign of life until it has the WELCOME: without it a
+                // client whose WELCOMEs are lost (20 % loss) was evicted between two
+                // HELLOs (its retries back off to 1 s) and then refused as a replay.
                 Some(session) => {
+                    session.receiver.handle_peer_activity(now);
                     if !std::mem::replace(&mut session.welcome_queued, true) {
                         self.welcomes.push_back(id);
                     }
+                }
+                // A session evicted before its client ever spoke in it: the client never got
+                // a WELCOME and is still handshaking, not replaying. Open it anew.
+                None if self
+                    .closed
+                    .get(&id)
+                    .is_some_and(|c| c.bye.is_none() && !c.spoke) =>
+                {
+                    self.forget_closed(id);
+                    self.open_session(now, from, hello);
                 }
                 None => self.stats.hellos_replayed += 1,
             }
@@ -123,6 +137,7 @@ impl Server {
                 welcome_queued: true,
                 echo_heartbeat: false,
                 client_sent: None,
+                spoke: false,
             },
         );
         self.hellos.insert((from, hello.nonce), id);

@@ -169,6 +169,8 @@ struct Session {
     echo_heartbeat: bool,
     /// The count in the client's STOP.
     client_sent: Option<u64>,
+    /// Whether a session datagram from the client arrived (it had its WELCOME).
+    spoke: bool,
 }
 
 /// A session that ended, remembered for a while: to answer a repeated STOP (if it ended
@@ -179,6 +181,8 @@ struct Closed {
     nonce: u64,
     /// `Some(received)` if it ended with BYE.
     bye: Option<u64>,
+    /// Whether the client ever sent anything in the session (it had its WELCOME).
+    spoke: bool,
     auth: Option<SessionAuth>,
     until: Instant,
 }
@@ -380,6 +384,7 @@ impl Server {
                 return;
             }
         };
+        session.spoke = true;
         let ack_now = datagram.header.flags.contains(Flags::ACK_NOW);
         let before = *session.receiver.stats();
         let epoch = session.epoch_unix_us;
@@ -479,6 +484,7 @@ impl Server {
                 peer: session.peer,
                 nonce: session.nonce,
                 bye,
+                spoke: session.spoke,
                 auth: session.auth,
                 until: now + keep,
             },

@@ -64,7 +64,16 @@ fn replayed_hellos_from_thousands_of_ports_open_nothing_and_draw_bounded_bytes()
 
 #[test]
 fn a_replayed_hello_from_the_same_address_reopens_nothing_after_close() {
-    let (mut server, _client, hello, now) = validated_pair(5);
+    let (mut server, mut client, hello, now) = validated_pair(5);
+    // The client gets its WELCOME and speaks in the session (a heartbeat).
+    let mut buf = [0u8; 1472];
+    let welcome = server.poll_transmit(now, &mut buf).expect("a WELCOME");
+    client.handle_datagram(now, &buf[..welcome.len]);
+    assert!(client.is_established());
+    let beat = now + Duration::from_millis(200);
+    client.handle_timeout(beat);
+    let len = client.poll_transmit(beat, &mut buf).expect("a heartbeat");
+    server.handle_datagram(beat, client_addr(1), &buf[..len], |_| {});
     // The session ends (the client went silent and was evicted).
     let later = now + Duration::from_secs(3);
     server.handle_timeout(later);
@@ -281,4 +290,47 @@ fn a_client_without_a_key_never_takes_a_keyed_servers_welcome() {
         client.handle_datagram(now, &buf[..welcome.len]);
         assert!(!client.is_established(), "seed {seed}");
     }
+}
+
+#[test]
+fn lost_welcomes_for_seconds_still_end_in_a_session() {
+    // Found under 20 % loss between network namespaces: the server evicted a session whose
+    // WELCOMEs were all lost before the client's next HELLO (retries back off to 1 s), then
+    // refused that HELLO as a replay.
+    let t0 = Instant::now();
+    let mut server =
+        Server::new(ServerConfig::default(), ServerSecrets::from_test_seed(13)).unwrap();
+    let config = ClientConfig {
+        handshake_timeout: Duration::from_secs(30),
+        ..ClientConfig::default()
+    };
+    let mut client = Client::new(config, t0, 0, 13).unwrap();
+    let from = client_addr(1);
+    let mut buf = [0u8; 1472];
+    let mut now = t0;
+    let mut welcome = None;
+    // Every datagram from the server is lost for 8 s, except the first RETRY.
+    let mut retry_seen = false;
+    while now < t0 + Duration::from_secs(8) {
+        client.handle_timeout(now);
+        while let Some(len) = client.poll_transmit(now, &mut buf) {
+            server.handle_datagram(now, from, &buf[..len], |_| {});
+        }
+        server.handle_timeout(now);
+        while let Some(t) = server.poll_transmit(now, &mut buf) {
+            if !retry_seen {
+                retry_seen = true;
+                client.handle_datagram(now, &buf[..t.len]);
+            } else {
+                welcome = Some(buf[..t.len].to_vec());
+            }
+        }
+        now += Duration::from_millis(10);
+    }
+    assert!(!client.is_established());
+    let welcome = welcome.expect("the server kept answering the HELLOs");
+    client.handle_datagram(now, &welcome);
+    assert!(client.is_established(), "{:?}", server.stats());
+    assert_eq!(server.stats().hellos_replayed, 0);
+    assert_eq!(server.stats().sessions_open, 1);
 }
