@@ -416,3 +416,29 @@ fn every_json_key_is_documented_in_usage_md() {
         "docs/USAGE.md does not document {missing:?}"
     );
 }
+
+#[test]
+fn every_flag_of_both_binaries_is_documented_in_usage_md() {
+    let usage = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/USAGE.md"),
+    )
+    .unwrap();
+    let mut missing = Vec::new();
+    for bin in [client_bin(), server_bin()] {
+        let out = std::process::Command::new(&bin).arg("--help").output().unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8(out.stdout).unwrap();
+        for word in help.split(|c: char| c.is_whitespace() || c == ',' || c == '=') {
+            let flag = word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+            let is_flag = flag.starts_with("--")
+                && flag.len() > 3
+                && flag[2..].chars().all(|c| c.is_ascii_lowercase() || c == '-');
+            if is_flag && flag != "--help" && flag != "--version" && !usage.contains(flag) {
+                missing.push(format!("{} {flag}", bin.display()));
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "docs/USAGE.md does not document {missing:?}");
+}
