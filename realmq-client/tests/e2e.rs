@@ -425,14 +425,19 @@ fn every_flag_of_both_binaries_is_documented_in_usage_md() {
     .unwrap();
     let mut missing = Vec::new();
     for bin in [client_bin(), server_bin()] {
-        let out = std::process::Command::new(&bin).arg("--help").output().unwrap();
+        let out = std::process::Command::new(&bin)
+            .arg("--help")
+            .output()
+            .unwrap();
         assert!(out.status.success());
         let help = String::from_utf8(out.stdout).unwrap();
         for word in help.split(|c: char| c.is_whitespace() || c == ',' || c == '=') {
             let flag = word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
             let is_flag = flag.starts_with("--")
                 && flag.len() > 3
-                && flag[2..].chars().all(|c| c.is_ascii_lowercase() || c == '-');
+                && flag[2..]
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-');
             if is_flag && flag != "--help" && flag != "--version" && !usage.contains(flag) {
                 missing.push(format!("{} {flag}", bin.display()));
             }
@@ -440,5 +445,8 @@ fn every_flag_of_both_binaries_is_documented_in_usage_md() {
     }
     missing.sort();
     missing.dedup();
-    assert!(missing.is_empty(), "docs/USAGE.md does not document {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/USAGE.md does not document {missing:?}"
+    );
 }

@@ -91,10 +91,12 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 const WARM_UP: u64 = 20_000;
 /// Messages in the first measured stretch; the second has twice as many.
 const MEASURED: u64 = 100_000;
-/// Payload bytes, as the load test's default.
+/// Payload bytes, as in the load test's 64-byte scenarios.
 const SIZE: usize = 64;
-/// Simulated time per pass of the loop: a datagram or two each way.
+/// Simulated time from one pass of the loop to the next.
 const STEP: Duration = Duration::from_micros(20);
+/// The client's Unix time at its epoch, µs.
+const EPOCH_UNIX_US: u64 = 1_700_000_000_000_000;
 /// The client's address as the server sees it.
 const CLIENT: SocketAddr = SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
@@ -117,6 +119,8 @@ const CLEAN: Impairment = Impairment {
 
 /// A client and a server joined back to back, in simulated time.
 struct Pair {
+    /// The client's epoch: Unix time [`EPOCH_UNIX_US`] by its clock.
+    epoch: Instant,
     now: Instant,
     client: Client,
     server: Server,
@@ -140,12 +144,13 @@ impl Pair {
         let now = Instant::now();
         let mut server =
             Server::new(ServerConfig::default(), ServerSecrets::from_test_seed(9)).unwrap();
-        let mut client = Client::new(ClientConfig::default(), now, 1_000_000, 7).unwrap();
+        let mut client = Client::new(ClientConfig::default(), now, EPOCH_UNIX_US, 7).unwrap();
         if let Some(psk) = psk {
             server = server.with_psk(psk.clone());
             client = client.with_psk(psk.clone());
         }
         Self {
+            epoch: now,
             now,
             client,
             server,
@@ -198,8 +203,8 @@ impl Pair {
             let (latency, delivered, corrupt) =
                 (&mut self.latency, &mut self.delivered, &mut self.corrupt);
             // The server binary reads the wall clock once per datagram; here the simulated
-            // clock stands in for it (the client's epoch is 1 s of Unix time at `now`).
-            let now_unix_us = 1_000_000 + 2 * self.sent;
+            // clock stands in for it.
+            let now_unix_us = EPOCH_UNIX_US + (now - self.epoch).as_micros() as u64;
             self.server
                 .handle_datagram(now, CLIENT, &self.up[..len], |d| {
                     if check_stamp(d.payload, d.session_id, d.id) != StampCheck::Intact {
