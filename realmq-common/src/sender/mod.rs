@@ -633,6 +633,10 @@ impl Sender {
         // but roughly uniform: interpolation search finds a run in O(log log n) probes, and
         // ranges already acknowledged (an ACK repeats every range) cost just the search.
         let mut upper = self.unacked.len();
+        // The lowest index of `unacked` an acknowledged run starts at: everything acknowledged
+        // is removed in one compaction pass from there after the loop (removing each run as
+        // it was found shifted the tail once per range: quadratic in the range count).
+        let mut lowest = upper;
         for range in frame.ranges() {
             let end = lower_bound(&self.unacked[..upper], range.end().saturating_add(1));
             let start = lower_bound(&self.unacked[..end], *range.start());
@@ -665,11 +669,21 @@ impl Sender {
                     largest_tx = largest_tx.max(Some(entry.tx));
                 }
             }
-            self.unacked.drain(start..end);
+            lowest = start;
         }
         if newly_acked == 0 {
             return;
         }
+        let window = &self.window;
+        let mut kept = lowest;
+        for i in lowest..self.unacked.len() {
+            let id = self.unacked[i];
+            if window.entry(id).state != State::Acked {
+                self.unacked[kept] = id;
+                kept += 1;
+            }
+        }
+        self.unacked.truncate(kept);
         self.stats.acked += newly_acked;
         if let Some(sample) = rtt_sample {
             // RFC 9002 §5.3: the reported delay, capped at the peer's maximum.
