@@ -13,6 +13,10 @@
 #   --psk         add scenarios with authenticated sessions (udp-psk-*: a fresh random
 #                 --psk-file on both ends)
 #   --only REGEX  run only the scenarios whose name matches (e.g. 'udp-(qos|psk)-t1')
+#   --compare     raw UDP (the same batching and system calls, no protocol), RealMQ with and
+#                 without QoS and TCP, repeated 3 times alternating (A B C D A B C D ...),
+#                 then one table of medians with the ratios RealMQ/raw and RealMQ/TCP
+#   --repeat N    with --compare: N rounds instead of 3
 #
 # Builds the release binaries, then for every scenario (protocol x QoS x threads x size)
 # starts a server on a free 127.0.0.1 port with --exit-after-sessions <threads> --json,
@@ -24,6 +28,8 @@ set -euo pipefail
 
 messages=1000000
 psk=0
+compare=0
+repeats=1
 only=""
 out=""
 rate=0
@@ -33,6 +39,15 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) messages=200000 ;;
         --psk) psk=1 ;;
+        --compare)
+            compare=1
+            [[ $repeats -gt 1 ]] || repeats=3
+            ;;
+        --repeat)
+            [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { echo "error: --repeat needs a positive whole number" >&2; exit 2; }
+            repeats="$2"
+            shift
+            ;;
         --out)
             [[ $# -ge 2 ]] || { echo "error: --out needs a directory" >&2; exit 2; }
             out="$2"
@@ -183,6 +198,7 @@ touch "$work/scenarios" "$work/failures"
 python3 -c 'import os; print(os.urandom(32).hex())' >"$work/psk"
 modes=(udp:qos udp:noqos tcp:qos)
 [[ $psk -eq 1 ]] && modes=(udp:qos udp:psk udp:noqos tcp:qos)
+[[ $compare -eq 1 ]] && modes=(raw:raw udp:qos udp:noqos tcp:qos)
 scenarios=()
 for protocol_qos in "${modes[@]}"; do
     for threads in 1 2; do
@@ -192,24 +208,27 @@ for protocol_qos in "${modes[@]}"; do
     done
 done
 # Latency mode (--ping): one message in flight, round trips measured by the client.
-scenarios+=("udp:ping:1:64" "tcp:ping:1:64")
+[[ $compare -eq 1 ]] || scenarios+=("udp:ping:1:64" "tcp:ping:1:64")
 n=0
-for s in "${scenarios[@]}"; do
-    IFS=: read -r protocol qos threads size <<<"$s"
-    n=$((n + 1))
-    label="$protocol"
-    [[ "$protocol" == udp || "$qos" == ping ]] && label="$protocol-$qos"
-    name="${label}-t${threads}-${size}B"
-    if [[ -n "$only" && ! "$name" =~ $only ]]; then
-        continue
-    fi
-    echo "[$n/${#scenarios[@]}] $name, ${duration:+$duration s}${duration:-$messages messages}" >&2
-    run_scenario "$name" "$protocol" "$qos" "$threads" "$size"
+for ((round = 1; round <= repeats; round++)); do
+    for s in "${scenarios[@]}"; do
+        IFS=: read -r protocol qos threads size <<<"$s"
+        n=$((n + 1))
+        label="$protocol"
+        [[ "$protocol" == udp || "$qos" == ping ]] && label="$protocol-$qos"
+        name="${label}-t${threads}-${size}B"
+        if [[ -n "$only" && ! "$name" =~ $only ]]; then
+            continue
+        fi
+        [[ $repeats -gt 1 ]] && name="$name-r$round"
+        echo "[$n/$((${#scenarios[@]} * repeats))] $name, ${duration:+$duration s}${duration:-$messages messages}" >&2
+        run_scenario "$name" "$protocol" "$qos" "$threads" "$size"
+    done
 done
 
 header_messages=$messages
 [[ -n "$duration" ]] && header_messages=0
-python3 - "$work" "$header_messages" <<'EOF'
+python3 - "$work" "$header_messages" "$compare" <<'EOF'
 import json, sys
 work, messages = sys.argv[1], int(sys.argv[2])
 failures = [l.split() for l in open(f"{work}/failures") if l.strip()]
@@ -220,7 +239,7 @@ def num(v, fmt="{:,.0f}"):
     return na if v is None else fmt.format(v)
 pings = []
 for name in (l.strip() for l in open(f"{work}/scenarios") if l.strip()):
-    reliable = not name.startswith("udp-noqos")
+    reliable = not name.startswith(("udp-noqos", "raw"))
     if "-ping-" in name:
         pings.append(name)
         continue
@@ -266,6 +285,27 @@ print(line(head))
 print("  ".join("-" * w for w in widths))
 for r in rows:
     print(line(r))
+if len(sys.argv) > 3 and sys.argv[3] == "1":
+    import re, statistics
+    groups = {}
+    for r in rows:
+        m = re.match(r"^(raw|udp-qos|udp-noqos|tcp)-(t\d+-\d+B)(-r\d+)?$", r[0])
+        if m and r[2] not in ("-", na):
+            groups.setdefault((m.group(2), m.group(1)), []).append(float(r[2].replace(",", "")))
+    print()
+    print("medians of delivered/s over the rounds; ratios of the medians")
+    head = ["scenario", "raw UDP", "RealMQ QoS", "no QoS", "TCP", "QoS/raw", "QoS/TCP", "rounds"]
+    out = []
+    for case in sorted({k[0] for k in groups}, key=lambda c: (int(c.split("-")[1][:-1]), c)):
+        med = {mode: statistics.median(groups[(case, mode)]) for mode in ("raw", "udp-qos", "udp-noqos", "tcp") if (case, mode) in groups}
+        ratio = lambda a, b: f"{med[a] / med[b]:.2f}" if a in med and b in med and med[b] else na
+        out.append([case] + [f"{med[m]:,.0f}" if m in med else na for m in ("raw", "udp-qos", "udp-noqos", "tcp")]
+                   + [ratio("udp-qos", "raw"), ratio("udp-qos", "tcp"), str(len(groups.get((case, "udp-qos"), [])))])
+    widths = [max(len(r[i]) for r in out + [head]) for i in range(len(head))]
+    print(line(head))
+    print("  ".join("-" * w for w in widths))
+    for r in out:
+        print(line(r))
 ping_rows = []
 for name in pings:
     try:

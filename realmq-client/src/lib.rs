@@ -10,6 +10,7 @@
 pub mod cli;
 mod pacing;
 pub mod phi_sweep;
+mod raw;
 mod summary;
 mod tcp;
 mod udp;
@@ -156,6 +157,7 @@ pub fn run_workers_reporting(
                 let result = match protocol {
                     Protocol::Udp => udp::send_session(&config, mine, &shutdown),
                     Protocol::Tcp => tcp::send_connection(&config, mine, &shutdown),
+                    Protocol::Raw => raw::send_raw(&config, mine, &shutdown),
                 };
                 if result.is_err() {
                     // One thread failing (no server) stops the others.

@@ -38,16 +38,16 @@ fn start_server(
     std::net::SocketAddr,
     thread::JoinHandle<anyhow::Result<ServerSummary>>,
 ) {
+    let udp = || socket::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
     let listener = match protocol {
-        Protocol::Udp => {
-            Listener::Udp(socket::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap())
-        }
+        Protocol::Udp => Listener::Udp(udp()),
+        Protocol::Raw => Listener::Raw(udp()),
         Protocol::Tcp => {
             Listener::Tcp(mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap())
         }
     };
     let addr = match &listener {
-        Listener::Udp(s) => s.local_addr().unwrap(),
+        Listener::Udp(s) | Listener::Raw(s) => s.local_addr().unwrap(),
         Listener::Tcp(l) => l.local_addr().unwrap(),
     };
     let options = ServeOptions {
@@ -209,4 +209,19 @@ fn a_server_restart_costs_a_reconnect_not_the_run() {
         "{both}"
     );
     assert_eq!(second.counters.corrupt + first.counters.corrupt, 0);
+}
+
+#[test]
+fn raw_mode_moves_messages_without_a_protocol_and_counts_them() {
+    let (addr, server) = start_server(Protocol::Raw, 1);
+    let mut config = worker(0, addr, 100_000);
+    config.rate = 2_000_000.0; // paced, so the kernel's buffers hold what a ceiling run sends
+    let results = run_workers(Protocol::Raw, vec![config], &Shutdown::new()).unwrap();
+    let r = results.into_iter().next().unwrap().1.unwrap();
+    let server = server.join().unwrap().unwrap();
+    assert_eq!(r.sent, 100_000);
+    // No resends: what was lost stays lost, and both ends agree on what arrived.
+    assert_eq!(r.server_received, Some(server.counters.received));
+    assert!(server.counters.received > 0 && server.counters.received <= 100_000);
+    assert_eq!(server.protocol, "raw");
 }

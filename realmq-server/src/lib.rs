@@ -10,6 +10,7 @@
 
 pub mod cli;
 mod plot;
+mod raw;
 mod recorder;
 mod sessions;
 mod sink;
@@ -45,6 +46,8 @@ pub enum Listener {
     Udp(mio::net::UdpSocket),
     /// The TCP baseline.
     Tcp(mio::net::TcpListener),
+    /// The raw UDP ceiling (`--protocol raw`).
+    Raw(mio::net::UdpSocket),
 }
 
 /// How a server run behaves, besides where it listens.
@@ -137,6 +140,10 @@ pub fn serve(
         Listener::Tcp(listener) => {
             let counters = serve_tcp(listener, poll, &stop, &mut recorder)?;
             ("tcp", counters, UdpCounters::default())
+        }
+        Listener::Raw(socket) => {
+            let (counters, udp) = raw::serve_raw(socket, poll, &stop, &mut recorder)?;
+            ("raw", counters, udp)
         }
     };
     if stop.interrupted() {

@@ -44,6 +44,10 @@ fn run_server(args: &Args) -> anyhow::Result<()> {
             socket::bind_udp(args.bind, common.socket_buffer)
                 .with_context(|| format!("cannot bind UDP {}", args.bind))?,
         ),
+        Protocol::Raw => Listener::Raw(
+            socket::bind_udp(args.bind, common.socket_buffer)
+                .with_context(|| format!("cannot bind UDP {}", args.bind))?,
+        ),
         Protocol::Tcp => {
             if common.simulate_loss > 0.0 {
                 log::warn!("--simulate-loss applies to UDP only; TCP repairs loss itself");
@@ -55,7 +59,7 @@ fn run_server(args: &Args) -> anyhow::Result<()> {
         }
     };
     let addr = match &listener {
-        Listener::Udp(s) => s.local_addr(),
+        Listener::Udp(s) | Listener::Raw(s) => s.local_addr(),
         Listener::Tcp(l) => l.local_addr(),
     }
     .context("cannot read the bound address")?;

@@ -13,6 +13,10 @@ pub enum Protocol {
     Udp,
     /// The baseline: length-prefixed messages over one TCP connection per client thread.
     Tcp,
+    /// The ceiling: the same messages over UDP with the same batching and system calls, and
+    /// no protocol at all (no sessions, IDs, acknowledgements or resends; what is lost is
+    /// lost). For benchmarks.
+    Raw,
 }
 
 impl Protocol {
@@ -21,6 +25,7 @@ impl Protocol {
         match self {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
+            Self::Raw => "raw",
         }
     }
 }

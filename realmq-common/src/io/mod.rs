@@ -13,6 +13,7 @@ pub mod clock;
 pub mod drop_sim;
 pub mod entropy;
 pub mod outbox;
+pub mod raw;
 pub mod report;
 pub mod shutdown;
 pub mod socket;
