@@ -95,12 +95,9 @@ struct Outcome {
 
 fn run(setup: Setup) -> Outcome {
     let start = Instant::now();
-    let listener =
-        Listener::Udp(socket::bind_udp(LOOPBACK.parse().unwrap(), SOCKET_BUFFER).unwrap());
-    let server_addr = match &listener {
-        Listener::Udp(s) => s.local_addr().unwrap(),
-        Listener::Tcp(l) => l.local_addr().unwrap(),
-    };
+    let socket = socket::bind_udp(LOOPBACK.parse().unwrap(), SOCKET_BUFFER).unwrap();
+    let server_addr = socket.local_addr().unwrap();
+    let listener = Listener::Udp(socket);
     let options = ServeOptions {
         exit_after_sessions: Some(u64::from(setup.threads)),
         psk: setup.psk.clone(),
