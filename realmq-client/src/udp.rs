@@ -22,7 +22,7 @@ use realmq_common::io::entropy::random_u64;
 use realmq_common::io::{socket, unix_now_us, ArrivalRecorder, DropSim, Outbox, Shutdown};
 use realmq_common::payload_stamp::write_stamp;
 use realmq_common::stats::merge_latency;
-use realmq_proto::MAX_DATAGRAM_SIZE;
+use realmq_proto::{MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE};
 
 use crate::summary::{Progress, ThreadResult};
 use crate::{random_payload, WorkerConfig};
@@ -357,9 +357,12 @@ impl Worker<'_> {
     }
 
     /// Writes the parked send, then new datagrams, at most [`SEND_BUDGET`]. A run of
-    /// full-sized datagrams (the session pads a burst's DATA datagrams to the full size)
-    /// goes to the kernel in one segmented send (UDP GSO) of up to the socket's segment
-    /// limit; anything else goes alone. Returns false if the budget ran out.
+    /// equal-sized datagrams goes to the kernel in one segmented send (UDP GSO) of up to the
+    /// socket's segment limit: the first datagram of a batch sets the segment size and the
+    /// next ones are written into segment-sized room, so none can be longer; a shorter one
+    /// ends the batch (the last segment of a GSO send may be short). The session pads a
+    /// burst's nearly full DATA datagrams to the full size, so small messages batch too.
+    /// Returns false if the budget ran out.
     fn transmit(&mut self, now: Instant) -> anyhow::Result<bool> {
         let mut done = true;
         if self.outbox.flush(&self.socket) {
@@ -369,12 +372,10 @@ impl Worker<'_> {
             let mut budget = SEND_BUDGET;
             while budget > 0 {
                 // One batch: datagrams written back to back into `tx`.
-                let (mut len, mut segments, mut ended) = (0, 0, false);
+                let (mut len, mut segments, mut segment, mut ended) = (0, 0, full, false);
                 while segments < max_segments && budget > 0 {
-                    let Some(n) = self
-                        .client
-                        .poll_transmit(now, &mut self.tx[len..len + full])
-                    else {
+                    let room = &mut self.tx[len..len + segment];
+                    let Some(n) = self.client.poll_transmit(now, room) else {
                         ended = true;
                         break;
                     };
@@ -384,12 +385,14 @@ impl Worker<'_> {
                     }
                     len += n;
                     segments += 1;
-                    if n < full {
-                        break; // a shorter datagram ends the batch (or goes alone)
+                    if segments == 1 && n >= MIN_DATAGRAM_SIZE {
+                        segment = n; // the batch's segment size
+                    } else if n < segment || segments == 1 {
+                        break; // a shorter datagram ends the batch (a tiny first goes alone)
                     }
                 }
                 if segments > 0 {
-                    let segment = (segments > 1).then_some(full);
+                    let segment = (segments > 1).then_some(segment);
                     let to = self.config.server;
                     if !self.outbox.send(&self.socket, to, &self.tx[..len], segment) {
                         done = true; // blocked: WRITABLE is registered below

@@ -490,7 +490,9 @@ impl Client {
                 if sender.wants_ack_now() {
                     header.flags = Flags::ACK_NOW;
                 }
-                let room = writable_len(max, self.auth.is_some());
+                // A caller's smaller buffer (a segment of a GSO batch) bounds the datagram,
+                // trailer included.
+                let room = writable_len(max.min(buf.len()), self.auth.is_some());
                 let mut w = DatagramWriter::new(&mut *buf, room, header).ok()?;
                 let data = sender.write_data(now, &mut w);
                 // The last datagram of a burst asks for an ACK at once, so a round trip at low
