@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use realmq_common::io::cli::{parse_bytes, parse_count, parse_rate, parse_seconds, CommonArgs};
+use realmq_common::io::cli::{
+    parse_bytes, parse_count, parse_rate, parse_seconds, parse_seconds_or_zero, CommonArgs,
+};
 use realmq_common::io::Protocol;
 
 use crate::{RunInfo, WorkerConfig};
@@ -87,18 +89,18 @@ pub struct Args {
     /// When the server goes away mid-run (a crash, a restart: its failure detector says so),
     /// keep every unacknowledged message and try to open a new session for up to SECS
     /// seconds, with backoff, then send them again there. 0 gives up at once. UDP only.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_interval)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds_or_zero)]
     pub reconnect_timeout: Duration,
 
     /// Leave the first SECS seconds of sending out of the rates and round-trip times (as
     /// iperf3's --omit): connection start-up and the congestion window's first growth.
     /// Everything sent still counts for delivery and loss.
-    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_interval)]
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_seconds_or_zero)]
     pub warmup: Duration,
 
     /// Log a progress line every SECS seconds (fractions allowed; 0 turns them off), and
     /// keep each interval's counts in the JSON summary (`intervals`).
-    #[arg(short, long, value_name = "SECS", default_value = "1", value_parser = parse_interval)]
+    #[arg(short, long, value_name = "SECS", default_value = "1", value_parser = parse_seconds_or_zero)]
     pub interval: Duration,
 
     /// Flags both binaries take.
@@ -117,14 +119,6 @@ pub enum Command {
     /// threshold φ, the mistakes (suspicions of a live peer) and the detection time. See
     /// docs/THRESHOLD.md.
     PhiSweep(crate::phi_sweep::SweepArgs),
-}
-
-/// `0` (off: zero) or a positive number of seconds.
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    parse_seconds(s)
 }
 
 /// A payload size from 1 byte to [`MAX_SIZE`].

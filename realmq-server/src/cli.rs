@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use realmq_common::io::cli::{parse_seconds, CommonArgs};
+use realmq_common::io::cli::{parse_seconds, parse_seconds_or_zero, CommonArgs};
 
 use crate::sink::{SinkConfig, StatsFormat};
 use crate::ServeOptions;
@@ -57,20 +57,12 @@ pub struct Args {
 
     /// Leave the latencies of messages delivered in the first SECS seconds after the first
     /// one out of the summary (as iperf3's --omit); they are still counted.
-    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_warmup)]
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_seconds_or_zero)]
     pub warmup: Duration,
 
     /// Flags both binaries take.
     #[command(flatten)]
     pub common: CommonArgs,
-}
-
-/// `0` or a positive number of seconds.
-fn parse_warmup(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    parse_seconds(s)
 }
 
 impl Args {

@@ -331,6 +331,14 @@ pub fn parse_phi(s: &str) -> Result<f64, String> {
     Ok(phi)
 }
 
+/// `0` (off) or a positive number of seconds, fractions allowed, at most a day.
+pub fn parse_seconds_or_zero(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(s)
+}
+
 /// A percentage from 0 to 100.
 pub fn parse_percent(s: &str) -> Result<f64, String> {
     let pct: f64 = s
