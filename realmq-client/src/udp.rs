@@ -19,10 +19,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use realmq_common::config::SenderConfig;
 use realmq_common::endpoint::{Client, ClientConfig, ClientEvent, ClientState, SendError};
 use realmq_common::io::entropy::random_u64;
-use realmq_common::io::{socket, unix_now_us, ArrivalRecorder, DropSim, Outbox, Shutdown};
+use realmq_common::io::{
+    socket, unix_now_us, ArrivalRecorder, DropSim, Outbox, RecvBatch, Shutdown,
+};
 use realmq_common::payload_stamp::write_stamp;
 use realmq_common::stats::merge_latency;
-use realmq_proto::{MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE};
+use realmq_proto::MIN_DATAGRAM_SIZE;
 
 use crate::summary::{Progress, ThreadResult};
 use crate::{random_payload, WorkerConfig};
@@ -36,6 +38,8 @@ const RECV_BUDGET: usize = 256;
 const SEND_BATCH: u64 = 256;
 /// Datagrams written per pass.
 const SEND_BUDGET: usize = 512;
+/// Messages per receive call on a client thread (64 KiB of buffer each).
+const CLIENT_RECV_MESSAGES: usize = 4;
 /// Most datagrams in one segmented send: 44 full 1472-byte datagrams stay under UDP's
 /// 64 KiB limit on one send.
 const MAX_SEGMENTS: usize = 44;
@@ -69,8 +73,9 @@ struct Worker<'a> {
     tx: Vec<u8>,
     /// The session's datagram size: every full DATA datagram has exactly this length.
     datagram_size: usize,
-    rx: Vec<u8>,
     outbox: Outbox,
+    /// Receive buffers: ACKs by `recvmmsg`, GRO batches split.
+    batch: RecvBatch,
     /// Set when the handshake completed.
     session_id: Option<u32>,
     /// ICMP port-unreachable answers to HELLOs before any session: the server is not there.
@@ -153,8 +158,8 @@ pub(crate) fn send_session(
         client,
         loss: DropSim::new(config.simulate_loss, config.loss_seed),
         tx: vec![0; MAX_SEGMENTS * datagram_size],
-        rx: vec![0; MAX_DATAGRAM_SIZE],
         outbox,
+        batch: RecvBatch::new(CLIENT_RECV_MESSAGES),
         datagram_size,
         session_id: None,
         refused_before_session: 0,
@@ -324,16 +329,25 @@ impl Worker<'_> {
     /// come from it). Returns how many.
     fn receive(&mut self) -> anyhow::Result<usize> {
         let mut count = 0;
-        for _ in 0..RECV_BUDGET {
-            match self.socket.recv(&mut self.rx) {
-                Ok(len) => {
-                    count += 1;
-                    let now = Instant::now();
-                    self.client.handle_datagram(now, &self.rx[..len]);
-                    if let (Some(arrivals), Some(id)) = (&mut self.arrivals, self.session_id) {
-                        arrivals.record(id, now);
-                    }
+        while count < RECV_BUDGET {
+            let now = Instant::now();
+            let Worker {
+                socket,
+                outbox,
+                batch,
+                client,
+                arrivals,
+                session_id,
+                ..
+            } = self;
+            let result = batch.recv(outbox.state(), socket, |_, bytes| {
+                client.handle_datagram(now, bytes);
+                if let (Some(arrivals), Some(id)) = (arrivals.as_mut(), *session_id) {
+                    arrivals.record(id, now);
                 }
+            });
+            match result {
+                Ok(n) => count += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // An ICMP port unreachable for a HELLO: nothing listens there, as a TCP
@@ -350,7 +364,10 @@ impl Worker<'_> {
                         break;
                     }
                 }
-                Err(e) => self.socket_errors.record(self.config.index, &e),
+                Err(e) => {
+                    self.socket_errors.record(self.config.index, &e);
+                    break;
+                }
             }
         }
         Ok(count)

@@ -12,7 +12,10 @@ use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState, BATCH_SIZE};
 /// Bytes of one receive buffer: room for a GRO batch of 64 KiB.
 const BUFFER_BYTES: usize = 64 * 1024;
 
-/// Receive buffers for [`BATCH_SIZE`] messages of up to 64 KiB each (2 MiB on Linux).
+/// Receive buffers for up to [`BATCH_SIZE`] messages of up to 64 KiB each (2 MiB on Linux
+/// with the default). Every buffer holds a whole GRO batch, so nothing is ever truncated:
+/// `quinn-udp` turns UDP_GRO on for every socket it sets up, and a plain `recv` on such a
+/// socket would return several coalesced datagrams as one.
 #[derive(Debug)]
 pub struct RecvBatch {
     buffers: Vec<Vec<u8>>,
@@ -21,14 +24,20 @@ pub struct RecvBatch {
 
 impl Default for RecvBatch {
     fn default() -> Self {
-        Self {
-            buffers: (0..BATCH_SIZE).map(|_| vec![0; BUFFER_BYTES]).collect(),
-            metas: vec![RecvMeta::default(); BATCH_SIZE],
-        }
+        Self::new(BATCH_SIZE)
     }
 }
 
 impl RecvBatch {
+    /// Buffers for `messages` messages per system call (1 to [`BATCH_SIZE`]), 64 KiB each.
+    pub fn new(messages: usize) -> Self {
+        let n = messages.clamp(1, BATCH_SIZE);
+        Self {
+            buffers: (0..n).map(|_| vec![0; BUFFER_BYTES]).collect(),
+            metas: vec![RecvMeta::default(); n],
+        }
+    }
+
     /// Reads what waits on `socket` (one system call) and calls `each(from, datagram)` for
     /// every datagram, GRO batches split at their stride. Returns how many datagrams;
     /// `WouldBlock` and other errors are returned as they come.
@@ -38,11 +47,13 @@ impl RecvBatch {
         socket: &UdpSocket,
         mut each: impl FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
-        let mut slices: [IoSliceMut<'_>; BATCH_SIZE] = {
-            let mut it = self.buffers.iter_mut();
-            std::array::from_fn(|_| IoSliceMut::new(it.next().expect("BATCH_SIZE buffers")))
-        };
-        let messages = state.recv(UdpSockRef::from(socket), &mut slices, &mut self.metas)?;
+        let mut it = self.buffers.iter_mut();
+        let mut slices: [IoSliceMut<'_>; BATCH_SIZE] = std::array::from_fn(|_| match it.next() {
+            Some(buf) => IoSliceMut::new(buf),
+            None => IoSliceMut::new(&mut []),
+        });
+        let n = self.metas.len();
+        let messages = state.recv(UdpSockRef::from(socket), &mut slices[..n], &mut self.metas)?;
         let mut datagrams = 0;
         for (meta, buf) in self.metas.iter().zip(&self.buffers).take(messages) {
             let stride = meta.stride.max(1);
