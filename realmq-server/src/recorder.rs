@@ -106,7 +106,9 @@ impl Recorder {
         let latency = one_way_latency_us(now_unix_us, sent_unix_us);
         let first = *self.first.get_or_insert(now);
         // `--warmup`: the first deliveries are counted but left out of the latencies.
-        if now.saturating_duration_since(first) >= self.warmup {
+        // (Compared only when a warm-up is set: `Instant` arithmetic per message showed up at
+        // 4 % of the server's time in a profile.)
+        if self.warmup.is_zero() || now.saturating_duration_since(first) >= self.warmup {
             record_latency_us(&mut self.histogram, latency);
             self.sessions.on_message(now, session_id, latency);
         }

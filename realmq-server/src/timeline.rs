@@ -172,6 +172,9 @@ pub(crate) struct Timeline {
     start: Option<Instant>,
     /// The latest message's arrival, ns after the first.
     last_ns: u64,
+    /// The previous message's arrival and its offset in ns: messages read in one batch share
+    /// one `now`, and the `Instant` arithmetic is skipped for them.
+    previous: Option<(Instant, u64)>,
 }
 
 impl Default for Timeline {
@@ -191,17 +194,25 @@ impl Timeline {
             width_ns: (initial_width.as_nanos().min(u64::MAX as u128) as u64).max(1),
             start: None,
             last_ns: 0,
+            previous: None,
         }
     }
 
     /// Records a message delivered at `now` with one-way latency `latency_us`. A message
     /// before the first one (a clock that went back) counts in the first bucket.
     pub(crate) fn record(&mut self, now: Instant, latency_us: u64) {
-        let start = *self.start.get_or_insert(now);
-        let since_ns = now
-            .saturating_duration_since(start)
-            .as_nanos()
-            .min(u64::MAX as u128) as u64;
+        let since_ns = match self.previous {
+            Some((at, ns)) if at == now => ns,
+            _ => {
+                let start = *self.start.get_or_insert(now);
+                let ns = now
+                    .saturating_duration_since(start)
+                    .as_nanos()
+                    .min(u64::MAX as u128) as u64;
+                self.previous = Some((now, ns));
+                ns
+            }
+        };
         let mut i = since_ns / self.width_ns;
         while i >= self.buckets.len() as u64 {
             self.halve();
