@@ -2,7 +2,7 @@
 //!
 //! Everything here is sans-IO: state machines take bytes and time (`Instant`) in and give
 //! bytes and events out. No sockets, threads, sleeps or clocks live in this crate, except
-//! in the module [`io`], which exists only with the feature `io` that the two binaries
+//! in the module `io`, which exists only with the feature `io` that the two binaries
 //! enable: what both binaries share (sockets, the outbox, shutdown, common flags).
 
 pub mod config;
