@@ -354,28 +354,8 @@ impl Server {
             self.stats.unknown_session += 1;
             return;
         }
-        let bytes = match &mut session.auth {
-            Some(auth) => match auth.open(bytes) {
-                Ok(inner) => inner,
-                Err(e) => {
-                    log::trace!("session {id}: dropped a datagram: {e}");
-                    self.stats.unauthenticated += 1;
-                    return;
-                }
-            },
-            None if is_sealed(bytes) => {
-                // A client with a key this server was not given: say so once.
-                static WARNED: std::sync::atomic::AtomicBool =
-                    std::sync::atomic::AtomicBool::new(false);
-                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    log::warn!(
-                        "a client authenticates its datagrams but this server has no --psk-file"
-                    );
-                }
-                self.stats.unauthenticated += 1;
-                return;
-            }
-            None => bytes,
+        let Some(bytes) = open_datagram(&mut session.auth, bytes, &mut self.stats) else {
+            return;
         };
         let datagram = match Datagram::parse(bytes) {
             Ok(d) => d,
@@ -437,15 +417,8 @@ impl Server {
             self.stats.unknown_session += 1;
             return;
         }
-        let bytes = match &mut closed.auth {
-            Some(auth) => match auth.open(bytes) {
-                Ok(inner) => inner,
-                Err(_) => {
-                    self.stats.unauthenticated += 1;
-                    return;
-                }
-            },
-            None => bytes,
+        let Some(bytes) = open_datagram(&mut closed.auth, bytes, &mut self.stats) else {
+            return;
         };
         let Ok(datagram) = Datagram::parse(bytes) else {
             self.stats.malformed += 1;
@@ -621,6 +594,35 @@ impl Server {
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
     }
+}
+
+/// A session datagram as the session layer may read it: without its trailer once its tag
+/// checks out (with a key), as it is (without). `None`, counted as `unauthenticated`, for a
+/// bad tag or replay, and for a sealed datagram this server has no key for (a client given
+/// a key the server was not: said once in the log).
+fn open_datagram<'a>(
+    auth: &mut Option<SessionAuth>,
+    bytes: &'a [u8],
+    stats: &mut ServerStats,
+) -> Option<&'a [u8]> {
+    let opened = match auth {
+        Some(auth) => auth.open(bytes).ok(),
+        None if is_sealed(bytes) => {
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                log::warn!(
+                    "a client authenticates its datagrams but this server has no --psk-file"
+                );
+            }
+            None
+        }
+        None => Some(bytes),
+    };
+    if opened.is_none() {
+        stats.unauthenticated += 1;
+    }
+    opened
 }
 
 /// Seals `buf[..len]` when the session is authenticated; `None` if that fails (the counter
