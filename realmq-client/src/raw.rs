@@ -91,8 +91,7 @@ pub(crate) fn send_raw(
             let len = write_data(&mut tx, rest, stamp, &payload);
             outbox.send(&socket, config.server, &tx[..len], None);
         }
-        result.first_send.get_or_insert(now);
-        result.last_send = Some(now);
+        result.on_sent(now, result.sent, config.warmup);
         result.sent += granted;
         if let Some(r) = &mut remaining {
             *r -= granted;

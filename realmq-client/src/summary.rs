@@ -88,6 +88,22 @@ pub struct ThreadResult {
     pub rtt: Histogram<u64>,
 }
 
+impl ThreadResult {
+    /// Notes that messages went out at `now`, `before` of them having gone out earlier.
+    /// Returns true when this ends a non-zero `warmup`: what was sent so far stays out of
+    /// the rates, and the caller forgets its round-trip samples.
+    pub(crate) fn on_sent(&mut self, now: Instant, before: u64, warmup: Duration) -> bool {
+        let first = *self.first_send.get_or_insert(now);
+        self.last_send = Some(now);
+        if self.measure_from.is_some() || now < first + warmup {
+            return false;
+        }
+        self.measure_from = Some(now);
+        self.warmup_sent = before;
+        !warmup.is_zero()
+    }
+}
+
 impl Default for ThreadResult {
     /// A result with nothing done yet.
     fn default() -> Self {
@@ -404,6 +420,26 @@ mod tests {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert!(s.to_text().contains("lost 10 (1.000 %)"), "{}", s.to_text());
+    }
+
+    #[test]
+    fn the_warm_up_ends_at_the_first_send_after_it() {
+        let t0 = Instant::now();
+        let warmup = Duration::from_millis(100);
+        let mut r = ThreadResult::default();
+        assert!(!r.on_sent(t0, 0, warmup));
+        assert!(!r.on_sent(t0 + Duration::from_millis(50), 10, warmup));
+        assert!(r.on_sent(t0 + Duration::from_millis(120), 20, warmup));
+        assert!(!r.on_sent(t0 + Duration::from_millis(200), 30, warmup));
+        assert_eq!(r.measure_from, Some(t0 + Duration::from_millis(120)));
+        assert_eq!(
+            (r.warmup_sent, r.last_send),
+            (20, Some(t0 + Duration::from_millis(200)))
+        );
+        // Without a warm-up, measurement starts at the first send and nothing is reset.
+        let mut r = ThreadResult::default();
+        assert!(!r.on_sent(t0, 0, Duration::ZERO));
+        assert_eq!((r.measure_from, r.warmup_sent), (Some(t0), 0));
     }
 
     #[test]

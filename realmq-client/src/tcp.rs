@@ -95,15 +95,9 @@ pub(crate) fn send_connection(
             let rtt = now.elapsed().as_micros() as u64;
             realmq_common::stats::record_latency_us(&mut result.rtt, rtt.max(1));
         }
-        let first = *result.first_send.get_or_insert(now);
-        if result.measure_from.is_none() && now >= first + config.warmup {
-            result.measure_from = Some(now);
-            result.warmup_sent = result.sent;
-            if !config.warmup.is_zero() {
-                result.rtt.reset();
-            }
+        if result.on_sent(now, result.sent, config.warmup) {
+            result.rtt.reset();
         }
-        result.last_send = Some(now);
         result.sent += granted;
         if let Some(r) = &mut remaining {
             *r -= granted;

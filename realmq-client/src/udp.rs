@@ -270,17 +270,10 @@ impl Worker<'_> {
                 }
                 pacer.give_back(granted - used);
                 if used > 0 {
-                    let first = *self.result.first_send.get_or_insert(now);
-                    if self.result.measure_from.is_none() && now >= first + self.config.warmup {
-                        // The warm-up is over: what was sent so far stays out of the rates
-                        // and round trips.
-                        self.result.measure_from = Some(now);
-                        self.result.warmup_sent = self.client.stats().sent - used;
-                        if !self.config.warmup.is_zero() {
-                            self.client.reset_rtt_histogram();
-                        }
+                    let before = self.client.stats().sent - used;
+                    if self.result.on_sent(now, before, self.config.warmup) {
+                        self.client.reset_rtt_histogram();
                     }
-                    self.result.last_send = Some(now);
                     // Owed resends go first, then the quota.
                     let from_owed = used.min(self.owed);
                     self.owed -= from_owed;
