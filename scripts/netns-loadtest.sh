@@ -192,19 +192,9 @@ set_loss() {
     esac
 }
 
-# Waits up to $2 tenths of a second for process $1 to end; stops it if it does not.
-wait_or_kill() {
-    local pid="$1" tenths="$2" i
-    for ((i = 0; i < tenths; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "  server $pid did not end: stopping it" >&2
-        kill "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
+# wait_or_kill PID TENTHS
+# shellcheck source=lib/processes.sh
+source "$root/scripts/lib/processes.sh"
 
 # name protocol mode(paced|full) pct placement
 run_scenario() {
