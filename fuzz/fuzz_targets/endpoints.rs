@@ -489,7 +489,7 @@ impl World {
         let authentic = origin.filter(|&c| clients[c].addr == from);
         let server_key = self.server_key;
         let delivered = &mut self.delivered;
-        self.server.handle_datagram(self.now, from, bytes, |d| {
+        self.server.handle_datagram(self.now, from, None, bytes, |d| {
             check_delivery(&d, authentic, server_key, clients, delivered)
         });
     }

@@ -85,11 +85,11 @@ pub(crate) fn send_raw(
         }
         if whole > 0 {
             let segment = (whole > 1).then_some(full);
-            outbox.send(&socket, config.server, &tx[..len], segment);
+            outbox.send(&socket, config.server, None, &tx[..len], segment);
         }
         if rest > 0 && outbox.flush(&socket) {
             let len = write_data(&mut tx, rest, stamp, &payload);
-            outbox.send(&socket, config.server, &tx[..len], None);
+            outbox.send(&socket, config.server, None, &tx[..len], None);
         }
         result.on_sent(now, result.sent, config.warmup);
         result.sent += granted;

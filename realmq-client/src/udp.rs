@@ -333,7 +333,7 @@ impl Worker<'_> {
                 session_id,
                 ..
             } = self;
-            let result = batch.recv(outbox.state(), socket, |_, bytes| {
+            let result = batch.recv(outbox.state(), socket, |_, _, bytes| {
                 client.handle_datagram(now, bytes);
                 if let (Some(arrivals), Some(id)) = (arrivals.as_mut(), *session_id) {
                     arrivals.record(id, now);
@@ -404,7 +404,10 @@ impl Worker<'_> {
                 if segments > 0 {
                     let segment = (segments > 1).then_some(segment);
                     let to = self.config.server;
-                    if !self.outbox.send(&self.socket, to, &self.tx[..len], segment) {
+                    if !self
+                        .outbox
+                        .send(&self.socket, to, None, &self.tx[..len], segment)
+                    {
                         done = true; // blocked: WRITABLE is registered below
                         break;
                     }

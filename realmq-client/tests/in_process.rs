@@ -225,3 +225,40 @@ fn raw_mode_moves_messages_without_a_protocol_and_counts_them() {
     assert!(server.counters.received > 0 && server.counters.received <= 100_000);
     assert_eq!(server.protocol, "raw");
 }
+
+/// A server bound to the wildcard address, reached through the second loopback address
+/// 127.0.0.2: its answers must leave from 127.0.0.2 (`IP_PKTINFO`), or the client, whose
+/// socket is connected to 127.0.0.2, drops them and reports no answer.
+#[test]
+fn a_wildcard_server_answers_from_the_address_each_client_reached() {
+    for protocol in [Protocol::Udp, Protocol::Raw] {
+        let socket = socket::bind_udp("0.0.0.0:0".parse().unwrap(), 1 << 20).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let listener = match protocol {
+            Protocol::Udp => Listener::Udp(socket),
+            _ => Listener::Raw(socket),
+        };
+        let options = ServeOptions {
+            exit_after_sessions: Some(2),
+            ..ServeOptions::default()
+        };
+        let server = thread::spawn(move || serve(listener, &options, &Shutdown::new()));
+        let workers = ["127.0.0.1", "127.0.0.2"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, ip)| {
+                let mut config = worker(i as u32, format!("{ip}:{port}").parse().unwrap(), 5_000);
+                config.connect_timeout = Duration::from_secs(20);
+                config
+            })
+            .collect();
+        let results = run_workers(protocol, workers, &Shutdown::new()).unwrap();
+        for (i, r) in results {
+            let r = r.unwrap_or_else(|e| panic!("{protocol:?} thread {i}: {e:#}"));
+            assert_eq!(r.sent, 5_000, "{protocol:?} thread {i}");
+            assert_eq!(r.server_received, Some(5_000), "{protocol:?} thread {i}");
+        }
+        let server = server.join().unwrap().unwrap();
+        assert_eq!(server.counters.received, 10_000, "{protocol:?}");
+    }
+}

@@ -96,7 +96,7 @@ impl Bench {
         for _ in 0..4 {
             while let Some(len) = self.client.poll_transmit(self.now, &mut buf) {
                 self.server
-                    .handle_datagram(self.now, CLIENT, &buf[..len], |_| {});
+                    .handle_datagram(self.now, CLIENT, None, &buf[..len], |_| {});
             }
             while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
                 self.client.handle_datagram(self.now, &buf[..t.len]);
@@ -158,7 +158,7 @@ impl Bench {
         // The server binary reads the wall clock once per datagram.
         let now_unix_us = EPOCH_UNIX_US + (now - self.epoch).as_micros() as u64 + 20;
         self.server
-            .handle_datagram(now, CLIENT, &self.datagrams[k][..self.lens[k]], |d| {
+            .handle_datagram(now, CLIENT, None, &self.datagrams[k][..self.lens[k]], |d| {
                 if check_stamp(d.payload, d.session_id, d.id) != StampCheck::Intact {
                     *corrupt += 1;
                 }

@@ -206,7 +206,7 @@ impl Pair {
             // clock stands in for it.
             let now_unix_us = EPOCH_UNIX_US + (now - self.epoch).as_micros() as u64;
             self.server
-                .handle_datagram(now, CLIENT, &self.up[..len], |d| {
+                .handle_datagram(now, CLIENT, None, &self.up[..len], |d| {
                     if check_stamp(d.payload, d.session_id, d.id) != StampCheck::Intact {
                         *corrupt += 1;
                     }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -44,7 +44,7 @@ pub(crate) fn serve_raw(
     // Clients that sent END, with the count they were told (a repeated END, whose answer
     // was lost, gets the same); bounded like `per_client`.
     let mut finished: HashMap<SocketAddr, u64> = HashMap::new();
-    let mut answers: Vec<(SocketAddr, u64)> = Vec::new();
+    let mut answers: Vec<(SocketAddr, Option<IpAddr>, u64)> = Vec::new();
     let mut more = false;
     while !stop.interrupted() && !stop.sessions_done(&counters) {
         let timeout = if more {
@@ -62,7 +62,7 @@ pub(crate) fn serve_raw(
         while read < RECV_BUDGET {
             let now = Instant::now();
             let now_unix = unix_now_us();
-            let result = batch.recv(outbox.state(), &socket, |from, bytes| {
+            let result = batch.recv(outbox.state(), &socket, |from, local_ip, bytes| {
                 udp.datagrams_received += 1;
                 match RawDatagram::parse(bytes) {
                     Some(RawDatagram::Data {
@@ -91,7 +91,7 @@ pub(crate) fn serve_raw(
                             counters.sessions_total += 1;
                             log::info!("raw client {from} done: {received} messages received");
                         }
-                        answers.push((from, finished.get(&from).copied().unwrap_or(0)));
+                        answers.push((from, local_ip, finished.get(&from).copied().unwrap_or(0)));
                     }
                     _ => counters.malformed += 1,
                 }
@@ -108,11 +108,11 @@ pub(crate) fn serve_raw(
             }
         }
         more = read >= RECV_BUDGET;
-        for (to, received) in answers.drain(..) {
+        for (to, local_ip, received) in answers.drain(..) {
             let mut buf = [0u8; 11];
             let len = RawDatagram::Count { received }.write_control(&mut buf);
             // Best effort: a lost answer is asked for again by the client's next END.
-            let _ = outbox.flush(&socket) && outbox.send(&socket, to, &buf[..len], None);
+            let _ = outbox.flush(&socket) && outbox.send(&socket, to, local_ip, &buf[..len], None);
         }
         recorder.handle_timeout(Instant::now(), &counters);
     }

@@ -220,8 +220,8 @@ impl Io {
                 stats,
                 ..
             } = self;
-            let result = batch.recv(outbox.state(), socket, |from, bytes| {
-                server.handle_datagram(now, from, bytes, |d| {
+            let result = batch.recv(outbox.state(), socket, |from, local_ip, bytes| {
+                server.handle_datagram(now, from, local_ip, bytes, |d| {
                     recorder.check_payload(d.session_id, d.id, d.payload);
                     recorder.on_message(now, now_unix, d.session_id, d.id, d.sent_unix_us);
                 });
@@ -265,10 +265,13 @@ impl Io {
                 if self.loss.drop_next() {
                     continue;
                 }
-                if !self
-                    .outbox
-                    .send(&self.socket, t.destination, &self.tx[..t.len], None)
-                {
+                if !self.outbox.send(
+                    &self.socket,
+                    t.destination,
+                    t.src_ip,
+                    &self.tx[..t.len],
+                    None,
+                ) {
                     budget_left = true; // blocked: wait for WRITABLE
                     break;
                 }

@@ -4,7 +4,7 @@
 //! allocated once.
 
 use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use mio::net::UdpSocket;
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState, BATCH_SIZE};
@@ -38,14 +38,16 @@ impl RecvBatch {
         }
     }
 
-    /// Reads what waits on `socket` (one system call) and calls `each(from, datagram)` for
-    /// every datagram, GRO batches split at their stride. Returns how many datagrams;
+    /// Reads what waits on `socket` (one system call) and calls
+    /// `each(from, local_ip, datagram)` for every datagram, GRO batches split at their
+    /// stride. `local_ip` is the address the datagram was sent to, where the platform tells
+    /// (`IP_PKTINFO`/`IPV6_RECVPKTINFO`, which `quinn-udp` turns on): the one to answer from. Returns how many datagrams;
     /// `WouldBlock` and other errors are returned as they come.
     pub fn recv(
         &mut self,
         state: &UdpSocketState,
         socket: &UdpSocket,
-        mut each: impl FnMut(SocketAddr, &[u8]),
+        mut each: impl FnMut(SocketAddr, Option<IpAddr>, &[u8]),
     ) -> io::Result<usize> {
         let mut it = self.buffers.iter_mut();
         let mut slices: [IoSliceMut<'_>; BATCH_SIZE] = std::array::from_fn(|_| match it.next() {
@@ -58,7 +60,7 @@ impl RecvBatch {
         for (meta, buf) in self.metas.iter().zip(&self.buffers).take(messages) {
             let stride = meta.stride.max(1);
             for datagram in buf[..meta.len].chunks(stride) {
-                each(meta.addr, datagram);
+                each(meta.addr, meta.dst_ip, datagram);
                 datagrams += 1;
             }
         }

@@ -6,7 +6,7 @@
 //! (at most [`Outbox::max_segments`] datagrams).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
@@ -27,14 +27,22 @@ pub struct SendStats {
     pub send_errors: u64,
 }
 
+/// Where a send goes: destination, source address and segment size.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    to: SocketAddr,
+    src_ip: Option<IpAddr>,
+    segment_size: Option<usize>,
+}
+
 /// The socket's send state (GSO support), at most one parked send, and the socket's WRITABLE
 /// registration. The parked send's buffer is reused: a blocked socket costs no allocation
 /// after the first.
 #[derive(Debug)]
 pub struct Outbox {
     state: UdpSocketState,
-    /// `Some((destination, segment size))` while a send is parked in `buf`.
-    parked: Option<(SocketAddr, Option<usize>)>,
+    /// `Some(where)` while a send is parked in `buf`.
+    parked: Option<Route>,
     buf: Vec<u8>,
     writable_registered: bool,
     stats: SendStats,
@@ -75,6 +83,8 @@ impl Outbox {
 
     /// Sends `bytes` to `to`: one datagram, or with `segment_size` several datagrams of that
     /// size back to back (the last may be shorter), at most [`max_segments`](Self::max_segments).
+    /// `src_ip` chooses the local address they leave from (a socket bound to a wildcard
+    /// address answers from the address the peer reached); `None` lets the kernel choose.
     /// Returns false if the socket would block: the send is parked and the caller stops
     /// sending until [`flush`](Self::flush) succeeds. Must not be called while
     /// [`is_blocked`](Self::is_blocked).
@@ -82,40 +92,32 @@ impl Outbox {
         &mut self,
         socket: &UdpSocket,
         to: SocketAddr,
+        src_ip: Option<IpAddr>,
         bytes: &[u8],
         segment_size: Option<usize>,
     ) -> bool {
         debug_assert!(self.parked.is_none(), "send while a datagram is parked");
-        if attempt(
-            &self.state,
-            socket,
+        let route = Route {
             to,
-            bytes,
+            src_ip,
             segment_size,
-            &mut self.stats,
-        ) {
+        };
+        if attempt(&self.state, socket, route, bytes, &mut self.stats) {
             return true;
         }
         self.stats.send_blocked += 1;
         self.buf.clear();
         self.buf.extend_from_slice(bytes);
-        self.parked = Some((to, segment_size));
+        self.parked = Some(route);
         false
     }
 
     /// Sends the parked send, if any. Returns whether the outbox is now empty.
     pub fn flush(&mut self, socket: &UdpSocket) -> bool {
-        let Some((to, segment_size)) = self.parked else {
+        let Some(route) = self.parked else {
             return true;
         };
-        if attempt(
-            &self.state,
-            socket,
-            to,
-            &self.buf,
-            segment_size,
-            &mut self.stats,
-        ) {
+        if attempt(&self.state, socket, route, &self.buf, &mut self.stats) {
             self.parked = None;
         }
         self.parked.is_none()
@@ -148,17 +150,21 @@ impl Outbox {
 fn attempt(
     state: &UdpSocketState,
     socket: &UdpSocket,
-    to: SocketAddr,
+    route: Route,
     bytes: &[u8],
-    segment_size: Option<usize>,
     stats: &mut SendStats,
 ) -> bool {
+    let Route {
+        to,
+        src_ip,
+        segment_size,
+    } = route;
     let transmit = Transmit {
         destination: to,
         ecn: None,
         contents: bytes,
         segment_size,
-        src_ip: None,
+        src_ip,
     };
     let datagrams = segment_size.map_or(1, |s| bytes.len().div_ceil(s.max(1))) as u64;
     loop {
@@ -191,11 +197,11 @@ mod tests {
         let client = connect_udp(to, 0).unwrap();
         let mut out = Outbox::new(&client).unwrap();
         assert!(out.max_segments() >= 1);
-        assert!(out.send(&client, to, b"one", None));
+        assert!(out.send(&client, to, None, b"one", None));
         // Three datagrams of 4 bytes and a last one of 2, in one call where GSO exists.
         let segments = out.max_segments().min(4);
         let bytes = vec![7u8; 4 * (segments - 1) + 2];
-        assert!(out.send(&client, to, &bytes, (segments > 1).then_some(4)));
+        assert!(out.send(&client, to, None, &bytes, (segments > 1).then_some(4)));
         assert!(!out.is_blocked());
         assert!(out.flush(&client));
         assert_eq!(out.stats().datagrams_sent, 1 + segments as u64);

@@ -2,7 +2,7 @@
 //! RETRY (at most three times the bytes received: RFC 9000 §8.1); one echoing a fresh cookie
 //! minted for its address and nonce opens a session, answered with a WELCOME.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use rand_chacha::rand_core::RngCore;
@@ -15,7 +15,13 @@ use crate::security::SessionKeys;
 
 impl Server {
     /// A handshake datagram: exactly one HELLO (and padding) or it is malformed.
-    pub(super) fn on_handshake(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+    pub(super) fn on_handshake(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local_ip: Option<IpAddr>,
+        bytes: &[u8],
+    ) {
         let Ok(datagram) = Datagram::parse(bytes) else {
             self.stats.malformed += 1;
             return;
@@ -25,22 +31,24 @@ impl Server {
             _ => None,
         });
         match (hellos.next(), hellos.next()) {
-            (Some(hello), None) => self.on_hello(now, from, hello, bytes.len()),
+            (Some(hello), None) => self.on_hello(now, (from, local_ip), hello, bytes.len()),
             // None (a stray WELCOME/RETRY) or several HELLOs in one datagram.
             _ => self.stats.malformed += 1,
         }
     }
 
+    /// A HELLO from `path`: the client's address and the local address it reached.
     pub(super) fn on_hello(
         &mut self,
         now: Instant,
-        from: SocketAddr,
+        path: (SocketAddr, Option<IpAddr>),
         hello: Hello<'_>,
         received_len: usize,
     ) {
+        let from = path.0;
         let now_ms = self.cookie_clock_ms(now);
         if hello.token.is_empty() {
-            self.queue_retry(from, hello.nonce, now_ms, received_len);
+            self.queue_retry(path, hello.nonce, now_ms, received_len);
             return;
         }
         let lifetime_ms = self.config.cookie_lifetime.as_millis() as u64;
@@ -50,7 +58,7 @@ impl Server {
             .is_err()
         {
             self.stats.bad_cookies += 1;
-            self.queue_retry(from, hello.nonce, now_ms, received_len);
+            self.queue_retry(path, hello.nonce, now_ms, received_len);
             return;
         }
         if let Some(&id) = self.hellos.get(&(from, hello.nonce)) {
@@ -73,19 +81,19 @@ impl Server {
                     .is_some_and(|c| c.bye.is_none() && !c.spoke) =>
                 {
                     self.forget_closed(id);
-                    self.open_session(now, from, hello);
+                    self.open_session(now, path, hello);
                 }
                 None => self.stats.hellos_replayed += 1,
             }
             return;
         }
-        self.open_session(now, from, hello);
+        self.open_session(now, path, hello);
     }
 
     /// Queues a stateless RETRY carrying a fresh cookie, within the queue's bound.
     pub(super) fn queue_retry(
         &mut self,
-        peer: SocketAddr,
+        (peer, local_ip): (SocketAddr, Option<IpAddr>),
         nonce: u64,
         now_ms: u64,
         received_len: usize,
@@ -97,13 +105,19 @@ impl Server {
         let cookie = self.cookie_key.mint(peer, nonce, now_ms);
         self.retries.push_back(PendingRetry {
             peer,
+            local_ip,
             nonce,
             cookie,
             received_len,
         });
     }
 
-    pub(super) fn open_session(&mut self, now: Instant, from: SocketAddr, hello: Hello<'_>) {
+    pub(super) fn open_session(
+        &mut self,
+        now: Instant,
+        (from, local_ip): (SocketAddr, Option<IpAddr>),
+        hello: Hello<'_>,
+    ) {
         if self.sessions.len() >= self.config.max_sessions {
             self.stats.refused += 1;
             return;
@@ -128,6 +142,7 @@ impl Server {
             id,
             Session {
                 peer: from,
+                local_ip,
                 nonce: hello.nonce,
                 server_nonce,
                 epoch_unix_us: hello.epoch_unix_us,
@@ -173,6 +188,7 @@ impl Server {
         Some(Transmit {
             destination: retry.peer,
             len,
+            src_ip: retry.local_ip,
         })
     }
 
@@ -194,6 +210,7 @@ impl Server {
         Some(Transmit {
             destination: session.peer,
             len,
+            src_ip: session.local_ip,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! The server side: every session of a server process, routed by session id.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -63,6 +63,10 @@ pub struct Transmit {
     pub destination: SocketAddr,
     /// Its length at the start of the buffer given to [`Server::poll_transmit`].
     pub len: usize,
+    /// The local address to send it from: the one the peer's datagrams reached (a server
+    /// bound to a wildcard address must answer from it, or the peer drops the answer), when
+    /// the binary reported it to [`Server::handle_datagram`].
+    pub src_ip: Option<IpAddr>,
 }
 
 /// One message delivered, once, to the server's application.
@@ -155,6 +159,8 @@ pub struct ServerStats {
 #[derive(Debug)]
 struct Session {
     peer: SocketAddr,
+    /// The local address the client's datagrams reached, if known: answers leave from it.
+    local_ip: Option<IpAddr>,
     nonce: u64,
     server_nonce: u64,
     epoch_unix_us: u64,
@@ -178,6 +184,7 @@ struct Session {
 #[derive(Debug)]
 struct Closed {
     peer: SocketAddr,
+    local_ip: Option<IpAddr>,
     nonce: u64,
     /// `Some(received)` if it ended with BYE.
     bye: Option<u64>,
@@ -191,6 +198,7 @@ struct Closed {
 #[derive(Debug, Clone, Copy)]
 struct PendingRetry {
     peer: SocketAddr,
+    local_ip: Option<IpAddr>,
     nonce: u64,
     cookie: Cookie,
     received_len: usize,
@@ -314,12 +322,14 @@ impl Server {
         }
     }
 
-    /// Takes in one datagram from `from`; `deliver` is called once for every message
-    /// delivered for the first time.
+    /// Takes in one datagram from `from`, received on the local address `local_ip` if the
+    /// binary knows it (`IP_PKTINFO`); `deliver` is called once for every message delivered
+    /// for the first time.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
+        local_ip: Option<IpAddr>,
         bytes: &[u8],
         mut deliver: impl FnMut(Delivery<'_>),
     ) {
@@ -331,7 +341,7 @@ impl Server {
             return;
         };
         match header.kind {
-            PacketKind::Handshake => self.on_handshake(now, from, bytes),
+            PacketKind::Handshake => self.on_handshake(now, from, local_ip, bytes),
             PacketKind::Session => {
                 self.on_session(now, from, header.session_id, bytes, &mut deliver)
             }
@@ -455,6 +465,7 @@ impl Server {
             id,
             Closed {
                 peer: session.peer,
+                local_ip: session.local_ip,
                 nonce: session.nonce,
                 bye,
                 spoke: session.spoke,
@@ -527,6 +538,7 @@ impl Server {
         Some(Transmit {
             destination: closed.peer,
             len,
+            src_ip: closed.local_ip,
         })
     }
 
@@ -548,6 +560,7 @@ impl Server {
         Some(Transmit {
             destination: session.peer,
             len,
+            src_ip: session.local_ip,
         })
     }
 

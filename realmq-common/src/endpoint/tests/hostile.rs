@@ -24,7 +24,7 @@ fn a_first_hello_gets_a_stateless_retry_within_three_times_its_bytes() {
     let mut client = Client::new(ClientConfig::default(), now, 0, 3).unwrap();
     let mut buf = [0u8; 1472];
     let hello_len = client.poll_transmit(now, &mut buf).unwrap();
-    server.handle_datagram(now, client_addr(1), &buf[..hello_len], |_| {});
+    server.handle_datagram(now, client_addr(1), None, &buf[..hello_len], |_| {});
     let retry = server.poll_transmit(now, &mut buf).unwrap();
     assert!(
         retry.len <= 3 * hello_len,
@@ -46,7 +46,9 @@ fn replayed_hellos_from_thousands_of_ports_open_nothing_and_draw_bounded_bytes()
     let (mut received, mut sent) = (0usize, 0usize);
     for port in 0..2_000u16 {
         let from = SocketAddr::from(([127, 0, 0, 2], 10_000 + port));
-        server.handle_datagram(now, from, &hello, |_| panic!("delivered from a replay"));
+        server.handle_datagram(now, from, None, &hello, |_| {
+            panic!("delivered from a replay")
+        });
         received += hello.len();
         while let Some(t) = server.poll_transmit(now, &mut buf) {
             assert_eq!(t.destination, from);
@@ -73,13 +75,13 @@ fn a_replayed_hello_from_the_same_address_reopens_nothing_after_close() {
     let beat = now + Duration::from_millis(200);
     client.handle_timeout(beat);
     let len = client.poll_transmit(beat, &mut buf).expect("a heartbeat");
-    server.handle_datagram(beat, client_addr(1), &buf[..len], |_| {});
+    server.handle_datagram(beat, client_addr(1), None, &buf[..len], |_| {});
     // The session ends (the client went silent and was evicted).
     let later = now + Duration::from_secs(3);
     server.handle_timeout(later);
     server.handle_timeout(later + Duration::from_millis(60));
     assert_eq!(server.stats().sessions_open, 0);
-    server.handle_datagram(later, client_addr(1), &hello, |_| {});
+    server.handle_datagram(later, client_addr(1), None, &hello, |_| {});
     let s = server.stats();
     assert_eq!((s.sessions_total, s.hellos_replayed), (1, 1));
 }
@@ -100,7 +102,7 @@ fn a_datagram_with_many_hellos_is_malformed() {
         w.hello(hello).unwrap();
     }
     let len = w.finish();
-    server.handle_datagram(now, client_addr(1), &buf[..len], |_| {});
+    server.handle_datagram(now, client_addr(1), None, &buf[..len], |_| {});
     assert_eq!(server.stats().malformed, 1);
     assert_eq!(
         server.poll_transmit(now, &mut buf),
@@ -131,7 +133,7 @@ fn a_forged_far_id_is_dropped_and_the_session_delivers_everything() {
     for id in [1 << 40, MAX_FORGED, 1_000 + 20_000] {
         let forged = forged_data(session, id);
         net.server
-            .handle_datagram(net.now, client_addr(0), &forged, |_| {
+            .handle_datagram(net.now, client_addr(0), None, &forged, |_| {
                 panic!("delivered {id}")
             });
     }
@@ -179,7 +181,7 @@ fn every_captured_datagram_replayed_delivers_nothing_twice() {
     let before = net.server.stats().received;
     for bytes in &captured {
         net.server
-            .handle_datagram(net.now, client_addr(0), bytes, |d| {
+            .handle_datagram(net.now, client_addr(0), None, bytes, |d| {
                 panic!("replay delivered {}", d.id)
             });
     }
@@ -214,7 +216,7 @@ fn psk_sessions_reject_forged_injected_and_replayed_datagrams() {
     let next = net.clients[0].next_message_id().unwrap();
     let injected = forged_data(session, next);
     net.server
-        .handle_datagram(net.now, client_addr(0), &injected, |_| {
+        .handle_datagram(net.now, client_addr(0), None, &injected, |_| {
             panic!("injected delivered")
         });
     // Replayed and bit-flipped: a real sealed datagram.
@@ -227,20 +229,20 @@ fn psk_sessions_reject_forged_injected_and_replayed_datagrams() {
     let mut delivered = 0;
     let counts = &mut net.delivered[0];
     net.server
-        .handle_datagram(net.now, client_addr(0), &real, |d| {
+        .handle_datagram(net.now, client_addr(0), None, &real, |d| {
             delivered += 1;
             let id = d.id as usize;
             counts.resize(counts.len().max(id + 1), 0);
             counts[id] += 1;
         });
     net.server
-        .handle_datagram(net.now, client_addr(0), &real, |_| {
+        .handle_datagram(net.now, client_addr(0), None, &real, |_| {
             panic!("replay delivered")
         });
     let mut flipped = real.clone();
     flipped[20] ^= 0x40;
     net.server
-        .handle_datagram(net.now, client_addr(0), &flipped, |_| {
+        .handle_datagram(net.now, client_addr(0), None, &flipped, |_| {
             panic!("forgery delivered")
         });
     assert_eq!(delivered, 1);
@@ -250,7 +252,7 @@ fn psk_sessions_reject_forged_injected_and_replayed_datagrams() {
     w.stop(realmq_proto::Stop { sent: 0 }).unwrap();
     let len = w.finish();
     net.server
-        .handle_datagram(net.now, client_addr(0), &buf[..len], |_| {});
+        .handle_datagram(net.now, client_addr(0), None, &buf[..len], |_| {});
     assert_eq!(net.server.stats().sessions_open, 1);
     send_all(&mut net, 5_000);
     assert_exactly_once(&net, 0, 1_000 + 1 + 5_000);
@@ -314,7 +316,7 @@ fn lost_welcomes_for_seconds_still_end_in_a_session() {
     while now < t0 + Duration::from_secs(8) {
         client.handle_timeout(now);
         while let Some(len) = client.poll_transmit(now, &mut buf) {
-            server.handle_datagram(now, from, &buf[..len], |_| {});
+            server.handle_datagram(now, from, None, &buf[..len], |_| {});
         }
         server.handle_timeout(now);
         while let Some(t) = server.poll_transmit(now, &mut buf) {

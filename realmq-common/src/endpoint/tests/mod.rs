@@ -153,7 +153,7 @@ impl Net {
         let delivered = &mut self.delivered[from];
         let corrupt = &mut self.corrupt;
         self.server
-            .handle_datagram(self.now, client_addr(from as u16), &bytes, |d| {
+            .handle_datagram(self.now, client_addr(from as u16), None, &bytes, |d| {
                 if check_stamp(d.payload, d.session_id, d.id) != StampCheck::Intact {
                     *corrupt += 1;
                 }
@@ -372,10 +372,11 @@ fn garbage_and_strangers_are_counted_and_ignored() {
         Server::new(ServerConfig::default(), ServerSecrets::from_test_seed(1)).unwrap();
     let from = client_addr(1);
     let mut delivered = 0;
-    server.handle_datagram(now, from, b"GET / HTTP/1.1\r\n", |_| delivered += 1);
+    server.handle_datagram(now, from, None, b"GET / HTTP/1.1\r\n", |_| delivered += 1);
     server.handle_datagram(
         now,
         from,
+        None,
         &[0x52, 0x4d, 0x02, 0x10, 0, 0, 0, 9, 0x06, 0x01],
         |_| delivered += 1,
     );
@@ -399,7 +400,7 @@ fn validated_hello(
 ) -> Vec<u8> {
     let mut buf = [0u8; 1472];
     let len = client.poll_transmit(now, &mut buf).expect("a HELLO");
-    server.handle_datagram(now, from, &buf[..len], |_| {});
+    server.handle_datagram(now, from, None, &buf[..len], |_| {});
     let t = server.poll_transmit(now, &mut buf).expect("a RETRY");
     assert_eq!(t.destination, from);
     client.handle_datagram(now, &buf[..t.len]);
@@ -407,7 +408,7 @@ fn validated_hello(
     let len = client
         .poll_transmit(now, &mut buf)
         .expect("a HELLO with the cookie");
-    server.handle_datagram(now, from, &buf[..len], |_| {});
+    server.handle_datagram(now, from, None, &buf[..len], |_| {});
     buf[..len].to_vec()
 }
 
