@@ -27,6 +27,7 @@ pub const DATA_FRAME_OVERHEAD: usize = 1 + 8 + 8 + 2 + 4;
 /// | `max_datagram_size` | 1472 | [`realmq_proto::DEFAULT_MAX_DATAGRAM`], one Ethernet MTU |
 /// | `window_messages` | 8192 | messages stored between the oldest unacknowledged one and the newest |
 /// | `window_bytes` | 8 MiB | payload storage, allocated once |
+/// | `reordering_window_divisor` | 4 | RACK's reordering window `min_rtt / 4` (RFC 8985 §6.2) |
 /// | `packet_threshold` | 3 | RFC 9002 §6.1.1 kPacketThreshold |
 /// | `time_threshold` | 9/8 | RFC 9002 §6.1.2 kTimeThreshold |
 /// | `timer_granularity` | 1 ms | RFC 9002 §6.1.2 kGranularity: floor of the loss delay |
@@ -50,6 +51,13 @@ pub struct SenderConfig {
     /// Bytes of payload storage. The window's messages must fit in it; it is allocated once
     /// when the sender is created and never grows.
     pub window_bytes: usize,
+    /// RACK's reordering window as a fraction of the minimum RTT: a message is also lost
+    /// once a datagram written at least `min_rtt / reordering_window_divisor` after it has
+    /// been acknowledged (RFC 8985 §6.2, whose default is 4), however few transmissions
+    /// later. On a LAN, whose RTT is far below the 1 ms `timer_granularity`, this repairs a
+    /// loss at the next ACK instead of a millisecond later. 0 turns the rule off (RFC 9002
+    /// §6.1 alone).
+    pub reordering_window_divisor: u32,
     /// Packet reordering threshold K: a message is lost once a datagram sent K or more
     /// datagrams after it has been acknowledged (RFC 9002 §6.1.1).
     pub packet_threshold: u64,
@@ -94,6 +102,7 @@ impl Default for SenderConfig {
             max_datagram_size: DEFAULT_MAX_DATAGRAM,
             window_messages: 8192,
             window_bytes: 8 << 20,
+            reordering_window_divisor: 4,
             packet_threshold: 3,
             time_threshold: 9.0 / 8.0,
             timer_granularity: Duration::from_millis(1),

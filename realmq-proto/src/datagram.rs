@@ -5,7 +5,8 @@ use core::ops::RangeInclusive;
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{
-    ack, AckSummary, Bye, DataWriter, Frame, Heartbeat, Hello, Message, Retry, Stop, Welcome,
+    ack, AckSummary, Bye, DataFrame, DataWriter, Frame, Heartbeat, Hello, Message, Retry, Stop,
+    Welcome,
 };
 use crate::header::{Flags, Header, PacketKind, HEADER_LEN};
 
@@ -28,6 +29,18 @@ pub struct Datagram<'a> {
     /// The decoded header.
     pub header: Header,
     frames: &'a [u8],
+    /// The first DATA frame as `parse` found it, so that `frames` hands it out without
+    /// walking its messages a second time (a datagram of small messages is nearly all one
+    /// DATA frame): the frame, and the bytes left before and after it.
+    first_data: Option<FoundData<'a>>,
+}
+
+/// A DATA frame `parse` validated, and where it lies (as bytes left to read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FoundData<'a> {
+    left_before: usize,
+    left_after: usize,
+    frame: DataFrame<'a>,
 }
 
 impl<'a> Datagram<'a> {
@@ -36,10 +49,22 @@ impl<'a> Datagram<'a> {
         let mut r = Reader::new(bytes);
         let header = Header::read(&mut r)?;
         let frames = r.rest();
+        let mut first_data = None;
         while !r.is_empty() {
-            Frame::read(&mut r, header.kind)?;
+            let left_before = r.remaining();
+            if let Frame::Data(frame) = Frame::read(&mut r, header.kind)? {
+                first_data.get_or_insert(FoundData {
+                    left_before,
+                    left_after: r.remaining(),
+                    frame,
+                });
+            }
         }
-        Ok(Self { header, frames })
+        Ok(Self {
+            header,
+            frames,
+            first_data,
+        })
     }
 
     /// The frames, in order.
@@ -47,6 +72,7 @@ impl<'a> Datagram<'a> {
         Frames {
             reader: Reader::new(self.frames),
             kind: self.header.kind,
+            first_data: self.first_data,
         }
     }
 }
@@ -56,6 +82,7 @@ impl<'a> Datagram<'a> {
 pub struct Frames<'a> {
     reader: Reader<'a>,
     kind: PacketKind,
+    first_data: Option<FoundData<'a>>,
 }
 
 impl<'a> Iterator for Frames<'a> {
@@ -64,6 +91,15 @@ impl<'a> Iterator for Frames<'a> {
     fn next(&mut self) -> Option<Frame<'a>> {
         if self.reader.is_empty() {
             return None;
+        }
+        if let Some(found) = self.first_data {
+            if self.reader.remaining() == found.left_before {
+                // Decoded by `parse` already: skip its bytes.
+                self.reader
+                    .fixed(found.left_before - found.left_after)
+                    .ok()?;
+                return Some(Frame::Data(found.frame));
+            }
         }
         // Validated by `Datagram::parse`; a failure here only ends the iteration.
         Frame::read(&mut self.reader, self.kind).ok()

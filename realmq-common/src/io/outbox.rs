@@ -22,8 +22,9 @@ pub struct SendStats {
     pub send_calls: u64,
     /// Times the socket would block and a send waited for WRITABLE.
     pub send_blocked: u64,
-    /// Datagrams the socket refused with an error (ICMP unreachable from an earlier one,
-    /// ENOBUFS, EPERM from a firewall): lost like any datagram, repaired by the QoS.
+    /// Sends the socket refused with an error (ICMP unreachable from an earlier one,
+    /// ENOBUFS, EPERM from a firewall), in datagrams; each is tried once more at once, and
+    /// one refused twice is lost like any datagram, repaired by the QoS.
     pub send_errors: u64,
 }
 
@@ -167,6 +168,11 @@ fn attempt(
         src_ip,
     };
     let datagrams = segment_size.map_or(1, |s| bytes.len().div_ceil(s.max(1))) as u64;
+    // A refused send is tried once more at once: the error usually concerns one datagram
+    // (a firewall's random drop answering EPERM) or an earlier one (a pending ICMP error
+    // reported by this call), and a second try is far cheaper than the loss detection
+    // that would otherwise repair it a round trip or more later.
+    let mut tries_left = 2;
     loop {
         match state.try_send(UdpSockRef::from(socket), &transmit) {
             Ok(()) => {
@@ -179,7 +185,10 @@ fn attempt(
             Err(e) => {
                 log::debug!("send to {to}: {e}");
                 stats.send_errors += datagrams;
-                return true;
+                tries_left -= 1;
+                if tries_left == 0 {
+                    return true;
+                }
             }
         }
     }

@@ -10,8 +10,16 @@ use super::{Sender, SenderEvent, Timer};
 impl Sender {
     /// Declares lost every in-flight message sent in a transmission before the largest
     /// acknowledged one, if that was `packet_threshold` or more transmissions later
-    /// (RFC 9002 §6.1.1) or the loss delay has passed since it was sent (§6.1.2); arms the
-    /// loss timer for the earliest message that is neither yet.
+    /// (RFC 9002 §6.1.1), or written at least the reordering window after it (RFC 8985
+    /// §6.2), or the loss delay has passed since it was sent (§6.1.2); arms the loss timer
+    /// for the earliest message that is none of these yet.
+    ///
+    /// The reordering window matters on fast paths: with an RTT of tens of microseconds the
+    /// time threshold is the 1 ms `timer_granularity`, so a loss found by neither of the
+    /// other rules waited a millisecond to be repaired, where the next datagram's ACK —
+    /// written later than the lost one by more than the window — proves it lost at once.
+    /// Datagrams of one burst are written within microseconds and are judged by the other
+    /// two rules only.
     pub(super) fn detect_lost(&mut self, now: Instant) {
         self.timers.stop(Timer::Loss);
         let Some(largest_tx) = self.largest_acked_tx else {
@@ -21,6 +29,17 @@ impl Sender {
             .rtt
             .loss_delay(self.config.time_threshold, self.config.timer_granularity);
         let threshold = self.config.packet_threshold;
+        // RFC 8985 §6.2 step 4: reo_wnd = min_rtt / 4 · reo_wnd_mult, at most the smoothed
+        // RTT.
+        let rack = match (self.largest_acked_sent, self.rtt.min()) {
+            (Some(sent), Some(min)) if self.config.reordering_window_divisor > 0 => {
+                let window = (min * self.reordering_window_mult
+                    / self.config.reordering_window_divisor)
+                    .min(self.rtt.smoothed());
+                sent.checked_sub(window)
+            }
+            _ => None,
+        };
         let mut loss_time: Option<Instant> = None;
         let mut abandoned = false;
         // `unacked` is in ID order. A message never resent was first written no later than
@@ -40,7 +59,11 @@ impl Sender {
                 continue;
             }
             let deadline = entry.sent_time + delay;
-            if entry.tx.saturating_add(threshold) <= largest_tx || deadline <= now {
+            let reordering_ruled_out = rack.is_some_and(|latest| entry.sent_time <= latest);
+            if entry.tx.saturating_add(threshold) <= largest_tx
+                || reordering_ruled_out
+                || deadline <= now
+            {
                 self.congestion.on_congestion_event(now, entry.sent_time);
                 abandoned |= self.declare_lost(id);
             } else {

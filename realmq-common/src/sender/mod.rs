@@ -96,6 +96,10 @@ impl TimerKind for Timer {
     }
 }
 
+/// The largest reordering window, in units of `min_rtt / reordering_window_divisor`: with
+/// the default divisor, one minimum RTT (and never more than the smoothed RTT).
+const MAX_REORDERING_WINDOW_MULT: u32 = 4;
+
 /// The sending half of one session: assigns message IDs, stores payloads until they are
 /// acknowledged, detects losses and resends, and judges whether the peer is still there.
 ///
@@ -129,7 +133,8 @@ impl TimerKind for Timer {
 /// largest transmission number acknowledged, and a message is declared lost when a
 /// transmission `packet_threshold` numbers later was acknowledged, or one later was and
 /// `time_threshold · RTT` has passed since it was written (RFC 9002 §6.1 with the
-/// transmission number as packet number). A resend keeps its ID but gets a new transmission
+/// transmission number as packet number), or one written at least a reordering window
+/// (`min_rtt / reordering_window_divisor`) after it was acknowledged (RACK, RFC 8985 §6.2). A resend keeps its ID but gets a new transmission
 /// number, so it is judged against what was sent after *it*, as RACK does for TCP
 /// (RFC 8985 §6.2); judging it by ID would declare it lost again at once. Only messages never
 /// resent advance the largest acknowledged transmission: for a resent one it is unknown
@@ -157,6 +162,11 @@ pub struct Sender {
     largest_sent: Option<u64>,
     largest_acked: Option<u64>,
     largest_acked_tx: Option<u64>,
+    /// When the transmission `largest_acked_tx` was written (RACK's `xmit_ts`).
+    largest_acked_sent: Option<Instant>,
+    /// RACK's `reo_wnd_mult` (RFC 8985 §6.2): the reordering window in units of
+    /// `min_rtt / reordering_window_divisor`, grown each time the path is seen to reorder.
+    reordering_window_mult: u32,
     rtt: RttEstimator,
     /// NewReno: bounds the bytes in flight (RFC 9002 §7).
     congestion: Congestion,
@@ -205,6 +215,8 @@ impl Sender {
             largest_sent: None,
             largest_acked: None,
             largest_acked_tx: None,
+            largest_acked_sent: None,
+            reordering_window_mult: 1,
             rtt: RttEstimator::new(config.initial_rtt),
             congestion: Congestion::new(config.max_datagram_size, config.window_bytes),
             probe: false,
@@ -578,6 +590,7 @@ impl Sender {
         // but roughly uniform: interpolation search finds a run in O(log log n) probes, and
         // ranges already acknowledged (an ACK repeats every range) cost just the search.
         let mut upper = self.unacked.len();
+        let mut reordered = false;
         // The lowest index of `unacked` an acknowledged run starts at: everything acknowledged
         // is removed in one compaction pass from there after the loop (removing each run as
         // it was found shifted the tail once per range: quadratic in the range count).
@@ -591,6 +604,12 @@ impl Sender {
             }
             for &id in &self.unacked[start..end] {
                 let entry = self.window.entry_mut(id);
+                // The path reorders (RFC 8985 §6.2 step 2): a message never resent arrived
+                // after one written later had been acknowledged.
+                reordered |= entry.retries == 0
+                    && self
+                        .largest_acked_tx
+                        .is_some_and(|largest| entry.tx < largest);
                 if entry.state == State::Queued {
                     self.queued -= 1;
                     self.stats.acked_after_lost += 1;
@@ -610,11 +629,19 @@ impl Sender {
                 // under queueing, when the RTT is far above its minimum, that guess takes a
                 // late original for its resend and declares everything in the queue lost —
                 // the simulation with 1000-byte messages showed the collapse.)
-                if entry.retries == 0 {
-                    largest_tx = largest_tx.max(Some(entry.tx));
+                if entry.retries == 0 && largest_tx.is_none_or(|(tx, _)| entry.tx > tx) {
+                    largest_tx = Some((entry.tx, entry.sent_time));
                 }
             }
             lowest = start;
+        }
+        if reordered && self.reordering_window_mult < MAX_REORDERING_WINDOW_MULT {
+            self.reordering_window_mult += 1;
+            log::debug!(
+                "the path reorders: reordering window now {}/{} of the minimum RTT",
+                self.reordering_window_mult,
+                self.config.reordering_window_divisor
+            );
         }
         if newly_acked == 0 {
             return;
@@ -638,7 +665,12 @@ impl Sender {
             let us = u64::try_from(sample.as_micros()).unwrap_or(u64::MAX).max(1);
             self.stats.rtt_us.saturating_record(us);
         }
-        self.largest_acked_tx = self.largest_acked_tx.max(largest_tx);
+        if let Some((tx, sent)) = largest_tx {
+            if self.largest_acked_tx.is_none_or(|largest| tx > largest) {
+                self.largest_acked_tx = Some(tx);
+                self.largest_acked_sent = Some(sent);
+            }
+        }
         // RFC 9002 §6.2.1: an acknowledgment that makes progress resets the backoff. (Karn's
         // RFC 6298 §5.7 keeps it until a never-resent message is acknowledged; in a window
         // stalled on stragglers that never happens, and the timeout climbs to its maximum.

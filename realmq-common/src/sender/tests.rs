@@ -10,11 +10,22 @@ use super::*;
 
 const MS: Duration = Duration::from_millis(1);
 
-/// One message per datagram: 300-byte datagrams and 200-byte payloads.
+/// One message per datagram: 300-byte datagrams and 200-byte payloads; the RFC 9002
+/// thresholds from the start (most tests here are about them).
 fn one_per_datagram() -> SenderConfig {
     SenderConfig {
         max_datagram_size: 300,
+        reordering_window_divisor: 0,
         ..SenderConfig::default()
+    }
+}
+
+/// One message per datagram with the default loss detection (RACK's reordering window
+/// too).
+fn one_per_datagram_rack() -> SenderConfig {
+    SenderConfig {
+        reordering_window_divisor: SenderConfig::default().reordering_window_divisor,
+        ..one_per_datagram()
     }
 }
 
@@ -467,4 +478,42 @@ fn ids_survive_reordering_behind_later_datagrams() {
     };
     assert_eq!(data.first_id(), 1000);
     assert!(!datagram.header.flags.contains(Flags::ACK_NOW));
+}
+
+#[test]
+fn a_transmission_written_a_reordering_window_later_proves_a_loss_at_once() {
+    let t0 = Instant::now();
+    let us = Duration::from_micros(1);
+    let mut s = Sender::new(one_per_datagram_rack(), t0).unwrap();
+    send_n(&mut s, t0, 4, 200);
+    // 0 and 1 in one burst; 2 and 3 in the next, 200 µs later (a paced sender on a LAN).
+    assert_eq!(write(&mut s, t0), [0]);
+    assert_eq!(write(&mut s, t0), [1]);
+    assert_eq!(write(&mut s, t0 + us * 200), [2]);
+    assert_eq!(write(&mut s, t0 + us * 200), [3]);
+    // 1 arrives, 0 does not: an RTT of 40 µs, and within its burst 0 may just be late.
+    ack(&mut s, t0 + us * 40, &[1..=1], 0).unwrap();
+    assert_eq!(s.stats().lost, 0);
+    // 2 arrives: written 200 µs after 0, more than min_rtt / 4 = 10 µs, so 0 is lost now,
+    // with one transmission between them and long before the 1 ms time threshold.
+    ack(&mut s, t0 + us * 240, &[1..=2], 0).unwrap();
+    assert_eq!(s.stats().lost, 1);
+    assert_eq!(write(&mut s, t0 + us * 240), [0]);
+}
+
+#[test]
+fn without_the_reordering_window_the_same_loss_waits_for_the_time_threshold() {
+    let t0 = Instant::now();
+    let us = Duration::from_micros(1);
+    let mut s = Sender::new(one_per_datagram(), t0).unwrap();
+    send_n(&mut s, t0, 4, 200);
+    write(&mut s, t0);
+    write(&mut s, t0);
+    write(&mut s, t0 + us * 200);
+    write(&mut s, t0 + us * 200);
+    ack(&mut s, t0 + us * 40, &[1..=1], 0).unwrap();
+    ack(&mut s, t0 + us * 240, &[1..=2], 0).unwrap();
+    assert_eq!(s.stats().lost, 0);
+    // The time threshold's 1 ms floor (RFC 9002 kGranularity).
+    assert_eq!(s.timers.get(Timer::Loss), Some(t0 + MS));
 }
