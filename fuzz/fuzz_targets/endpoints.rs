@@ -1,15 +1,14 @@
 //! Fuzzes the session layer end to end: one [`Server`] and one or two [`Client`]s of
 //! `realmq-common`, joined by a network the fuzzer controls.
 //!
-//! The input is a [`Script`]: a setup (server secrets, which pre-shared key each end holds,
-//! client nonces) and up to [`MAX_OPS`] operations. The operations let the honest endpoints
-//! talk through their real datagrams (`poll_transmit` → `handle_datagram`), so that inputs
-//! reach established sessions, DATA, ACKs, STOP and BYE, and let the fuzzer play the network
-//! and an attacker: drop, duplicate, reorder, redirect, mutate (bit flips, overwrites,
-//! truncation, appended bytes) and replay captured datagrams, inject arbitrary bytes into the
-//! server from any of a few source addresses (clients' addresses included) or into a
-//! client, send messages, `finish`, and move simulated time (running the timers that
-//! `poll_timeout` reports due).
+//! The input is a [`Script`]: a setup (server secrets and wall clock, which pre-shared key each end
+//! holds, client nonces and clocks) and up to [`MAX_OPS`] operations. The operations let the honest
+//! endpoints talk through their real datagrams (`poll_transmit` → `handle_datagram`), so that
+//! inputs reach established sessions, DATA, ACKs, STOP and BYE, and let the fuzzer play the network
+//! and an attacker: drop, duplicate, reorder, redirect, mutate (bit flips, overwrites, truncation,
+//! appended bytes) and replay captured datagrams, inject arbitrary bytes into the server from any
+//! of a few source addresses (clients' addresses included) or into a client, send messages,
+//! `finish`, and move simulated time (running the timers that `poll_timeout` reports due).
 //!
 //! Invariants, checked as they happen and after every operation:
 //!
@@ -54,8 +53,7 @@ const BUF_LEN: usize = 2048;
 const MAX_FLUSH_ROUNDS: u8 = 8;
 /// Most messages one [`Op::Send`] sends.
 const MAX_BURST: u8 = 16;
-/// Payload lengths range over `0..MAX_PAYLOAD_LEN`, a little beyond what a datagram carries,
-/// so that `SendError::TooLarge` is exercised too.
+/// Payload lengths range over `0..MAX_PAYLOAD_LEN`, past what a datagram carries (`TooLarge`).
 const MAX_PAYLOAD_LEN: u16 = 1_600;
 /// The longest [`Op::AdvanceToDeadline`] jump: a forged WELCOME can announce a heartbeat
 /// interval of centuries, and simulated time should stay in the range of real runs.
@@ -99,6 +97,8 @@ struct Setup {
     /// Seed of the server's test secrets (cookie key, session ids).
     seed: u64,
     server_key: Option<Key>,
+    /// The server's wall clock at the start, µs (0: none, and the clients do not probe it).
+    server_unix_us: u64,
     first: ClientSetup,
     second: Option<ClientSetup>,
 }
@@ -255,7 +255,8 @@ impl World {
     fn new(setup: &Setup) -> Self {
         let now = Instant::now();
         let secrets = ServerSecrets::from_test_seed(setup.seed);
-        let mut server = Server::new(ServerConfig::default(), secrets).expect("default config");
+        let server = Server::new(ServerConfig::default(), secrets).expect("default config");
+        let mut server = server.with_wall_clock(now, setup.server_unix_us);
         if let Some(key) = setup.server_key {
             server = server.with_psk(key.psk());
         }

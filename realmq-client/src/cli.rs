@@ -188,6 +188,7 @@ impl Args {
                 warmup: self.warmup,
                 reconnect_timeout: self.reconnect_timeout,
                 liveness: self.common.liveness_options(),
+                clock_skew_us: 0,
             })
             .collect()
     }

@@ -64,6 +64,17 @@ pub struct WorkerConfig {
     /// The client's heartbeat interval, failure detector settings and `--record-arrivals`
     /// (UDP).
     pub liveness: realmq_common::io::LivenessOptions,
+    /// Microseconds added to this client's wall clock (0 normally): simulates a host whose
+    /// clock is off, for tests of the clock-offset correction. It moves every send stamp
+    /// (UDP, TCP, raw); only RealMQ's UDP sessions estimate and correct it.
+    pub clock_skew_us: i64,
+}
+
+impl WorkerConfig {
+    /// This client's wall clock: the system's, plus `clock_skew_us`, µs since the Unix epoch.
+    pub(crate) fn unix_now_us(&self) -> u64 {
+        realmq_common::io::unix_now_us().saturating_add_signed(self.clock_skew_us)
+    }
 }
 
 /// `len` random printable characters, made once per thread and sent in every message.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use mio::{Events, Interest, Poll, Token, Waker};
 use realmq_common::io::raw::{messages_per_datagram, write_data, RawDatagram};
-use realmq_common::io::{socket, unix_now_us, Outbox, Shutdown};
+use realmq_common::io::{socket, Outbox, Shutdown};
 use realmq_proto::DEFAULT_MAX_DATAGRAM;
 
 use crate::pacing::TokenBucket;
@@ -74,7 +74,7 @@ pub(crate) fn send_raw(
             wait(&mut poll, &mut events, next)?;
             continue;
         }
-        let stamp = unix_now_us();
+        let stamp = config.unix_now_us();
         let (whole, rest) = (
             granted as usize / per_datagram,
             granted as usize % per_datagram,

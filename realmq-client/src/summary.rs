@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use realmq_common::endpoint::ClockOffset;
 use realmq_common::io::TextReport;
 use realmq_common::stats::{
     latency_histogram, megabytes_per_second, merge_latency, per_second, LatencySummary,
@@ -86,6 +87,9 @@ pub struct ThreadResult {
     pub drained: Option<Instant>,
     /// Round-trip times, µs (UDP with QoS).
     pub rtt: Histogram<u64>,
+    /// The session's estimate of this client's clock minus the server's (UDP, when the
+    /// server has a wall clock); after a reconnect, the latest session's.
+    pub clock_offset: Option<ClockOffset>,
 }
 
 impl ThreadResult {
@@ -126,6 +130,7 @@ impl Default for ThreadResult {
             last_send: None,
             drained: None,
             rtt: latency_histogram(),
+            clock_offset: None,
         }
     }
 }
@@ -197,6 +202,14 @@ pub struct ClientSummary {
     /// Receive errors the sockets reported (ICMP unreachable, administratively prohibited),
     /// counted and logged once, never fatal (`null` for TCP).
     pub socket_errors: Option<u64>,
+    /// This host's clock minus the server's, µs, as the handshake estimated it (NTP-style;
+    /// the threads' estimate with the smallest round trip). The server corrects one-way
+    /// latencies by it when it exceeds half `clock_rtt_us`. `null` for TCP and raw, or when
+    /// the server has no wall clock.
+    pub clock_offset_us: Option<i64>,
+    /// The round trip of the exchange `clock_offset_us` came from, µs: the true offset lies
+    /// within ±`clock_rtt_us / 2` of it. `null` with `clock_offset_us`.
+    pub clock_rtt_us: Option<u64>,
     /// Progress per `--interval`, as iperf3's interval lines (empty with `--interval 0`).
     pub intervals: Vec<crate::IntervalReport>,
 }
@@ -241,6 +254,10 @@ impl ClientSummary {
             .map(|r| r.server_received)
             .sum::<Option<u64>>();
         let lost = delivered.map(|d| sent.saturating_sub(d));
+        let clock = results
+            .iter()
+            .filter_map(|r| r.clock_offset)
+            .min_by_key(|c| c.rtt_us);
         Self {
             protocol: run.protocol,
             qos: run.qos,
@@ -273,6 +290,8 @@ impl ClientSummary {
             datagrams_sent: udp.then(|| sum(|r| r.datagrams_sent)),
             simulated_drops: udp.then(|| sum(|r| r.simulated_drops)),
             socket_errors: udp.then(|| sum(|r| r.socket_errors)),
+            clock_offset_us: clock.map(|c| c.offset_us),
+            clock_rtt_us: clock.map(|c| c.rtt_us),
             intervals: Vec::new(),
         }
     }
@@ -343,6 +362,13 @@ impl TextReport for ClientSummary {
             text += &format!(
                 "round trip µs: p50 {} p90 {} p99 {} p99.9 {} max {}\n",
                 r.p50, r.p90, r.p99, r.p999, r.max
+            );
+        }
+        if let (Some(offset), Some(rtt)) = (self.clock_offset_us, self.clock_rtt_us) {
+            text += &format!(
+                "clock offset to the server: {:+.3} ms ± {:.3} ms (this host minus the server)\n",
+                offset as f64 / 1e3,
+                rtt as f64 / 2e3
             );
         }
         if let Some(e) = &self.error {
@@ -416,10 +442,43 @@ mod tests {
             "interrupted",
             "error",
             "rtt_us",
+            "clock_offset_us",
+            "clock_rtt_us",
         ] {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert!(s.to_text().contains("lost 10 (1.000 %)"), "{}", s.to_text());
+        assert!(v["clock_offset_us"].is_null() && v["clock_rtt_us"].is_null());
+        assert!(!s.to_text().contains("clock offset"));
+    }
+
+    #[test]
+    fn the_clock_offset_is_the_threads_estimate_with_the_smallest_round_trip() {
+        let mut threads = two_threads(Instant::now());
+        threads[0].clock_offset = Some(ClockOffset {
+            offset_us: -5_001_000,
+            rtt_us: 900,
+        });
+        threads[1].clock_offset = Some(ClockOffset {
+            offset_us: -5_000_050,
+            rtt_us: 300,
+        });
+        let run = RunInfo {
+            protocol: "udp",
+            qos: true,
+            threads: 2,
+            size: 64,
+        };
+        let s = ClientSummary::new(run, &threads);
+        assert_eq!(
+            (s.clock_offset_us, s.clock_rtt_us),
+            (Some(-5_000_050), Some(300))
+        );
+        let text = s.to_text();
+        assert!(
+            text.contains("clock offset to the server: -5000.050 ms ± 0.150 ms"),
+            "{text}"
+        );
     }
 
     #[test]

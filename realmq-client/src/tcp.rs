@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use realmq_common::io::{unix_now_us, Shutdown};
+use realmq_common::io::Shutdown;
 
 use crate::pacing::TokenBucket;
 use crate::summary::{Progress, ThreadResult};
@@ -84,7 +84,7 @@ pub(crate) fn send_connection(
             }
             continue;
         }
-        let stamp = unix_now_us();
+        let stamp = config.unix_now_us();
         for _ in 0..granted {
             write_frame(&mut out, stamp, &payload, config.ping).map_err(lost_server)?;
         }

@@ -19,9 +19,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use realmq_common::config::SenderConfig;
 use realmq_common::endpoint::{Client, ClientConfig, ClientEvent, ClientState, SendError};
 use realmq_common::io::entropy::random_u64;
-use realmq_common::io::{
-    socket, unix_now_us, ArrivalRecorder, DropSim, Outbox, RecvBatch, Shutdown,
-};
+use realmq_common::io::{socket, ArrivalRecorder, DropSim, Outbox, RecvBatch, Shutdown};
 use realmq_common::payload_stamp::write_stamp;
 use realmq_common::stats::merge_latency;
 use realmq_proto::MIN_DATAGRAM_SIZE;
@@ -144,9 +142,10 @@ pub(crate) fn send_session(
         .with_context(|| format!("cannot open a UDP socket to {}", config.server))?;
     let outbox = Outbox::new(&socket).context("cannot set up the UDP socket")?;
     let datagram_size = client_config(config).sender.max_datagram_size;
-    let now = Instant::now();
+    // Both clocks read together: the session epoch's wall time is that of `now`.
+    let (now, unix_now_us) = (Instant::now(), config.unix_now_us());
     let nonce = random_u64().context("cannot draw a nonce from the OS")?;
-    let mut client = Client::new(client_config(config), now, unix_now_us(), nonce)
+    let mut client = Client::new(client_config(config), now, unix_now_us, nonce)
         .context("invalid session configuration")?;
     if let Some(psk) = &config.psk {
         client = client.with_psk(psk.clone());
@@ -216,6 +215,7 @@ pub(crate) fn send_session(
     r.resent_after_reconnect = earlier.resent;
     // What lost sessions' servers confirmed is what they acknowledged.
     r.server_received = r.server_received.map(|n| n + earlier.acked);
+    r.clock_offset = worker.client.clock_offset().or(r.clock_offset);
     Ok(worker.result)
 }
 
@@ -447,6 +447,7 @@ impl Worker<'_> {
         let s = self.client.stats();
         let unacked = s.sent - s.acked - s.undeliverable;
         merge_latency(&mut self.result.rtt, self.client.rtt_histogram());
+        self.result.clock_offset = self.client.clock_offset().or(self.result.clock_offset);
         let e = &mut self.earlier;
         e.sessions += 1;
         e.sent += s.sent;
@@ -463,7 +464,7 @@ impl Worker<'_> {
         let mut config = client_config(self.config);
         config.handshake_timeout = self.config.reconnect_timeout;
         let nonce = random_u64().context("cannot draw a nonce from the OS")?;
-        let mut client = Client::new(config, Instant::now(), unix_now_us(), nonce)
+        let mut client = Client::new(config, Instant::now(), self.config.unix_now_us(), nonce)
             .context("invalid session configuration")?;
         if let Some(psk) = &self.config.psk {
             client = client.with_psk(psk.clone());
@@ -547,6 +548,7 @@ mod tests {
             warmup: Duration::ZERO,
             reconnect_timeout: Duration::ZERO,
             liveness: Default::default(),
+            clock_skew_us: 0,
         };
         let c = client_config(&config);
         assert!(!c.sender.reliable);

@@ -119,6 +119,7 @@ fn worker(server: std::net::SocketAddr) -> WorkerConfig {
         warmup: Duration::ZERO,
         reconnect_timeout: Duration::ZERO,
         liveness: Default::default(),
+        clock_skew_us: 0,
     }
 }
 

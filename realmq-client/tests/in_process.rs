@@ -27,6 +27,7 @@ fn worker(index: u32, server: std::net::SocketAddr, quota: u64) -> WorkerConfig 
         warmup: Duration::ZERO,
         reconnect_timeout: Duration::ZERO,
         liveness: Default::default(),
+        clock_skew_us: 0,
     }
 }
 
@@ -85,6 +86,38 @@ fn udp_in_process_delivers_every_message() {
     assert_eq!(client.delivered, Some(40_000));
     assert_eq!(server.counters.received, 40_000);
     assert_eq!(server.counters.sessions_ended, 2);
+}
+
+/// A client host whose clock is 5 s behind the server's: the handshake estimates the offset
+/// and the server measures one-way latency on its own clock. Uncorrected, every latency would
+/// read about 5 s (the server's clock minus the client's stamps).
+#[test]
+fn a_client_clock_five_seconds_behind_is_corrected_by_the_server() {
+    const SKEW_US: i64 = -5_000_000;
+    let (addr, server) = start_server(Protocol::Udp, 1);
+    let mut config = worker(0, addr, 20_000);
+    config.clock_skew_us = SKEW_US;
+    let results = run_workers(Protocol::Udp, vec![config], &Shutdown::new()).unwrap();
+    let r = results.into_iter().next().unwrap().1.unwrap();
+    let server = server.join().unwrap().unwrap();
+    assert_eq!(r.server_received, Some(20_000));
+    assert_eq!(server.counters.received, 20_000);
+    // Both ends run on this host: the true offset is the skew.
+    let estimate = r
+        .clock_offset
+        .expect("the client estimated its clock offset");
+    assert!(
+        estimate.offset_us.abs_diff(SKEW_US) < 100_000,
+        "{estimate:?}"
+    );
+    let applied = server.sessions[0].clock_offset_us;
+    assert!(
+        applied.is_some_and(|o| o.abs_diff(SKEW_US) < 100_000),
+        "{applied:?}"
+    );
+    let latency = server.latency_us;
+    assert_eq!(latency.count, 20_000);
+    assert!(latency.max < 1_000_000, "uncorrected? {latency:?}");
 }
 
 #[test]

@@ -14,8 +14,9 @@ use crate::error::{DecodeError, EncodeError};
 /// The first two bytes of every RealMQ datagram: ASCII "RM".
 pub const MAGIC: u16 = 0x524d;
 /// The protocol version this build speaks. Version 2 sends message IDs whole, adds RETRY
-/// and extends WELCOME; a version-1 peer's datagrams are rejected as malformed.
-pub const VERSION: u8 = 2;
+/// and extends WELCOME; version 3 adds the clock-offset fields to HELLO, RETRY and WELCOME.
+/// An older peer's datagrams are rejected as malformed ([`DecodeError::UnsupportedVersion`]).
+pub const VERSION: u8 = 3;
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 8;
 
@@ -164,7 +165,7 @@ mod tests {
 
     #[test]
     fn layout_from_literal_bytes() {
-        let bytes = [0x52, 0x4d, 0x02, 0x11, 0x00, 0x00, 0x01, 0x02];
+        let bytes = [0x52, 0x4d, 0x03, 0x11, 0x00, 0x00, 0x01, 0x02];
         let header = Header::parse(&bytes).unwrap();
         assert_eq!(header.kind, PacketKind::Session);
         assert!(header.flags.contains(Flags::ACK_NOW));
@@ -184,25 +185,28 @@ mod tests {
             Header::parse(&[0x00, 0x4d, 1, 0x10, 0, 0, 0, 0]),
             Err(DecodeError::BadMagic(0x004d))
         );
+        // Versions 1 and 2: their HELLO and WELCOME have other layouts.
+        for old in [1, 2] {
+            assert_eq!(
+                Header::parse(&[0x52, 0x4d, old, 0x10, 0, 0, 0, 0]),
+                Err(DecodeError::UnsupportedVersion(old))
+            );
+        }
         assert_eq!(
-            Header::parse(&[0x52, 0x4d, 1, 0x10, 0, 0, 0, 0]),
-            Err(DecodeError::UnsupportedVersion(1))
-        );
-        assert_eq!(
-            Header::parse(&[0x52, 0x4d, 2, 0x20, 0, 0, 0, 0]),
+            Header::parse(&[0x52, 0x4d, 3, 0x20, 0, 0, 0, 0]),
             Err(DecodeError::UnknownPacketKind(2))
         );
         assert_eq!(
-            Header::parse(&[0x52, 0x4d, 2, 0x10, 0, 0, 0]),
+            Header::parse(&[0x52, 0x4d, 3, 0x10, 0, 0, 0]),
             Err(DecodeError::Truncated)
         );
     }
 
     #[test]
     fn unknown_flag_bits_are_ignored() {
-        let header = Header::parse(&[0x52, 0x4d, 2, 0x1c, 0, 0, 0, 7]).unwrap();
+        let header = Header::parse(&[0x52, 0x4d, 3, 0x1c, 0, 0, 0, 7]).unwrap();
         assert_eq!(header.flags, Flags::NONE);
-        let header = Header::parse(&[0x52, 0x4d, 2, 0x1f, 0, 0, 0, 7]).unwrap();
+        let header = Header::parse(&[0x52, 0x4d, 3, 0x1f, 0, 0, 0, 7]).unwrap();
         assert_eq!(header.flags, Flags::ACK_NOW.with(Flags::SEALED));
     }
 }

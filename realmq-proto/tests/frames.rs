@@ -2,11 +2,11 @@
 
 use realmq_proto::{
     frame_type, Bye, Datagram, DatagramWriter, DecodeError, EncodeError, Frame, Header, Heartbeat,
-    Hello, Message, Retry, Stop, Welcome, DEFAULT_MAX_DATAGRAM,
+    Hello, Message, Retry, Stop, Welcome, DEFAULT_MAX_DATAGRAM, MAX_CLOCK_OFFSET_US,
 };
 
-const SESSION: [u8; 8] = [0x52, 0x4d, 0x02, 0x10, 0, 0, 0, 9];
-const HANDSHAKE: [u8; 8] = [0x52, 0x4d, 0x02, 0x00, 0, 0, 0, 0];
+const SESSION: [u8; 8] = [0x52, 0x4d, 0x03, 0x10, 0, 0, 0, 9];
+const HANDSHAKE: [u8; 8] = [0x52, 0x4d, 0x03, 0x00, 0, 0, 0, 0];
 
 fn with_header(header: [u8; 8], body: &[u8]) -> Vec<u8> {
     let mut v = header.to_vec();
@@ -46,15 +46,24 @@ fn heartbeat() {
 fn hello_and_welcome() {
     let mut body = vec![0x04];
     body.extend_from_slice(&7u64.to_be_bytes());
-    body.extend_from_slice(&[0x05, 0x02, 0xaa, 0xbb]); // epoch 5, token "aa bb"
+    body.extend_from_slice(&[0x05]); // epoch 5
+    body.extend_from_slice(&[0x41, 0x2c]); // sent 300 µs into the session
+    body.extend_from_slice(&[0x4f, 0x9f]); // clock offset zigzag 3999: -2000 µs
+    body.extend_from_slice(&[0x40, 0x96]); // from an exchange of 150 µs round trip
+    body.extend_from_slice(&[0x02, 0xaa, 0xbb]); // token "aa bb"
     let bytes = with_header(HANDSHAKE, &body);
+    let hello = Hello {
+        nonce: 7,
+        epoch_unix_us: 5,
+        timestamp_us: 300,
+        clock_offset_us: -2000,
+        clock_rtt_us: 150,
+        token: &[0xaa, 0xbb],
+    };
+    assert_eq!(only_frame(&bytes), Frame::Hello(hello));
     assert_eq!(
-        only_frame(&bytes),
-        Frame::Hello(Hello {
-            nonce: 7,
-            epoch_unix_us: 5,
-            token: &[0xaa, 0xbb]
-        })
+        write(Header::handshake(0), |w| w.hello(hello).unwrap()),
+        bytes
     );
 
     let mut body = vec![0x05];
@@ -62,30 +71,71 @@ fn hello_and_welcome() {
     body.extend_from_slice(&[0x43, 0xe8]); // 1000 µs
     body.extend_from_slice(&9u64.to_be_bytes()); // server nonce
     body.extend_from_slice(&[0x60, 0x00]); // id window 8192
+    body.extend_from_slice(&[0x41, 0x2c]); // echo of the HELLO's 300 µs
+    body.extend_from_slice(&[0x80, 0x0f, 0x42, 0x40]); // server clock 1,000,000 µs
     let bytes = with_header(HANDSHAKE, &body);
+    let welcome = Welcome {
+        nonce: 7,
+        heartbeat_interval_us: 1000,
+        server_nonce: 9,
+        id_window: 8192,
+        echo_timestamp_us: 300,
+        server_unix_us: 1_000_000,
+    };
+    assert_eq!(only_frame(&bytes), Frame::Welcome(welcome));
     assert_eq!(
-        only_frame(&bytes),
-        Frame::Welcome(Welcome {
-            nonce: 7,
-            heartbeat_interval_us: 1000,
-            server_nonce: 9,
-            id_window: 8192,
-        })
+        write(Header::handshake(0), |w| w.welcome(welcome).unwrap()),
+        bytes
     );
 
     let mut body = vec![0x10];
     body.extend_from_slice(&7u64.to_be_bytes());
+    body.extend_from_slice(&[0x41, 0x2c]); // echo of the HELLO's 300 µs
+    body.extend_from_slice(&[0x00]); // the server has no wall clock
     body.extend_from_slice(&[0x03, 0xc1, 0xc2, 0xc3]); // a 3-byte cookie
     let bytes = with_header(HANDSHAKE, &body);
+    let retry = Retry {
+        nonce: 7,
+        echo_timestamp_us: 300,
+        server_unix_us: 0,
+        cookie: &[0xc1, 0xc2, 0xc3],
+    };
+    assert_eq!(only_frame(&bytes), Frame::Retry(retry));
     assert_eq!(
-        only_frame(&bytes),
-        Frame::Retry(Retry {
-            nonce: 7,
-            cookie: &[0xc1, 0xc2, 0xc3]
-        })
+        write(Header::handshake(0), |w| w.retry(retry).unwrap()),
+        bytes
     );
     // RETRY belongs to the handshake only.
     assert!(Datagram::parse(&with_header(SESSION, &body)).is_err());
+}
+
+#[test]
+fn a_clock_offset_beyond_the_varint_is_refused_not_truncated() {
+    let hello = |clock_offset_us| Hello {
+        nonce: 1,
+        epoch_unix_us: 0,
+        timestamp_us: 0,
+        clock_offset_us,
+        clock_rtt_us: 1,
+        token: &[],
+    };
+    let mut buf = [0u8; DEFAULT_MAX_DATAGRAM];
+    for ok in [MAX_CLOCK_OFFSET_US, -MAX_CLOCK_OFFSET_US] {
+        let mut w =
+            DatagramWriter::new(&mut buf, DEFAULT_MAX_DATAGRAM, Header::handshake(0)).unwrap();
+        w.hello(hello(ok)).unwrap();
+        let len = w.finish();
+        assert_eq!(only_frame(&buf[..len]), Frame::Hello(hello(ok)));
+    }
+    for too_far in [MAX_CLOCK_OFFSET_US + 1, i64::MIN, i64::MAX] {
+        let mut w =
+            DatagramWriter::new(&mut buf, DEFAULT_MAX_DATAGRAM, Header::handshake(0)).unwrap();
+        assert!(matches!(
+            w.hello(hello(too_far)),
+            Err(EncodeError::VarintOverflow(_))
+        ));
+        assert!(w.is_empty(), "a refused frame leaves nothing behind");
+    }
 }
 
 #[test]

@@ -1,16 +1,21 @@
-//! docs/PROTOCOL.md's worked example is decoded here, so the document cannot drift from
+//! docs/PROTOCOL.md's worked examples are decoded here, so the document cannot drift from
 //! the code.
 
-use realmq_proto::{Datagram, Flags, Frame, Message, PacketKind};
+use realmq_proto::{Datagram, Flags, Frame, Hello, Message, PacketKind};
 
 const DOC: &str = include_str!("../../docs/PROTOCOL.md");
 
 /// The hex block after the `<!-- worked-example -->` marker.
 fn worked_example() -> Vec<u8> {
+    hex_after("<!-- worked-example -->")
+}
+
+/// The hex block after `marker`.
+fn hex_after(marker: &str) -> Vec<u8> {
     let after = DOC
-        .split("<!-- worked-example -->")
+        .split(marker)
         .nth(1)
-        .expect("marker in PROTOCOL.md");
+        .unwrap_or_else(|| panic!("{marker} in PROTOCOL.md"));
     let block = after
         .split("```hex")
         .nth(1)
@@ -56,5 +61,26 @@ fn the_documented_datagram_decodes_as_documented() {
                 payload: b"ok!"
             },
         ]
+    );
+}
+
+#[test]
+fn the_documented_hello_decodes_as_documented() {
+    let bytes = hex_after("<!-- worked-example-hello -->");
+    let datagram = Datagram::parse(&bytes).expect("valid");
+    assert_eq!(datagram.header.kind, PacketKind::Handshake);
+    assert_eq!(datagram.header.session_id, 0);
+    let frames: Vec<_> = datagram.frames().collect();
+    let cookie: Vec<u8> = (0xc0..=0xd7).collect();
+    assert_eq!(
+        frames,
+        [Frame::Hello(Hello {
+            nonce: 0x0102_0304_0506_0708,
+            epoch_unix_us: 1_764_133_200_000_000,
+            timestamp_us: 2_500,
+            clock_offset_us: -5_000_120,
+            clock_rtt_us: 240,
+            token: &cookie,
+        })]
     );
 }

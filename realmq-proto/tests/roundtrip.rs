@@ -6,7 +6,7 @@ use core::ops::RangeInclusive;
 use proptest::prelude::*;
 use realmq_proto::{
     Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, Hello, Message, Retry, Stop, Welcome,
-    MAX_MESSAGE_ID, MAX_TOKEN_LEN,
+    MAX_CLOCK_OFFSET_US, MAX_MESSAGE_ID, MAX_TOKEN_LEN,
 };
 
 const MAX_SIZE: usize = 65_507;
@@ -166,28 +166,49 @@ proptest! {
     fn handshake_frames_round_trip(
         nonce: u64,
         epoch in varint(),
+        timestamp in varint(),
+        clock_offset_us in -MAX_CLOCK_OFFSET_US..=MAX_CLOCK_OFFSET_US,
+        clock_rtt_us in varint(),
         token in prop::collection::vec(any::<u8>(), 0..=MAX_TOKEN_LEN),
         interval in varint(),
         server_nonce: u64,
         id_window in varint(),
+        echo in varint(),
+        server_unix_us in varint(),
         cookie in prop::collection::vec(any::<u8>(), 0..=MAX_TOKEN_LEN),
         pad in 0usize..400,
     ) {
         let mut buf = vec![0u8; 2400];
         let mut w = DatagramWriter::new(&mut buf, 2400, Header::handshake(0)).unwrap();
-        w.hello(Hello { nonce, epoch_unix_us: epoch, token: &token }).unwrap();
-        let welcome = Welcome { nonce, heartbeat_interval_us: interval, server_nonce, id_window };
+        let hello = Hello {
+            nonce,
+            epoch_unix_us: epoch,
+            timestamp_us: timestamp,
+            clock_offset_us,
+            clock_rtt_us,
+            token: &token,
+        };
+        w.hello(hello).unwrap();
+        let welcome = Welcome {
+            nonce,
+            heartbeat_interval_us: interval,
+            server_nonce,
+            id_window,
+            echo_timestamp_us: echo,
+            server_unix_us,
+        };
         w.welcome(welcome).unwrap();
-        w.retry(Retry { nonce, cookie: &cookie }).unwrap();
+        let retry = Retry { nonce, echo_timestamp_us: echo, server_unix_us, cookie: &cookie };
+        w.retry(retry).unwrap();
         let before = w.len();
         w.pad_to(before + pad);
         let len = w.finish();
         prop_assert_eq!(len, before + pad);
         let datagram = Datagram::parse(&buf[..len]).unwrap();
         let frames: Vec<Frame<'_>> = datagram.frames().collect();
-        prop_assert_eq!(frames[0], Frame::Hello(Hello { nonce, epoch_unix_us: epoch, token: &token }));
+        prop_assert_eq!(frames[0], Frame::Hello(hello));
         prop_assert_eq!(frames[1], Frame::Welcome(welcome));
-        prop_assert_eq!(frames[2], Frame::Retry(Retry { nonce, cookie: &cookie }));
+        prop_assert_eq!(frames[2], Frame::Retry(retry));
         if pad > 0 {
             prop_assert_eq!(frames[3], Frame::Padding { len: pad });
         }
@@ -204,7 +225,7 @@ proptest! {
         let mut bytes = bytes;
         // Give most inputs a valid header so the fuzzing reaches the frames.
         if bytes.len() >= 8 && session {
-            bytes[..4].copy_from_slice(&[0x52, 0x4d, 0x02, 0x10]);
+            bytes[..4].copy_from_slice(&[0x52, 0x4d, 0x03, 0x10]);
         }
         if let Ok(d) = Datagram::parse(&bytes) {
             for frame in d.frames() {

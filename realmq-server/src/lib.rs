@@ -126,8 +126,11 @@ pub fn serve(
                 liveness: tuning.clone(),
                 ..Default::default()
             };
+            // The wall clock lets clients on other hosts estimate their clock offset in the
+            // handshake, so one-way latencies are measured on this server's clock.
             let mut server = realmq_common::endpoint::Server::new(config, secrets)
-                .context("invalid session configuration")?;
+                .context("invalid session configuration")?
+                .with_wall_clock(Instant::now(), realmq_common::io::unix_now_us());
             let arrivals = (options.liveness.record_arrivals.as_ref())
                 .map(|path| realmq_common::io::ArrivalRecorder::new(path, start));
             if let Some(psk) = &options.psk {

@@ -46,6 +46,10 @@ pub struct SessionReport {
     /// One-way latency, µs (`null` if the session was not tracked: more than
     /// [`MAX_TRACKED`] open at once).
     pub latency_us: Option<LatencySummary>,
+    /// The client's clock minus the server's, µs, by which the session's send times were
+    /// corrected (0: the client's estimate could not be told from zero); `null` when the
+    /// client sent no estimate (TCP, raw).
+    pub clock_offset_us: Option<i64>,
 }
 
 /// How a session ended, and what the session layer counted.
@@ -59,6 +63,8 @@ pub struct SessionEnd {
     pub duplicates: Option<u64>,
     /// The client's own count, if it gave one.
     pub client_sent: Option<u64>,
+    /// The clock offset applied to the session's send times, if the client estimated one.
+    pub clock_offset_us: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -163,6 +169,7 @@ impl SessionBook {
             duration_s: duration.as_secs_f64(),
             msgs_per_s: per_second(end.received, duration),
             latency_us: latency,
+            clock_offset_us: end.clock_offset_us,
         };
         log::info!("{}", one_line(&report));
         if self.reports.len() == MAX_REPORTS {
@@ -196,6 +203,9 @@ fn one_line(r: &SessionReport) -> String {
             l.p50, l.p99, l.p999, l.max
         );
     }
+    if let Some(offset) = r.clock_offset_us.filter(|&o| o != 0) {
+        line += &format!(" (client clock {offset:+} µs off, corrected)");
+    }
     line
 }
 
@@ -217,6 +227,7 @@ mod tests {
             received: 100,
             duplicates: Some(3),
             client_sent: Some(104),
+            clock_offset_us: Some(-5_000_123),
         };
         book.on_close(7, "127.0.0.1:9".parse().unwrap(), end);
         let (reports, dropped) = book.reports();
@@ -228,6 +239,8 @@ mod tests {
         let l = r.latency_us.unwrap();
         assert_eq!((l.count, l.min), (100, 100));
         assert!(l.max >= 199 && l.max <= 201, "{}", l.max);
+        assert_eq!(r.clock_offset_us, Some(-5_000_123));
+        assert!(one_line(r).ends_with("(client clock -5000123 µs off, corrected)"));
         assert_eq!(book.tracked, 1, "session 8 is still open");
         book.on_close(8, "127.0.0.1:9".parse().unwrap(), end);
         assert_eq!(book.tracked, 0);
@@ -248,6 +261,7 @@ mod tests {
                 received: 1,
                 duplicates: None,
                 client_sent: None,
+                clock_offset_us: None,
             };
             book.on_close(s, "127.0.0.1:9".parse().unwrap(), end);
         }

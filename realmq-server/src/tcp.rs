@@ -178,6 +178,7 @@ pub(crate) fn serve_tcp(
                         received: conn.received,
                         duplicates: None,
                         client_sent: None,
+                        clock_offset_us: None,
                     };
                     recorder.on_session_closed(conn.session_id, conn.peer, end);
                 }

@@ -172,9 +172,18 @@ fn update(counters: &mut Counters, server: &Server) {
 
 fn on_event(event: ServerEvent, counters: &mut Counters, recorder: &mut Recorder) {
     match event {
-        ServerEvent::SessionOpened { session_id, peer } => {
-            log::info!("session {session_id} opened by {peer}");
-        }
+        ServerEvent::SessionOpened {
+            session_id,
+            peer,
+            clock_offset_us,
+        } => match clock_offset_us {
+            Some(offset) if offset != 0 => log::info!(
+                "session {session_id} opened by {peer}; its clock is {:+.3} ms off ours: \
+                 send times corrected",
+                offset as f64 / 1e3
+            ),
+            _ => log::info!("session {session_id} opened by {peer}"),
+        },
         ServerEvent::SessionClosed {
             session_id,
             peer,
@@ -182,6 +191,7 @@ fn on_event(event: ServerEvent, counters: &mut Counters, recorder: &mut Recorder
             duplicates,
             client_sent,
             reason,
+            clock_offset_us,
         } => {
             counters.sessions_ended += 1;
             let end = SessionEnd {
@@ -192,6 +202,7 @@ fn on_event(event: ServerEvent, counters: &mut Counters, recorder: &mut Recorder
                 received,
                 duplicates: Some(duplicates),
                 client_sent,
+                clock_offset_us,
             };
             recorder.on_session_closed(session_id, peer, end);
         }

@@ -337,7 +337,14 @@ impl Attacker<'_> {
     /// reading each wave's answers; with each wave, the same HELLOs once more from each
     /// client's own address. Returns whether it was all sent.
     pub(crate) fn hellos(&mut self, handshakes: &[Vec<u8>], upstreams: &[StdUdpSocket]) -> bool {
-        let hellos = &handshakes[..handshakes.len().min(HELLOS_PER_PORT)];
+        // The HELLOs with a cookie first (each client's first handshake datagrams are
+        // cookie-less: its first HELLO and its clock probes), then cookie-less ones.
+        let (with_cookie, without): (Vec<&Vec<u8>>, _) =
+            handshakes.iter().partition(|h| is_hello_with_cookie(h));
+        let hellos: Vec<&Vec<u8>> = (with_cookie.into_iter().take(HELLOS_PER_PORT / 2))
+            .chain(without)
+            .take(HELLOS_PER_PORT)
+            .collect();
         for _ in 0..HELLO_PORTS / PORTS_AT_ONCE {
             if self.over() {
                 return false;
@@ -350,7 +357,7 @@ impl Attacker<'_> {
                     .registry()
                     .register(port, Token(1 + i), Interest::READABLE)
                     .unwrap();
-                for hello in hellos {
+                for hello in &hellos {
                     if port.send_to(hello, self.server).is_ok() {
                         self.report.hellos.add(hello.len());
                     }

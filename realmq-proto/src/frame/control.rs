@@ -3,6 +3,7 @@
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::frame_type;
+use crate::varint;
 
 /// The longest token a HELLO or RETRY may carry.
 pub const MAX_TOKEN_LEN: usize = 255;
@@ -28,8 +29,17 @@ impl Heartbeat {
     }
 }
 
-/// HELLO (`0x04`, handshake only): `nonce` (8 bytes), `epoch_unix_us` (varint), token
-/// length (varint, at most [`MAX_TOKEN_LEN`]) and token bytes.
+/// The largest clock offset a HELLO can carry: 2^61 − 1 µs (about 73,000 years), so that its
+/// zigzag encoding stays within a varint (2^62 − 1).
+pub const MAX_CLOCK_OFFSET_US: i64 = (1 << 61) - 1;
+
+/// HELLO (`0x04`, handshake only): `nonce` (8 bytes), `epoch_unix_us` (varint),
+/// `timestamp_us` (varint), `clock_offset_us` (varint, zigzag), `clock_rtt_us` (varint),
+/// token length (varint, at most [`MAX_TOKEN_LEN`]) and token bytes.
+///
+/// The clock fields carry the client's NTP-style estimate of its clock offset to the server
+/// (RFC 5905 §8), from the RETRYs that answered its earlier HELLOs; `clock_rtt_us` = 0 means
+/// no estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hello<'a> {
     /// A random value the WELCOME echoes, matching answer to request.
@@ -37,6 +47,16 @@ pub struct Hello<'a> {
     /// The client's session epoch as Unix time in microseconds; DATA and HEARTBEAT
     /// timestamps count from it.
     pub epoch_unix_us: u64,
+    /// The client's time when it sent this HELLO, µs since its session epoch; the RETRY or
+    /// WELCOME answering it echoes it, so the client matches each answer to the exact HELLO
+    /// that caused it.
+    pub timestamp_us: u64,
+    /// The client's estimate of its clock minus the server's, µs (within
+    /// ±[`MAX_CLOCK_OFFSET_US`]); 0 without an estimate.
+    pub clock_offset_us: i64,
+    /// The round trip of the exchange the estimate came from, µs: the true offset lies
+    /// within ±`clock_rtt_us / 2` of the estimate. 0 means no estimate.
+    pub clock_rtt_us: u64,
     /// The address-validation cookie of the server's RETRY, echoed; empty in a first HELLO.
     pub token: &'a [u8],
 }
@@ -45,6 +65,9 @@ impl<'a> Hello<'a> {
     pub(crate) fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let nonce = r.uint(8)?;
         let epoch_unix_us = r.varint()?;
+        let timestamp_us = r.varint()?;
+        let clock_offset_us = varint::unzigzag(r.varint()?);
+        let clock_rtt_us = r.varint()?;
         let token_len = r.varint()?;
         if token_len > MAX_TOKEN_LEN as u64 {
             return Err(DecodeError::TokenTooLong(token_len));
@@ -52,6 +75,9 @@ impl<'a> Hello<'a> {
         Ok(Self {
             nonce,
             epoch_unix_us,
+            timestamp_us,
+            clock_offset_us,
+            clock_rtt_us,
             token: r.bytes(token_len)?,
         })
     }
@@ -60,22 +86,34 @@ impl<'a> Hello<'a> {
         if self.token.len() > MAX_TOKEN_LEN {
             return Err(EncodeError::TokenTooLong(self.token.len()));
         }
+        // Beyond the bound, the zigzag value exceeds a varint: refused by `varint` below.
+        let offset = varint::zigzag(self.clock_offset_us);
         w.u8(frame_type::HELLO)?;
         w.uint(self.nonce, 8)?;
         w.varint(self.epoch_unix_us)?;
+        w.varint(self.timestamp_us)?;
+        w.varint(offset)?;
+        w.varint(self.clock_rtt_us)?;
         w.varint(self.token.len() as u64)?;
         w.slice(self.token)
     }
 }
 
 /// RETRY (`0x10`, handshake only, server to client): `nonce` (8 bytes, echoed from the
-/// HELLO), cookie length (varint, at most [`MAX_TOKEN_LEN`]) and cookie bytes. The server
-/// keeps no state for it: the client repeats its HELLO with the cookie as token, proving it
-/// receives at the address it sends from (as QUIC's Retry, RFC 9000 §8.1.2).
+/// HELLO), `echo_timestamp_us` (varint), `server_unix_us` (varint), cookie length (varint, at
+/// most [`MAX_TOKEN_LEN`]) and cookie bytes. The server keeps no state for it: the client
+/// repeats its HELLO with the cookie as token, proving it receives at the address it sends
+/// from (as QUIC's Retry, RFC 9000 §8.1.2). The two times give the client one sample of its
+/// clock offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry<'a> {
     /// The HELLO's nonce.
     pub nonce: u64,
+    /// The HELLO's `timestamp_us`, echoed.
+    pub echo_timestamp_us: u64,
+    /// The server's wall clock when it answered, µs since the Unix epoch; 0 if the server
+    /// has no wall clock.
+    pub server_unix_us: u64,
     /// The cookie to echo.
     pub cookie: &'a [u8],
 }
@@ -83,12 +121,16 @@ pub struct Retry<'a> {
 impl<'a> Retry<'a> {
     pub(crate) fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let nonce = r.uint(8)?;
+        let echo_timestamp_us = r.varint()?;
+        let server_unix_us = r.varint()?;
         let len = r.varint()?;
         if len > MAX_TOKEN_LEN as u64 {
             return Err(DecodeError::TokenTooLong(len));
         }
         Ok(Self {
             nonce,
+            echo_timestamp_us,
+            server_unix_us,
             cookie: r.bytes(len)?,
         })
     }
@@ -99,14 +141,17 @@ impl<'a> Retry<'a> {
         }
         w.u8(frame_type::RETRY)?;
         w.uint(self.nonce, 8)?;
+        w.varint(self.echo_timestamp_us)?;
+        w.varint(self.server_unix_us)?;
         w.varint(self.cookie.len() as u64)?;
         w.slice(self.cookie)
     }
 }
 
 /// WELCOME (`0x05`, handshake only): `nonce` (8 bytes, echoed from the HELLO),
-/// `heartbeat_interval_us` (varint), `server_nonce` (8 bytes) and `id_window` (varint). The
-/// header carries the new session id.
+/// `heartbeat_interval_us` (varint), `server_nonce` (8 bytes), `id_window` (varint),
+/// `echo_timestamp_us` (varint) and `server_unix_us` (varint). The header carries the new
+/// session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Welcome {
     /// The HELLO's nonce.
@@ -119,6 +164,11 @@ pub struct Welcome {
     /// ID plus this many, and drops datagrams with IDs beyond. The client keeps its send
     /// window no larger, so its own messages always fall inside.
     pub id_window: u64,
+    /// The `timestamp_us` of the HELLO this WELCOME answers, echoed.
+    pub echo_timestamp_us: u64,
+    /// The server's wall clock when it answered, µs since the Unix epoch; 0 if the server
+    /// has no wall clock.
+    pub server_unix_us: u64,
 }
 
 impl Welcome {
@@ -128,6 +178,8 @@ impl Welcome {
             heartbeat_interval_us: r.varint()?,
             server_nonce: r.uint(8)?,
             id_window: r.varint()?,
+            echo_timestamp_us: r.varint()?,
+            server_unix_us: r.varint()?,
         })
     }
 
@@ -136,7 +188,9 @@ impl Welcome {
         w.uint(self.nonce, 8)?;
         w.varint(self.heartbeat_interval_us)?;
         w.uint(self.server_nonce, 8)?;
-        w.varint(self.id_window)
+        w.varint(self.id_window)?;
+        w.varint(self.echo_timestamp_us)?;
+        w.varint(self.server_unix_us)
     }
 }
 

@@ -27,7 +27,9 @@ mod control;
 mod data;
 
 pub use ack::{AckFrame, AckRanges, AckSummary};
-pub use control::{Bye, Heartbeat, Hello, Retry, Stop, Welcome, MAX_TOKEN_LEN};
+pub use control::{
+    Bye, Heartbeat, Hello, Retry, Stop, Welcome, MAX_CLOCK_OFFSET_US, MAX_TOKEN_LEN,
+};
 pub use data::{DataFrame, DataWriter, Message, Messages, MAX_MESSAGES_PER_FRAME};
 
 use crate::codec::Reader;

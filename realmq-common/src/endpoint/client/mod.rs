@@ -10,6 +10,7 @@ use realmq_proto::{
 use serde::{Deserialize, Serialize};
 
 use super::auth::{is_sealed, without_trailer, writable_len, SessionAuth};
+use super::clock::{ClockOffset, ClockProbe};
 use crate::config::{LivenessTuning, SenderConfig, SenderConfigError};
 use crate::security::{Psk, SessionKeys, TRAILER_LEN};
 use crate::sender::{EnqueueError, Sender, SenderEvent};
@@ -185,6 +186,8 @@ pub struct Client {
     /// With a pre-shared key: the key, then (once established) the session's keys.
     psk: Option<Psk>,
     auth: Option<SessionAuth>,
+    /// The clock-offset probing of the handshake and its best sample.
+    clock: ClockProbe,
 }
 
 impl Client {
@@ -192,6 +195,11 @@ impl Client {
     /// `now` in microseconds since the Unix epoch (the server computes one-way latency from
     /// it; values beyond the wire's 2^62 − 1 are clamped to it); `nonce` should be random, to
     /// match the WELCOME to this HELLO.
+    ///
+    /// The handshake estimates this clock's offset to the server's ([`ClockOffset`]): when
+    /// the server has a wall clock, the first RETRY is followed by cookie-less probe HELLOs
+    /// until [`CLOCK_PROBES`](super::CLOCK_PROBES) RETRYs came, then the HELLO with the
+    /// cookie carries the best estimate, by which the server corrects send times.
     ///
     /// Fails if `config.sender` is invalid.
     pub fn new(
@@ -220,6 +228,7 @@ impl Client {
             cookie: Vec::new(),
             psk: None,
             auth: None,
+            clock: ClockProbe::default(),
         })
     }
 
@@ -265,6 +274,13 @@ impl Client {
     /// The session id, once established (0 before).
     pub fn session_id(&self) -> u32 {
         self.session_id
+    }
+
+    /// The best estimate of this client's clock minus the server's so far: the handshake
+    /// exchange (RETRYs and the WELCOME) with the smallest round trip. `None` before any
+    /// answer, or when the server has no wall clock.
+    pub fn clock_offset(&self) -> Option<ClockOffset> {
+        self.clock.best()
     }
 
     /// Whether `send` would accept a message of `len` bytes now.
@@ -385,7 +401,8 @@ impl Client {
         self.on_welcome(now, session_id, welcome)
     }
 
-    /// A RETRY for our HELLO: keep its cookie and repeat the HELLO at once with it.
+    /// A RETRY for our HELLO: keep its cookie and its clock sample, and send the next HELLO
+    /// at once: a probe, or the HELLO with the cookie.
     fn on_retry(&mut self, now: Instant, retry: Retry<'_>) -> bool {
         if retry.cookie.is_empty() || retry.cookie.len() > MAX_TOKEN_LEN {
             return false;
@@ -393,11 +410,21 @@ impl Client {
         self.cookie.clear();
         self.cookie.extend_from_slice(retry.cookie);
         self.stats.retries += 1;
+        let now_us = self.timestamp_us(now);
+        let (echo, server) = (retry.echo_timestamp_us, retry.server_unix_us);
+        self.clock
+            .on_answer(self.epoch_unix_us, echo, server, now_us, true);
+        // An answer: the path works, so the next HELLO's repeat waits the first interval.
+        self.control_interval = self.config.handshake_retry;
         self.timers.set(Timer::Control, now);
         true
     }
 
     fn on_welcome(&mut self, now: Instant, session_id: u32, welcome: Welcome) -> bool {
+        let now_us = self.timestamp_us(now);
+        let (echo, server) = (welcome.echo_timestamp_us, welcome.server_unix_us);
+        self.clock
+            .on_answer(self.epoch_unix_us, echo, server, now_us, false);
         // Heartbeat as often as the server's failure detector expects, if that is valid;
         // never more in flight than the server's plausibility window admits.
         let mut base = self.config.sender.clone();
@@ -471,13 +498,20 @@ impl Client {
                 // Re-armed first: a HELLO that cannot be written must not leave a timer due
                 // (the caller would spin).
                 self.schedule_control(now);
+                let probe = self.clock.next_hello_is_probe(!self.cookie.is_empty());
+                let timestamp_us = self.timestamp_us(now);
+                let estimate = self.clock.best();
                 let mut w = DatagramWriter::new(buf, max, Header::handshake(0)).ok()?;
                 w.hello(Hello {
                     nonce: self.nonce,
                     epoch_unix_us: self.epoch_unix_us,
-                    token: &self.cookie,
+                    timestamp_us,
+                    clock_offset_us: estimate.map_or(0, |e| e.offset_us),
+                    clock_rtt_us: estimate.map_or(0, |e| e.rtt_us),
+                    token: if probe { &[] } else { &self.cookie },
                 })
                 .ok()?;
+                self.clock.on_hello_sent(timestamp_us, probe);
                 w.finish()
             }
             _ => {

@@ -54,3 +54,80 @@ fn an_unanswered_handshake_repeats_hello_with_backoff_then_gives_up() {
         })
     );
 }
+
+/// The HELLO in `bytes`: (has a token, its estimate as (offset, rtt)).
+fn hello_of(bytes: &[u8]) -> (bool, (i64, u64)) {
+    let datagram = Datagram::parse(bytes).unwrap();
+    let Some(Frame::Hello(h)) = datagram.frames().next() else {
+        panic!("not a HELLO")
+    };
+    (!h.token.is_empty(), (h.clock_offset_us, h.clock_rtt_us))
+}
+
+#[test]
+fn a_server_with_a_clock_is_probed_then_gets_the_cookie_and_the_best_estimate() {
+    use crate::endpoint::{Server, ServerConfig, ServerSecrets, CLOCK_PROBES};
+    let t0 = Instant::now();
+    let server_unix_us = 1_700_000_000_000_000;
+    let mut server = Server::new(ServerConfig::default(), ServerSecrets::from_test_seed(1))
+        .unwrap()
+        .with_wall_clock(t0, server_unix_us);
+    // The client's clock is 2 s behind the server's.
+    let mut client =
+        Client::new(ClientConfig::default(), t0, server_unix_us - 2_000_000, 9).unwrap();
+    let from = "127.0.0.1:4000".parse().unwrap();
+    let mut buf = [0u8; 1500];
+    let mut now = t0;
+    let mut hellos = Vec::new();
+    // The round trips take 1 ms (RETRY), 3 ms and 2 ms (probes' RETRYs), 5 ms (WELCOME).
+    for rtt_ms in [1, 3, 2, 5] {
+        let len = client.poll_transmit(now, &mut buf).expect("a HELLO");
+        hellos.push(hello_of(&buf[..len]));
+        now += MS * rtt_ms / 2;
+        server.handle_datagram(now, from, None, &buf[..len], |_| {});
+        let t = server.poll_transmit(now, &mut buf).expect("an answer");
+        now += MS * rtt_ms / 2;
+        client.handle_datagram(now, &buf[..t.len]);
+        if !client.is_established() {
+            assert_eq!(
+                client.poll_timeout(),
+                Some(now),
+                "the next HELLO goes at once"
+            );
+        }
+    }
+    assert!(client.is_established());
+    assert_eq!(client.stats().retries, u64::from(CLOCK_PROBES));
+    // Two cookie-less probes after the first HELLO, then the cookie with the estimate of the
+    // smallest round trip so far (1 ms: ±500 µs).
+    let tokens: Vec<bool> = hellos.iter().map(|h| h.0).collect();
+    assert_eq!(tokens, [false, false, false, true]);
+    assert_eq!(hellos[0].1, (0, 0), "no estimate before any answer");
+    assert_eq!(hellos[3].1, (-2_000_000, 1_000));
+    let best = client.clock_offset().unwrap();
+    assert_eq!((best.offset_us, best.rtt_us), (-2_000_000, 1_000));
+}
+
+#[test]
+fn an_unanswered_probe_ends_the_probing_at_the_first_repeat() {
+    use crate::endpoint::{Server, ServerConfig, ServerSecrets};
+    let t0 = Instant::now();
+    let mut server = Server::new(ServerConfig::default(), ServerSecrets::from_test_seed(2))
+        .unwrap()
+        .with_wall_clock(t0, 1_700_000_000_000_000);
+    let mut client = Client::new(ClientConfig::default(), t0, 1_700_000_000_000_000, 3).unwrap();
+    let from = "127.0.0.1:4000".parse().unwrap();
+    let mut buf = [0u8; 1500];
+    let len = client.poll_transmit(t0, &mut buf).unwrap();
+    server.handle_datagram(t0, from, None, &buf[..len], |_| {});
+    let t = server.poll_transmit(t0, &mut buf).unwrap();
+    client.handle_datagram(t0, &buf[..t.len]);
+    let len = client.poll_transmit(t0, &mut buf).unwrap();
+    assert!(!hello_of(&buf[..len]).0, "a probe");
+    // The probe is lost; the repeat, one first interval later, carries the cookie.
+    let repeat = client.poll_timeout().unwrap();
+    assert_eq!(repeat, t0 + ClientConfig::default().handshake_retry);
+    client.handle_timeout(repeat);
+    let len = client.poll_transmit(repeat, &mut buf).unwrap();
+    assert!(hello_of(&buf[..len]).0, "the cookie HELLO");
+}

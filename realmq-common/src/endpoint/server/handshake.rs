@@ -1,6 +1,10 @@
 //! The server's half of the handshake: a HELLO without a valid cookie gets a stateless
 //! RETRY (at most three times the bytes received: RFC 9000 §8.1); one echoing a fresh cookie
 //! minted for its address and nonce opens a session, answered with a WELCOME.
+//!
+//! Both answers echo the HELLO's timestamp and carry the server's wall clock, if it has one,
+//! so the client can estimate its clock offset; the session takes the estimate of the HELLO
+//! that opens it and corrects its send times by it (see `endpoint/clock.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -10,6 +14,7 @@ use realmq_proto::{Datagram, DatagramWriter, Frame, Header, Hello, Retry, Welcom
 
 use super::{seal, PendingRetry, Server, ServerEvent, Session, Transmit};
 use crate::endpoint::auth::{writable_len, SessionAuth};
+use crate::endpoint::clock::{to_server_clock, ClockOffset};
 use crate::receiver::Receiver;
 use crate::security::SessionKeys;
 
@@ -48,7 +53,7 @@ impl Server {
         let from = path.0;
         let now_ms = self.cookie_clock_ms(now);
         if hello.token.is_empty() {
-            self.queue_retry(path, hello.nonce, now_ms, received_len);
+            self.queue_retry(path, &hello, now_ms, received_len);
             return;
         }
         let lifetime_ms = self.config.cookie_lifetime.as_millis() as u64;
@@ -58,7 +63,7 @@ impl Server {
             .is_err()
         {
             self.stats.bad_cookies += 1;
-            self.queue_retry(path, hello.nonce, now_ms, received_len);
+            self.queue_retry(path, &hello, now_ms, received_len);
             return;
         }
         if let Some(&id) = self.hellos.get(&(from, hello.nonce)) {
@@ -67,8 +72,10 @@ impl Server {
                 // is the client's sign of life until it has the WELCOME: without it a
                 // client whose WELCOMEs are lost (20 % loss) was evicted between two
                 // HELLOs (its retries back off to 1 s) and then refused as a replay.
+                // The WELCOME echoes the latest HELLO; the session keeps its first estimate.
                 Some(session) => {
                     session.receiver.handle_peer_activity(now);
+                    session.hello_timestamp_us = hello.timestamp_us;
                     if !std::mem::replace(&mut session.welcome_queued, true) {
                         self.welcomes.push_back(id);
                     }
@@ -90,11 +97,11 @@ impl Server {
         self.open_session(now, path, hello);
     }
 
-    /// Queues a stateless RETRY carrying a fresh cookie, within the queue's bound.
+    /// Queues a stateless RETRY for `hello` carrying a fresh cookie, within the queue's bound.
     pub(super) fn queue_retry(
         &mut self,
         (peer, local_ip): (SocketAddr, Option<IpAddr>),
-        nonce: u64,
+        hello: &Hello<'_>,
         now_ms: u64,
         received_len: usize,
     ) {
@@ -102,11 +109,12 @@ impl Server {
             self.stats.hellos_dropped += 1;
             return;
         }
-        let cookie = self.cookie_key.mint(peer, nonce, now_ms);
+        let cookie = self.cookie_key.mint(peer, hello.nonce, now_ms);
         self.retries.push_back(PendingRetry {
             peer,
             local_ip,
-            nonce,
+            nonce: hello.nonce,
+            echo_timestamp_us: hello.timestamp_us,
             cookie,
             received_len,
         });
@@ -138,6 +146,12 @@ impl Server {
         let auth = self.psk.as_ref().map(|psk| {
             SessionAuth::server(&SessionKeys::derive(psk, hello.nonce, server_nonce, id))
         });
+        // Send times move to the server's clock when the client's offset is known and can
+        // be told from zero (meaningful only if this server has a wall clock to compare).
+        let clock_offset_us = ClockOffset::from_hello(hello.clock_offset_us, hello.clock_rtt_us)
+            .filter(|_| self.wall_clock.is_some())
+            .map(ClockOffset::correction_us);
+        let epoch_unix_us = to_server_clock(hello.epoch_unix_us, clock_offset_us.unwrap_or(0));
         self.sessions.insert(
             id,
             Session {
@@ -145,7 +159,9 @@ impl Server {
                 local_ip,
                 nonce: hello.nonce,
                 server_nonce,
-                epoch_unix_us: hello.epoch_unix_us,
+                epoch_unix_us,
+                clock_offset_us,
+                hello_timestamp_us: hello.timestamp_us,
                 receiver,
                 auth,
                 dirty: false,
@@ -161,6 +177,7 @@ impl Server {
         self.events.push_back(ServerEvent::SessionOpened {
             session_id: id,
             peer: from,
+            clock_offset_us,
         });
     }
 
@@ -170,11 +187,24 @@ impl Server {
             .map_or(0, |e| now.saturating_duration_since(e).as_millis() as u64)
     }
 
-    pub(super) fn write_retry(&mut self, retry: PendingRetry, buf: &mut [u8]) -> Option<Transmit> {
+    /// The server's wall clock at `now` for the handshake's answers, 0 without one.
+    fn server_unix_us(&self, now: Instant) -> u64 {
+        self.wall_clock.map_or(0, |c| c.unix_us(now))
+    }
+
+    pub(super) fn write_retry(
+        &mut self,
+        now: Instant,
+        retry: PendingRetry,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
         let max = self.config.receiver.max_datagram_size;
+        let server_unix_us = self.server_unix_us(now);
         let mut w = DatagramWriter::new(buf, max, Header::handshake(0)).ok()?;
         w.retry(Retry {
             nonce: retry.nonce,
+            echo_timestamp_us: retry.echo_timestamp_us,
+            server_unix_us,
             cookie: retry.cookie.as_bytes(),
         })
         .ok()?;
@@ -192,7 +222,13 @@ impl Server {
         })
     }
 
-    pub(super) fn write_welcome(&mut self, id: u32, buf: &mut [u8]) -> Option<Transmit> {
+    pub(super) fn write_welcome(
+        &mut self,
+        now: Instant,
+        id: u32,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        let server_unix_us = self.server_unix_us(now);
         let session = self.sessions.get_mut(&id)?;
         session.welcome_queued = false;
         let max = self.config.receiver.max_datagram_size;
@@ -203,6 +239,8 @@ impl Server {
             heartbeat_interval_us: self.config.heartbeat_interval.as_micros() as u64,
             server_nonce: session.server_nonce,
             id_window: self.config.receiver.id_window,
+            echo_timestamp_us: session.hello_timestamp_us,
+            server_unix_us,
         })
         .ok()?;
         let len = w.finish();

@@ -10,6 +10,7 @@ use realmq_proto::{Bye, Datagram, DatagramWriter, Flags, Frame, Header, Heartbea
 use serde::{Deserialize, Serialize};
 
 use super::auth::{is_sealed, writable_len, SessionAuth};
+use super::clock::WallClock;
 
 mod handshake;
 use super::earliest;
@@ -76,7 +77,10 @@ pub struct Delivery<'a> {
     pub session_id: u32,
     /// Its ID within the session.
     pub id: u64,
-    /// When the client first sent it: Unix time in microseconds, by the client's clock.
+    /// When the client first sent it: Unix time in microseconds, on the server's clock when
+    /// the client's clock offset is known and can be told from zero (the client's stamp
+    /// minus the offset, see [`ClockOffset::correction_us`](super::ClockOffset::correction_us)),
+    /// else on the client's clock.
     pub sent_unix_us: u64,
     /// Its payload.
     pub payload: &'a [u8],
@@ -100,6 +104,10 @@ pub enum ServerEvent {
         session_id: u32,
         /// The client's address.
         peer: SocketAddr,
+        /// The client's clock minus the server's, µs, by which the session's send times are
+        /// corrected: 0 when the client's estimate cannot be told from zero, `None` when the
+        /// client sent no estimate (or this server has no wall clock to compare with).
+        clock_offset_us: Option<i64>,
     },
     /// A session ended.
     SessionClosed {
@@ -115,6 +123,9 @@ pub enum ServerEvent {
         client_sent: Option<u64>,
         /// Why it ended.
         reason: CloseReason,
+        /// The clock offset applied to the session's send times, as in
+        /// [`ServerEvent::SessionOpened`].
+        clock_offset_us: Option<i64>,
     },
 }
 
@@ -163,7 +174,13 @@ struct Session {
     local_ip: Option<IpAddr>,
     nonce: u64,
     server_nonce: u64,
+    /// The client's session epoch on the server's clock: the HELLO's `epoch_unix_us` minus
+    /// `clock_offset_us`. Send times are this plus the messages' timestamps.
     epoch_unix_us: u64,
+    /// The clock correction applied to `epoch_unix_us` (`None`: the client sent no estimate).
+    clock_offset_us: Option<i64>,
+    /// The `timestamp_us` of the latest validated HELLO, echoed in the WELCOME.
+    hello_timestamp_us: u64,
     receiver: Receiver,
     auth: Option<SessionAuth>,
     /// Queued in `Server::dirty`.
@@ -200,6 +217,8 @@ struct PendingRetry {
     peer: SocketAddr,
     local_ip: Option<IpAddr>,
     nonce: u64,
+    /// The HELLO's `timestamp_us`, to echo.
+    echo_timestamp_us: u64,
     cookie: Cookie,
     received_len: usize,
 }
@@ -256,6 +275,8 @@ pub struct Server {
     rng: ChaCha20Rng,
     cookie_key: CookieKey,
     psk: Option<Psk>,
+    /// The wall clock the handshake's answers carry (`server_unix_us`), if given.
+    wall_clock: Option<WallClock>,
     /// The cookie clock's origin: the first `now` seen.
     epoch: Option<Instant>,
     sessions: HashMap<u32, Session>,
@@ -292,6 +313,7 @@ impl Server {
             rng: ChaCha20Rng::from_seed(secrets.rng_seed),
             cookie_key: CookieKey::new(&secrets.cookie_key),
             psk: None,
+            wall_clock: None,
             epoch: None,
             sessions: HashMap::new(),
             hellos: HashMap::new(),
@@ -311,6 +333,17 @@ impl Server {
     /// tag are dropped and counted as `unauthenticated`. Clients must use the same key.
     pub fn with_psk(mut self, psk: Psk) -> Self {
         self.psk = Some(psk);
+        self
+    }
+
+    /// Gives the server a wall clock: `unix_us` is the time of `now` in µs since the Unix
+    /// epoch, and any later `now` follows from it. RETRYs and WELCOMEs then carry the
+    /// server's time, from which clients estimate their clock offset and the server corrects
+    /// the send times of their messages (one-way latency across hosts). Without it (or with
+    /// `unix_us` = 0, a clock that reads before 1970) they carry 0, clients send no estimate,
+    /// and send times stay on the clients' clocks.
+    pub fn with_wall_clock(mut self, now: Instant, unix_us: u64) -> Self {
+        self.wall_clock = (unix_us > 0).then(|| WallClock::new(now, unix_us));
         self
     }
 
@@ -336,9 +369,13 @@ impl Server {
         self.epoch.get_or_insert(now);
         self.next_sweep
             .get_or_insert(now + self.config.sweep_interval);
-        let Ok(header) = Header::parse(bytes) else {
-            self.stats.malformed += 1;
-            return;
+        let header = match Header::parse(bytes) {
+            Ok(header) => header,
+            Err(e) => {
+                super::warn_other_version(e);
+                self.stats.malformed += 1;
+                return;
+            }
         };
         match header.kind {
             PacketKind::Handshake => self.on_handshake(now, from, local_ip, bytes),
@@ -480,6 +517,7 @@ impl Server {
             duplicates: session.receiver.stats().duplicates,
             client_sent: session.client_sent,
             reason,
+            clock_offset_us: session.clock_offset_us,
         });
     }
 
@@ -504,12 +542,12 @@ impl Server {
     /// Writes the next datagram to send into `buf`; `None` when there is nothing to send.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         while let Some(retry) = self.retries.pop_front() {
-            if let Some(t) = self.write_retry(retry, buf) {
+            if let Some(t) = self.write_retry(now, retry, buf) {
                 return Some(t);
             }
         }
         while let Some(id) = self.welcomes.pop_front() {
-            if let Some(t) = self.write_welcome(id, buf) {
+            if let Some(t) = self.write_welcome(now, id, buf) {
                 return Some(t);
             }
         }

@@ -97,6 +97,9 @@ fn a_datagram_with_many_hellos_is_malformed() {
         let hello = Hello {
             nonce,
             epoch_unix_us: 0,
+            timestamp_us: 0,
+            clock_offset_us: 0,
+            clock_rtt_us: 0,
             token: &[],
         };
         w.hello(hello).unwrap();

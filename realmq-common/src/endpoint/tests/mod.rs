@@ -9,6 +9,7 @@ use crate::payload_stamp::{check_stamp, write_stamp, StampCheck};
 use crate::security::Psk;
 use crate::sim::{Arrival, Link, LinkConfig};
 
+mod clock;
 mod hostile;
 
 const ONE_WAY: Duration = Duration::from_micros(50);
@@ -35,6 +36,8 @@ struct Net {
     down: Link<usize>,
     /// Per client, how often each message ID was delivered.
     delivered: Vec<Vec<u32>>,
+    /// Per client, the send time (`Delivery::sent_unix_us`) of each message ID delivered.
+    sent_unix_us: Vec<Vec<u64>>,
     /// Delivered messages whose payload stamp did not match their session and ID.
     corrupt: u64,
     events: Vec<ServerEvent>,
@@ -92,6 +95,7 @@ impl Net {
             up: Link::new(link, seed),
             down: Link::new(link, seed ^ 0x5eed_5eed),
             delivered: vec![Vec::new(); n],
+            sent_unix_us: vec![Vec::new(); n],
             corrupt: 0,
             events: Vec::new(),
             client_events: vec![Vec::new(); n],
@@ -151,6 +155,7 @@ impl Net {
             return;
         }
         let delivered = &mut self.delivered[from];
+        let sent_unix_us = &mut self.sent_unix_us[from];
         let corrupt = &mut self.corrupt;
         self.server
             .handle_datagram(self.now, client_addr(from as u16), None, &bytes, |d| {
@@ -160,8 +165,10 @@ impl Net {
                 let id = d.id as usize;
                 if delivered.len() <= id {
                     delivered.resize(id + 1, 0);
+                    sent_unix_us.resize(id + 1, 0);
                 }
                 delivered[id] += 1;
+                sent_unix_us[id] = d.sent_unix_us;
             });
     }
 
@@ -377,7 +384,7 @@ fn garbage_and_strangers_are_counted_and_ignored() {
         now,
         from,
         None,
-        &[0x52, 0x4d, 0x02, 0x10, 0, 0, 0, 9, 0x06, 0x01],
+        &[0x52, 0x4d, 0x03, 0x10, 0, 0, 0, 9, 0x06, 0x01],
         |_| delivered += 1,
     );
     let mut buf = [0u8; 1472];
