@@ -169,6 +169,7 @@ impl Server {
                 echo_heartbeat: false,
                 client_sent: None,
                 spoke: false,
+                opened: now,
             },
         );
         self.hellos.insert((from, hello.nonce), id);

@@ -194,6 +194,9 @@ struct Session {
     client_sent: Option<u64>,
     /// Whether a session datagram from the client arrived (it had its WELCOME).
     spoke: bool,
+    /// When the session opened: until the client speaks it is still handshaking, and is
+    /// not evicted before `cookie_lifetime` has passed (see `handle_timeout`).
+    opened: Instant,
 }
 
 /// A session that ended, remembered for a while: to answer a repeated STOP (if it ended
@@ -622,10 +625,19 @@ impl Server {
         }
         if self.next_sweep.is_some_and(|t| t <= now) {
             self.next_sweep = Some(now + self.config.sweep_interval);
+            // A client that has not spoken yet may still be repeating its HELLO through a
+            // lossy path (each one reaching the server is a sign of life, but they back off
+            // to a second apart): its session stays while its cookie could still be valid.
+            // Evicting it earlier ended a session the client went on to use (20 % loss
+            // each way between namespaces: the server counted an eviction, opened a second
+            // session on the next HELLO, and `--exit-after-sessions 1` left mid-run).
+            let handshake_grace = self.config.cookie_lifetime;
             let dead: Vec<u32> = self
                 .sessions
                 .iter()
-                .filter(|(_, s)| s.receiver.is_dead(now))
+                .filter(|(_, s)| {
+                    s.receiver.is_dead(now) && (s.spoke || now >= s.opened + handshake_grace)
+                })
                 .map(|(&id, _)| id)
                 .collect();
             for id in dead {
