@@ -65,8 +65,19 @@ pub(crate) fn send_connection(
     let mut pacer = TokenBucket::new(config.rate, start);
     let send_until = config.duration.map(|d| start + d);
     let mut remaining = config.quota;
-    let lost_server =
-        |e: io::Error| anyhow::Error::new(e).context(format!("the connection to {server} failed"));
+    let lost_server = |e: io::Error| {
+        // A socket timeout reads as EAGAIN ("Resource temporarily unavailable"): say what
+        // it means.
+        let what = if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            format!("the connection to {server} made no progress for {IO_TIMEOUT:?}")
+        } else {
+            format!("the connection to {server} failed")
+        };
+        anyhow::Error::new(e).context(what)
+    };
 
     loop {
         let now = Instant::now();
