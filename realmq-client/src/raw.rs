@@ -80,15 +80,17 @@ pub(crate) fn send_raw(
             granted as usize % per_datagram,
         );
         let mut len = 0;
+        let mut next_id = result.sent;
         for _ in 0..whole {
-            len += write_data(&mut tx[len..], per_datagram, stamp, &payload);
+            len += write_data(&mut tx[len..], per_datagram, stamp, &payload, next_id);
+            next_id += per_datagram as u64;
         }
         if whole > 0 {
             let segment = (whole > 1).then_some(full);
             outbox.send(&socket, config.server, None, &tx[..len], segment);
         }
         if rest > 0 && outbox.flush(&socket) {
-            let len = write_data(&mut tx, rest, stamp, &payload);
+            let len = write_data(&mut tx, rest, stamp, &payload, next_id);
             outbox.send(&socket, config.server, None, &tx[..len], None);
         }
         result.on_sent(now, result.sent, config.warmup);

@@ -140,6 +140,9 @@ fn tcp_in_process_delivers_every_message() {
     let (client, server) = send_in_process(Protocol::Tcp, 1, 20_000);
     assert_eq!(client.delivered, Some(20_000));
     assert_eq!(server.counters.received, 20_000);
+    // Every payload stamped and checked, as over UDP.
+    assert_eq!(server.counters.stamped, 20_000);
+    assert_eq!(server.counters.corrupt, 0);
 }
 
 #[test]
@@ -293,5 +296,7 @@ fn a_wildcard_server_answers_from_the_address_each_client_reached() {
         }
         let server = server.join().unwrap().unwrap();
         assert_eq!(server.counters.received, 10_000, "{protocol:?}");
+        assert_eq!(server.counters.stamped, 10_000, "{protocol:?}");
+        assert_eq!(server.counters.corrupt, 0, "{protocol:?}");
     }
 }

@@ -53,6 +53,19 @@ pub fn check_stamp(payload: &[u8], session_id: u32, id: u64) -> StampCheck {
     }
 }
 
+/// Checks only that `payload` is intact (its checksum matches), not which session or ID it
+/// names: for the load test's modes without IDs (`--protocol raw`), where a lost datagram
+/// shifts every later message's place.
+pub fn check_integrity(payload: &[u8]) -> StampCheck {
+    if payload.len() < STAMP_LEN {
+        StampCheck::Unstamped
+    } else if payload[12..16] == checksum(payload).to_le_bytes() {
+        StampCheck::Intact
+    } else {
+        StampCheck::Corrupt
+    }
+}
+
 /// CRC-32 of the stamp's identity fields and the body (the CRC field itself excluded).
 fn checksum(payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
@@ -73,6 +86,16 @@ mod tests {
         assert_eq!(check_stamp(&p, 9, 1_000), StampCheck::Intact);
         assert_eq!(check_stamp(&p, 9, 1_000 + 65_536), StampCheck::Corrupt);
         assert_eq!(check_stamp(&p, 10, 1_000), StampCheck::Corrupt);
+    }
+
+    #[test]
+    fn the_integrity_check_ignores_the_identity_but_not_a_changed_byte() {
+        let mut p = vec![7u8; 64];
+        write_stamp(&mut p, 9, 1_000);
+        assert_eq!(check_integrity(&p), StampCheck::Intact);
+        p[40] ^= 1;
+        assert_eq!(check_integrity(&p), StampCheck::Corrupt);
+        assert_eq!(check_integrity(&p[..STAMP_LEN - 1]), StampCheck::Unstamped);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
-use realmq_common::io::raw::RawDatagram;
+use realmq_common::io::raw::{payloads, RawDatagram};
 use realmq_common::io::{unix_now_us, Outbox, RecvBatch};
 
 use crate::recorder::{Counters, Recorder};
@@ -75,7 +75,8 @@ pub(crate) fn serve_raw(
                             None if seen < MAX_CLIENTS => per_client.entry(from).or_insert(0),
                             None => return,
                         };
-                        for _ in 0..count {
+                        for payload in payloads(bytes) {
+                            recorder.check_integrity(payload);
                             recorder.on_message(now, now_unix, 0, *n, sent_unix_us);
                             *n += 1;
                         }

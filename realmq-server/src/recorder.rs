@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use realmq_common::stats::{latency_histogram, one_way_latency_us, per_second, record_latency_us};
 
-use realmq_common::payload_stamp::{check_stamp, StampCheck};
+use realmq_common::payload_stamp::{check_integrity, check_stamp, StampCheck};
 
 use crate::sessions::{SessionBook, SessionEnd, SessionReport};
 use crate::sink::StatsSink;
@@ -75,7 +75,16 @@ impl Recorder {
     /// Checks a delivered payload's stamp against the session and ID it was delivered
     /// under (see `realmq_common::payload_stamp`).
     pub fn check_payload(&mut self, session_id: u32, id: u64, payload: &[u8]) {
-        match check_stamp(payload, session_id, id) {
+        self.count_check(session_id, id, check_stamp(payload, session_id, id));
+    }
+
+    /// Checks a payload of a mode without IDs (raw): intact or not, whatever it names.
+    pub fn check_integrity(&mut self, payload: &[u8]) {
+        self.count_check(0, self.stamped, check_integrity(payload));
+    }
+
+    fn count_check(&mut self, session_id: u32, id: u64, check: StampCheck) {
+        match check {
             StampCheck::Unstamped => {}
             StampCheck::Intact => self.stamped += 1,
             StampCheck::Corrupt => {

@@ -58,11 +58,11 @@ pub(crate) const PING_BIT: u32 = 1 << 31;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BadLength(pub u32);
 
-/// Reads complete frames from the front of `bytes`, calling `on_frame(sent_unix_us, ping)`
+/// Reads complete frames from the front of `bytes`, calling `on_frame(sent_unix_us, ping, payload)`
 /// for each. Returns how many bytes were consumed; an incomplete frame at the end is left.
 pub(crate) fn parse_frames(
     bytes: &[u8],
-    mut on_frame: impl FnMut(u64, bool),
+    mut on_frame: impl FnMut(u64, bool, &[u8]),
 ) -> Result<usize, BadLength> {
     let mut pos = 0;
     while let Some(prefix) = bytes.get(pos..pos + LEN_BYTES) {
@@ -75,9 +75,11 @@ pub(crate) fn parse_frames(
         let Some(body) = bytes.get(pos + LEN_BYTES..end) else {
             break;
         };
+        let (stamp, payload) = body.split_at(TIMESTAMP_BYTES);
         on_frame(
-            u64::from_le_bytes(body[..TIMESTAMP_BYTES].try_into().expect("8 bytes")),
+            u64::from_le_bytes(stamp.try_into().expect("8 bytes")),
             ping,
+            payload,
         );
         pos = end;
     }
@@ -275,7 +277,10 @@ fn service(
         let now = Instant::now();
         let now_unix = unix_now_us();
         let (session, received, echo) = (conn.session_id, &mut conn.received, &mut conn.echo);
-        let parsed = parse_frames(&conn.buf[..conn.filled], |sent, ping| {
+        let parsed = parse_frames(&conn.buf[..conn.filled], |sent, ping, payload| {
+            // The client stamps its n-th message with session 0 and ID n (TCP keeps the
+            // order and loses nothing).
+            recorder.check_payload(0, *received, payload);
             recorder.on_message(now, now_unix, session, *received, sent);
             *received += 1;
             counters.received += 1;
@@ -398,7 +403,7 @@ mod tests {
         let partial = frame(30, b"xyz");
         bytes.extend_from_slice(&partial[..6]);
         let mut seen = Vec::new();
-        let used = parse_frames(&bytes, |t, _| seen.push(t)).unwrap();
+        let used = parse_frames(&bytes, |t, _, _| seen.push(t)).unwrap();
         assert_eq!(seen, [10, 20]);
         assert_eq!(used, 15 + 12);
     }
@@ -407,15 +412,15 @@ mod tests {
     fn literal_bytes() {
         let bytes = [9, 0, 0, 0, 0x2a, 0, 0, 0, 0, 0, 0, 0, b'!'];
         let mut seen = Vec::new();
-        assert_eq!(parse_frames(&bytes, |t, _| seen.push(t)), Ok(13));
+        assert_eq!(parse_frames(&bytes, |t, _, _| seen.push(t)), Ok(13));
         assert_eq!(seen, [42]);
     }
 
     #[test]
     fn rejects_lengths_out_of_range() {
-        assert_eq!(parse_frames(&[7, 0, 0, 0], |_, _| {}), Err(BadLength(7)));
+        assert_eq!(parse_frames(&[7, 0, 0, 0], |_, _, _| {}), Err(BadLength(7)));
         let too_long = ((TIMESTAMP_BYTES + MAX_PAYLOAD + 1) as u32).to_le_bytes();
-        assert!(parse_frames(&too_long, |_, _| {}).is_err());
-        assert_eq!(parse_frames(&[9, 0], |_, _| {}), Ok(0));
+        assert!(parse_frames(&too_long, |_, _, _| {}).is_err());
+        assert_eq!(parse_frames(&[9, 0], |_, _, _| {}), Ok(0));
     }
 }

@@ -89,20 +89,42 @@ pub fn messages_per_datagram(size: usize, max: usize) -> usize {
     (max.saturating_sub(DATA_HEADER) / (size + MESSAGE_OVERHEAD)).clamp(1, usize::from(u16::MAX))
 }
 
-/// Writes a DATA datagram of `count` copies of `payload` stamped `sent_unix_us` into `buf`;
-/// returns its length.
-pub fn write_data(buf: &mut [u8], count: usize, sent_unix_us: u64, payload: &[u8]) -> usize {
+/// Writes a DATA datagram of `count` copies of `payload` stamped `sent_unix_us` into `buf`,
+/// each with its own payload stamp (`crate::payload_stamp`, session 0, IDs from `first_id`
+/// up: the same per-message work as the load test's other modes); returns its length.
+pub fn write_data(
+    buf: &mut [u8],
+    count: usize,
+    sent_unix_us: u64,
+    payload: &[u8],
+    first_id: u64,
+) -> usize {
     buf[..2].copy_from_slice(b"RW");
     buf[2] = 0;
     buf[3..5].copy_from_slice(&(count as u16).to_be_bytes());
     buf[5..13].copy_from_slice(&sent_unix_us.to_be_bytes());
     let mut at = DATA_HEADER;
-    for _ in 0..count {
+    for k in 0..count {
         buf[at..at + 2].copy_from_slice(&(payload.len() as u16).to_be_bytes());
-        buf[at + 2..at + 2 + payload.len()].copy_from_slice(payload);
+        let message = &mut buf[at + 2..at + 2 + payload.len()];
+        message.copy_from_slice(payload);
+        crate::payload_stamp::write_stamp(message, 0, first_id + k as u64);
         at += MESSAGE_OVERHEAD + payload.len();
     }
     at
+}
+
+/// The payloads of a DATA datagram that [`RawDatagram::parse`] accepted, in order.
+pub fn payloads(datagram: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = DATA_HEADER;
+    std::iter::from_fn(move || {
+        let len = usize::from(u16::from_be_bytes(
+            datagram.get(at..at + 2)?.try_into().ok()?,
+        ));
+        let payload = datagram.get(at + 2..at + 2 + len)?;
+        at += MESSAGE_OVERHEAD + len;
+        Some(payload)
+    })
 }
 
 #[cfg(test)]
@@ -114,7 +136,18 @@ mod tests {
         let mut buf = [0u8; 1472];
         let n = messages_per_datagram(64, 1472);
         assert_eq!(n, 22, "(1472 - 13) / 66");
-        let len = write_data(&mut buf, n, 42, &[7u8; 64]);
+        let len = write_data(&mut buf, n, 42, &[7u8; 64], 1000);
+        let stamped: Vec<_> = payloads(&buf[..len])
+            .map(crate::payload_stamp::check_integrity)
+            .collect();
+        assert_eq!(stamped.len(), n);
+        assert!(stamped
+            .iter()
+            .all(|&c| c == crate::payload_stamp::StampCheck::Intact));
+        assert_eq!(
+            crate::payload_stamp::check_stamp(&buf[DATA_HEADER + 2..DATA_HEADER + 66], 0, 1000),
+            crate::payload_stamp::StampCheck::Intact
+        );
         assert_eq!(
             RawDatagram::parse(&buf[..len]),
             Some(RawDatagram::Data {
