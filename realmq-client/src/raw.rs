@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use mio::{Events, Interest, Poll, Token, Waker};
 use realmq_common::io::raw::{messages_per_datagram, write_data, RawDatagram};
 use realmq_common::io::{socket, Outbox, Shutdown};
+use realmq_common::payload_stamp::Stamper;
 use realmq_proto::DEFAULT_MAX_DATAGRAM;
 
 use crate::pacing::TokenBucket;
@@ -47,6 +48,7 @@ pub(crate) fn send_raw(
     let segments = outbox.max_segments().clamp(1, MAX_SEGMENTS);
     let mut tx = vec![0u8; segments * full];
     let payload = random_payload(config.size, config.index);
+    let stamper = Stamper::new(&payload);
     let mut result = ThreadResult::default();
     let start = Instant::now();
     let mut pacer = TokenBucket::new(config.rate, start);
@@ -82,7 +84,14 @@ pub(crate) fn send_raw(
         let mut len = 0;
         let mut next_id = result.sent;
         for _ in 0..whole {
-            len += write_data(&mut tx[len..], per_datagram, stamp, &payload, next_id);
+            len += write_data(
+                &mut tx[len..],
+                per_datagram,
+                stamp,
+                &stamper,
+                &payload,
+                next_id,
+            );
             next_id += per_datagram as u64;
         }
         if whole > 0 {
@@ -90,7 +99,7 @@ pub(crate) fn send_raw(
             outbox.send(&socket, config.server, None, &tx[..len], segment);
         }
         if rest > 0 && outbox.flush(&socket) {
-            let len = write_data(&mut tx, rest, stamp, &payload, next_id);
+            let len = write_data(&mut tx, rest, stamp, &stamper, &payload, next_id);
             outbox.send(&socket, config.server, None, &tx[..len], None);
         }
         result.on_sent(now, result.sent, config.warmup);

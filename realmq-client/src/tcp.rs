@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use realmq_common::io::Shutdown;
-use realmq_common::payload_stamp::write_stamp;
+use realmq_common::payload_stamp::Stamper;
 
 use crate::pacing::TokenBucket;
 use crate::summary::{Progress, ThreadResult};
@@ -60,6 +60,7 @@ pub(crate) fn send_connection(
         .set_read_timeout(Some(IO_TIMEOUT))
         .context("cannot set a read timeout")?;
     let mut payload = random_payload(config.size, config.index);
+    let stamper = Stamper::new(&payload);
     let mut out = BufWriter::with_capacity(256 * 1024, &stream);
     let mut result = ThreadResult::default();
     let start = Instant::now();
@@ -100,7 +101,7 @@ pub(crate) fn send_connection(
         for k in 0..granted {
             // Stamped as the other modes' payloads are (session 0: TCP has none on the
             // wire), so the server checks every one.
-            write_stamp(&mut payload, 0, result.sent + k);
+            stamper.stamp(&mut payload, 0, result.sent + k);
             write_frame(&mut out, stamp, &payload, config.ping).map_err(lost_server)?;
         }
         out.flush().map_err(lost_server)?;

@@ -20,7 +20,7 @@ use realmq_common::config::SenderConfig;
 use realmq_common::endpoint::{Client, ClientConfig, ClientEvent, ClientState, SendError};
 use realmq_common::io::entropy::random_u64;
 use realmq_common::io::{socket, ArrivalRecorder, DropSim, Outbox, RecvBatch, Shutdown};
-use realmq_common::payload_stamp::write_stamp;
+use realmq_common::payload_stamp::Stamper;
 use realmq_common::stats::merge_latency;
 use realmq_proto::MIN_DATAGRAM_SIZE;
 
@@ -227,6 +227,7 @@ impl Worker<'_> {
         // Every payload of 16 bytes or more carries its session and ID (payload_stamp), so
         // the server can tell a message delivered under another ID.
         let mut payload = random_payload(self.config.size, self.config.index);
+        let stamper = Stamper::new(&payload);
         let mut events = Events::with_capacity(16);
         let mut window_full = false;
 
@@ -257,7 +258,7 @@ impl Worker<'_> {
                 let mut used = 0;
                 while used < granted {
                     if let Some(id) = self.client.next_message_id() {
-                        write_stamp(&mut payload, self.client.session_id(), id);
+                        stamper.stamp(&mut payload, self.client.session_id(), id);
                     }
                     match self.client.send(now, &payload) {
                         Ok(_) => used += 1,

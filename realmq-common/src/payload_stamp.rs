@@ -5,17 +5,50 @@
 //! session, or with any byte changed counts as corrupt.
 //!
 //! ```text
-//! 0..4    CRC-32 (IEEE) of bytes 4.., little-endian
+//! 0..4    CRC-32 (IEEE) of bytes 16.. followed by bytes 4..16, little-endian
 //! 4..8    session id, little-endian
 //! 8..16   message id, little-endian
 //! 16..    the rest of the payload, unchanged
 //! ```
 //!
-//! The checksum comes first so that it covers one contiguous run of bytes: one `crc32fast`
-//! call per payload instead of two.
+//! The checksum covers the body first and the identity last, so that a sender whose
+//! messages share one body computes the body's part once ([`Stamper`]) and only the 12
+//! identity bytes per message: the load client sends the same body in every message, and
+//! the CRC of whole payloads was a fifth of its time.
 
 /// Bytes the stamp occupies at the start of a payload; shorter payloads carry none.
 pub const STAMP_LEN: usize = 16;
+
+/// Stamps payloads that share one body (their bytes from [`STAMP_LEN`] on): the checksum
+/// of the body is computed once, each stamp adds only the identity's 12 bytes.
+#[derive(Debug, Clone)]
+pub struct Stamper {
+    /// The CRC state after the body.
+    body: crc32fast::Hasher,
+}
+
+impl Stamper {
+    /// A stamper for payloads whose body is `payload`'s (from [`STAMP_LEN`] on).
+    pub fn new(payload: &[u8]) -> Self {
+        let mut body = crc32fast::Hasher::new();
+        body.update(payload.get(STAMP_LEN..).unwrap_or_default());
+        Self { body }
+    }
+
+    /// Writes the stamp for `(session_id, id)` into `payload`, which must have the body
+    /// this stamper was made from (its stamp would fail the check otherwise). Does nothing
+    /// to a payload shorter than [`STAMP_LEN`].
+    pub fn stamp(&self, payload: &mut [u8], session_id: u32, id: u64) {
+        if payload.len() < STAMP_LEN {
+            return;
+        }
+        payload[4..8].copy_from_slice(&session_id.to_le_bytes());
+        payload[8..16].copy_from_slice(&id.to_le_bytes());
+        let mut hasher = self.body.clone();
+        hasher.update(&payload[4..STAMP_LEN]);
+        payload[0..4].copy_from_slice(&hasher.finalize().to_le_bytes());
+    }
+}
 
 /// Writes the stamp for `(session_id, id)` into `payload`, whose bytes from [`STAMP_LEN`] on
 /// are the message body. Does nothing to a payload shorter than [`STAMP_LEN`].
@@ -69,9 +102,12 @@ pub fn check_integrity(payload: &[u8]) -> StampCheck {
     }
 }
 
-/// CRC-32 of everything after the CRC field: the identity fields and the body.
+/// CRC-32 of the body, then the identity fields (everything but the CRC field itself).
 fn checksum(payload: &[u8]) -> u32 {
-    crc32fast::hash(&payload[4..])
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&payload[STAMP_LEN..]);
+    hasher.update(&payload[4..STAMP_LEN]);
+    hasher.finalize()
 }
 
 #[cfg(test)]
@@ -96,6 +132,22 @@ mod tests {
         p[40] ^= 1;
         assert_eq!(check_integrity(&p), StampCheck::Corrupt);
         assert_eq!(check_integrity(&p[..STAMP_LEN - 1]), StampCheck::Unstamped);
+    }
+
+    #[test]
+    fn a_stamper_writes_the_same_stamp_as_write_stamp() {
+        let mut a = (0..64u8).collect::<Vec<_>>();
+        let mut b = a.clone();
+        let stamper = Stamper::new(&a);
+        for id in [0, 1, 77, u64::MAX] {
+            write_stamp(&mut a, 3, id);
+            stamper.stamp(&mut b, 3, id);
+            assert_eq!(a, b);
+            assert_eq!(check_stamp(&b, 3, id), StampCheck::Intact);
+        }
+        let mut short = vec![1u8; STAMP_LEN - 1];
+        Stamper::new(&short).stamp(&mut short, 1, 1);
+        assert_eq!(short, vec![1u8; STAMP_LEN - 1]);
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub fn record_latency_us(histogram: &mut Histogram<u64>, us: u64) {
     histogram.saturating_record(us.min(LATENCY_HIGH_US));
 }
 
+/// Records `n` latencies of `us` microseconds at once, clamped like [`record_latency_us`].
+pub fn record_latency_us_n(histogram: &mut Histogram<u64>, us: u64, n: u64) {
+    histogram.saturating_record_n(us.min(LATENCY_HIGH_US), n);
+}
+
 /// Adds every value of `from` into `into`, clamping values above [`LATENCY_HIGH_US`].
 ///
 /// Unlike [`Histogram::add`] this cannot fail, whatever bounds `from` was created with

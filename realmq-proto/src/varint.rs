@@ -60,6 +60,11 @@ pub(crate) fn encode(value: u64, out: &mut [u8]) -> Result<usize, EncodeError> {
 /// Decodes a variable-length integer at the start of `bytes`: the value and its length.
 pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, usize), DecodeError> {
     let first = *bytes.first().ok_or(DecodeError::Truncated)?;
+    // The common case of the DATA frame's per-message fields (an ID gap of 0, a timestamp
+    // delta of 0, a payload under 64 bytes): one byte, no slicing or loop.
+    if first < 0x40 {
+        return Ok((u64::from(first), 1));
+    }
     let len = 1usize << (first >> 6);
     let raw = bytes.get(..len).ok_or(DecodeError::Truncated)?;
     let mut value = u64::from(first & 0x3f);

@@ -97,6 +97,7 @@ pub(crate) fn serve_raw(
                     _ => counters.malformed += 1,
                 }
             });
+            recorder.flush();
             match result {
                 Ok(n) => read += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

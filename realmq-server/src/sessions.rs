@@ -87,8 +87,8 @@ pub(crate) struct SessionBook {
 }
 
 impl SessionBook {
-    /// Records one delivered message of `session_id` with its one-way `latency_us`.
-    pub(crate) fn on_message(&mut self, now: Instant, session_id: u32, latency_us: u64) {
+    /// Records `n` messages of `session_id` delivered at `now` with one-way `latency_us`.
+    pub(crate) fn on_messages(&mut self, now: Instant, session_id: u32, latency_us: u64, n: u64) {
         if self
             .current
             .as_ref()
@@ -102,7 +102,10 @@ impl SessionBook {
         open.first.get_or_insert(now);
         open.last = Some(now);
         if let Some(h) = &mut open.histogram {
-            h.saturating_record(latency_us.min(LATENCY_HIGH_US));
+            h.saturating_record_n(
+                latency_us.min(LATENCY_HIGH_US),
+                u32::try_from(n).unwrap_or(u32::MAX),
+            );
         }
     }
 
@@ -219,9 +222,9 @@ mod tests {
         let t0 = Instant::now();
         let mut book = SessionBook::default();
         for i in 0..100u64 {
-            book.on_message(t0 + Duration::from_millis(10 * i), 7, 100 + i);
+            book.on_messages(t0 + Duration::from_millis(10 * i), 7, 100 + i, 1);
         }
-        book.on_message(t0, 8, 5);
+        book.on_messages(t0, 8, 5, 1);
         let end = SessionEnd {
             end: "bye",
             received: 100,
@@ -252,7 +255,7 @@ mod tests {
         let t0 = Instant::now();
         let mut book = SessionBook::default();
         for s in 0..(MAX_TRACKED as u32 + 10) {
-            book.on_message(t0, s, 1);
+            book.on_messages(t0, s, 1, 1);
         }
         assert_eq!(book.tracked, MAX_TRACKED);
         for s in 0..(MAX_REPORTS as u32 + 5) {

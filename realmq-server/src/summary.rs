@@ -133,6 +133,7 @@ mod tests {
         let mut recorder = Recorder::new(None, t0);
         recorder.on_message(t0, 150, 1, 0, 100);
         recorder.on_message(t0 + Duration::from_millis(500), 200, 1, 1, 100);
+        recorder.flush();
         let counters = Counters {
             received: 2,
             sessions_total: 1,

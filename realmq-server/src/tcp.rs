@@ -288,6 +288,7 @@ fn service(
                 echo.extend_from_slice(&received.to_le_bytes());
             }
         });
+        recorder.flush();
         match parsed {
             Ok(used) => {
                 conn.buf.copy_within(used..conn.filled, 0);

@@ -88,9 +88,9 @@ impl Default for LatencyClasses {
 
 impl LatencyClasses {
     /// Counts one latency (µs).
-    fn record(&mut self, us: u64) {
-        self.counts[class_of(us)] += 1;
-        self.total += 1;
+    fn record(&mut self, us: u64, n: u64) {
+        self.counts[class_of(us)] += n;
+        self.total += n;
         self.min = self.min.min(us);
         self.max = self.max.max(us);
     }
@@ -198,9 +198,9 @@ impl Timeline {
         }
     }
 
-    /// Records a message delivered at `now` with one-way latency `latency_us`. A message
+    /// Records `n` messages delivered at `now` with one-way latency `latency_us`. A message
     /// before the first one (a clock that went back) counts in the first bucket.
-    pub(crate) fn record(&mut self, now: Instant, latency_us: u64) {
+    pub(crate) fn record(&mut self, now: Instant, latency_us: u64, n: u64) {
         let since_ns = match self.previous {
             Some((at, ns)) if at == now => ns,
             _ => {
@@ -218,7 +218,7 @@ impl Timeline {
             self.halve();
             i = since_ns / self.width_ns;
         }
-        self.buckets[i as usize].record(latency_us);
+        self.buckets[i as usize].record(latency_us, n);
         self.last_ns = self.last_ns.max(since_ns);
     }
 
@@ -263,7 +263,7 @@ impl Timeline {
 
     /// Messages recorded.
     #[cfg(test)]
-    fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.buckets[..self.used()]
             .iter()
             .map(LatencyClasses::total)
@@ -329,7 +329,7 @@ mod tests {
         let mut values: Vec<u64> = (0..5_000).map(|_| rng.u64(1..2_000_000)).collect();
         let mut classes = LatencyClasses::default();
         for &v in &values {
-            classes.record(v);
+            classes.record(v, 1);
         }
         values.sort_unstable();
         for q in [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0] {
@@ -352,7 +352,7 @@ mod tests {
     fn small_latencies_are_exact() {
         let mut classes = LatencyClasses::default();
         for v in [0, 1, 1, 2, 3, 3, 3] {
-            classes.record(v);
+            classes.record(v, 1);
         }
         assert_eq!(classes.quantile(0.0), Some(0.0));
         assert_eq!(classes.quantile(0.5), Some(2.0));
@@ -370,7 +370,7 @@ mod tests {
         let mut at = Duration::ZERO;
         for _ in 0..2_000 {
             let latency = rng.u64(0..100_000);
-            t.record(t0 + at, latency);
+            t.record(t0 + at, latency, 1);
             sent.push((at, latency));
             at += Duration::from_micros(rng.u64(0..2_000));
         }
@@ -391,7 +391,7 @@ mod tests {
             assert_eq!(b.total(), in_bucket.len() as u64, "bucket {i}");
             assert_eq!(b.max(), in_bucket.iter().copied().max().unwrap_or(0));
             let mut oracle = LatencyClasses::default();
-            in_bucket.iter().for_each(|&l| oracle.record(l));
+            in_bucket.iter().for_each(|&l| oracle.record(l, 1));
             assert_eq!(b, &oracle, "bucket {i}");
         }
         let summaries: Vec<_> = t.summaries().collect();
@@ -403,16 +403,16 @@ mod tests {
     fn a_late_message_merges_as_often_as_needed() {
         let t0 = Instant::now();
         let mut t = Timeline::new(4, Duration::from_secs(1));
-        t.record(t0, 5);
-        t.record(t0 + Duration::from_millis(1_500), 6);
-        t.record(t0 + Duration::from_secs(100), 7);
+        t.record(t0, 5, 1);
+        t.record(t0 + Duration::from_millis(1_500), 6, 1);
+        t.record(t0 + Duration::from_secs(100), 7, 1);
         // 4 × 32 s = 128 s is the first coverage past 100 s.
         assert_eq!(t.width(), Duration::from_secs(32));
         assert_eq!(t.bucket(0).total(), 2);
         assert_eq!(t.bucket(3).total(), 1);
         assert_eq!(t.span(), Duration::from_secs(128));
         // A clock that went back lands in the first bucket.
-        t.record(t0 - Duration::from_secs(1), 8);
+        t.record(t0 - Duration::from_secs(1), 8, 1);
         assert_eq!(t.bucket(0).total(), 3);
         assert_eq!(t.summaries().count(), 2);
     }

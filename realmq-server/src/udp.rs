@@ -240,6 +240,7 @@ impl Io {
                     arrivals.record_datagram(bytes, now);
                 }
             });
+            recorder.flush();
             match result {
                 Ok(n) => {
                     count += n;

@@ -90,12 +90,14 @@ pub fn messages_per_datagram(size: usize, max: usize) -> usize {
 }
 
 /// Writes a DATA datagram of `count` copies of `payload` stamped `sent_unix_us` into `buf`,
-/// each with its own payload stamp (`crate::payload_stamp`, session 0, IDs from `first_id`
-/// up: the same per-message work as the load test's other modes); returns its length.
+/// each with its own payload stamp (`stamper`, made from `payload`: session 0, IDs from
+/// `first_id` up — the same per-message work as the load test's other modes); returns its
+/// length.
 pub fn write_data(
     buf: &mut [u8],
     count: usize,
     sent_unix_us: u64,
+    stamper: &crate::payload_stamp::Stamper,
     payload: &[u8],
     first_id: u64,
 ) -> usize {
@@ -108,7 +110,7 @@ pub fn write_data(
         buf[at..at + 2].copy_from_slice(&(payload.len() as u16).to_be_bytes());
         let message = &mut buf[at + 2..at + 2 + payload.len()];
         message.copy_from_slice(payload);
-        crate::payload_stamp::write_stamp(message, 0, first_id + k as u64);
+        stamper.stamp(message, 0, first_id + k as u64);
         at += MESSAGE_OVERHEAD + payload.len();
     }
     at
@@ -136,7 +138,9 @@ mod tests {
         let mut buf = [0u8; 1472];
         let n = messages_per_datagram(64, 1472);
         assert_eq!(n, 22, "(1472 - 13) / 66");
-        let len = write_data(&mut buf, n, 42, &[7u8; 64], 1000);
+        let payload = [7u8; 64];
+        let stamper = crate::payload_stamp::Stamper::new(&payload);
+        let len = write_data(&mut buf, n, 42, &stamper, &payload, 1000);
         let stamped: Vec<_> = payloads(&buf[..len])
             .map(crate::payload_stamp::check_integrity)
             .collect();

@@ -85,7 +85,7 @@ fn awkward_runs_are_plotted() {
         let mut t = Timeline::default();
         for (i, &us) in latencies.iter().enumerate() {
             record_latency_us(&mut h, us);
-            t.record(t0 + Duration::from_micros(i as u64 * 997), us);
+            t.record(t0 + Duration::from_micros(i as u64 * 997), us, 1);
         }
         let path = temp_svg(name);
         assert_eq!(
@@ -178,7 +178,7 @@ fn synthetic_run() -> (Histogram<u64>, Timeline) {
             us += 12_000;
         }
         record_latency_us(&mut h, us);
-        t.record(t0 + at, us);
+        t.record(t0 + at, us, 1);
     }
     (h, t)
 }
