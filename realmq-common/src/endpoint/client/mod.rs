@@ -133,8 +133,7 @@ pub struct ClientStats {
     pub acks_unsent: u64,
 }
 
-/// A DATA datagram with less room left than this is padded to the full size (see
-/// [`Client::poll_transmit`]).
+/// A DATA datagram with less room left is padded to full size ([`Client::poll_transmit`]).
 const PAD_SLACK: usize = 64;
 
 /// The client's own timers, for the handshake and the STOP exchange (the sender has its own
@@ -168,6 +167,7 @@ pub struct Client {
     state: ClientState,
     /// `Instant` of the session epoch; message timestamps count from it.
     epoch: Instant,
+    last_stamp: Option<(Instant, u64)>, // the last `now` given to `send`, as a timestamp
     epoch_unix_us: u64,
     nonce: u64,
     session_id: u32,
@@ -218,6 +218,7 @@ impl Client {
             config,
             state: ClientState::Handshaking,
             epoch: now,
+            last_stamp: None,
             epoch_unix_us: epoch_unix_us.min(realmq_proto::MAX_MESSAGE_ID),
             nonce,
             session_id: 0,
@@ -300,7 +301,11 @@ impl Client {
             ClientState::Established => {}
             _ => return Err(SendError::Finishing),
         }
-        let timestamp_us = self.timestamp_us(now);
+        // Batches of messages share one clock reading: convert it once.
+        let timestamp_us = match self.last_stamp {
+            Some((at, us)) if at == now => us,
+            _ => self.last_stamp.insert((now, self.timestamp_us(now))).1,
+        };
         let sender = self.sender.as_mut().ok_or(SendError::NotEstablished)?;
         let id = sender
             .send(now, timestamp_us, payload)
