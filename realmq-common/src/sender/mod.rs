@@ -595,6 +595,8 @@ impl Sender {
         // is removed in one compaction pass from there after the loop (removing each run as
         // it was found shifted the tail once per range: quadratic in the range count).
         let mut lowest = upper;
+        // And the end of the highest acknowledged run: past it nothing changed.
+        let mut highest_end = 0;
         for range in frame.ranges() {
             let end = lower_bound(&self.unacked[..upper], range.end().saturating_add(1));
             let start = lower_bound(&self.unacked[..end], *range.start());
@@ -602,6 +604,7 @@ impl Sender {
             if start == end {
                 continue;
             }
+            highest_end = highest_end.max(end);
             for &id in &self.unacked[start..end] {
                 let entry = self.window.entry_mut(id);
                 // The path reorders (RFC 8985 §6.2 step 2): a message never resent arrived
@@ -648,14 +651,18 @@ impl Sender {
         }
         let window = &self.window;
         let mut kept = lowest;
-        for i in lowest..self.unacked.len() {
+        for i in lowest..highest_end {
             let id = self.unacked[i];
             if window.entry(id).state != State::Acked {
                 self.unacked[kept] = id;
                 kept += 1;
             }
         }
-        self.unacked.truncate(kept);
+        // The messages still in flight after the highest run move down in one copy, not
+        // one state lookup each (with a full window that scan was most of an ACK's cost).
+        let len = self.unacked.len();
+        self.unacked.copy_within(highest_end..len, kept);
+        self.unacked.truncate(kept + (len - highest_end));
         self.stats.acked += newly_acked;
         if let Some(sample) = rtt_sample {
             // RFC 9002 §5.3: the reported delay, capped at the peer's maximum.

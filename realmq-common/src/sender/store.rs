@@ -80,7 +80,8 @@ impl ByteRing {
         };
         self.buf[offset..offset + len].copy_from_slice(data);
         self.used += consumed;
-        self.tail = (offset + len) % cap;
+        // `offset + len <= cap`: a comparison, not a division (this runs per message).
+        self.tail = if offset + len == cap { 0 } else { offset + len };
         // The casts cannot truncate: everything is below the capacity, itself below 2^32.
         Some(Span {
             offset: offset as u32,
@@ -100,7 +101,14 @@ impl ByteRing {
         let consumed = span.consumed as usize;
         debug_assert!(consumed <= self.used);
         self.used -= consumed;
-        self.head = (self.head + consumed) % self.buf.len();
+        // `head < cap` and `consumed <= cap`: at most one wrap, without a division (an
+        // integer division here was 8 % of the load client's time).
+        let head = self.head + consumed;
+        self.head = if head >= self.buf.len() {
+            head - self.buf.len()
+        } else {
+            head
+        };
         if self.used == 0 {
             self.head = 0;
             self.tail = 0;
