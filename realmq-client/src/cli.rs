@@ -86,6 +86,12 @@ pub struct Args {
     #[arg(long, requires = "duration", conflicts_with_all = ["ping", "rate"])]
     pub idle: bool,
 
+    /// Bursty load: send for ON seconds, then pause for OFF seconds, over and over (e.g.
+    /// `2,2`; UDP only). During a pause only heartbeats flow, so with --record-arrivals this
+    /// records a trace with the load-to-idle transitions of docs/THRESHOLD.md.
+    #[arg(long, value_name = "ON,OFF", value_parser = parse_on_off, conflicts_with_all = ["ping", "idle"])]
+    pub on_off: Option<(Duration, Duration)>,
+
     /// When the server goes away mid-run (a crash, a restart: its failure detector says so),
     /// keep every unacknowledged message and try to open a new session for up to SECS
     /// seconds, with backoff, then send them again there. 0 gives up at once. UDP only.
@@ -121,6 +127,14 @@ pub enum Command {
     PhiSweep(crate::phi_sweep::SweepArgs),
 }
 
+/// `ON,OFF` in seconds, each above 0.
+fn parse_on_off(s: &str) -> Result<(Duration, Duration), String> {
+    let (on, off) = s
+        .split_once(',')
+        .ok_or_else(|| format!("`{s}`: give ON,OFF in seconds, e.g. 2,2"))?;
+    Ok((parse_seconds(on.trim())?, parse_seconds(off.trim())?))
+}
+
 /// A payload size from 1 byte to [`MAX_SIZE`].
 fn parse_size(s: &str) -> Result<u32, String> {
     match parse_bytes(s)? {
@@ -135,6 +149,14 @@ impl Args {
     /// fits one datagram); on a usage error prints it and exits with status 2.
     pub fn parse_checked() -> Self {
         let args = Self::parse();
+        if args.on_off.is_some() && args.common.protocol != Protocol::Udp {
+            Self::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--on-off works with --protocol udp only",
+                )
+                .exit();
+        }
         let max = crate::max_payload(args.common.psk_file.is_some());
         if args.common.protocol == Protocol::Udp && args.size as usize > max {
             let message = format!(
@@ -189,6 +211,7 @@ impl Args {
                 reconnect_timeout: self.reconnect_timeout,
                 liveness: self.common.liveness_options(),
                 clock_skew_us: 0,
+                on_off: self.on_off,
             })
             .collect()
     }
@@ -284,5 +307,31 @@ mod tests {
         ] {
             assert!(Args::try_parse_from(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn on_off_takes_two_durations_and_pauses_in_the_second() {
+        let a = Args::try_parse_from(["c", "--on-off", "2,0.5", "-d", "10"]).unwrap();
+        assert_eq!(
+            a.on_off,
+            Some((Duration::from_secs(2), Duration::from_millis(500)))
+        );
+        for bad in ["2", "0,1", "1,x", "-1,1"] {
+            assert!(
+                Args::try_parse_from(["c", "--on-off", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        let w = &a.workers()[0];
+        let at = |ms| w.pause_at(Duration::from_millis(ms)).unwrap();
+        assert_eq!(at(0), (false, Duration::from_secs(2)));
+        assert_eq!(at(1_999), (false, Duration::from_millis(1)));
+        assert_eq!(at(2_000), (true, Duration::from_millis(500)));
+        assert_eq!(at(2_400), (true, Duration::from_millis(100)));
+        assert_eq!(at(2_500), (false, Duration::from_secs(2)));
+        assert_eq!(
+            Args::try_parse_from(["c"]).unwrap().workers()[0].pause_at(Duration::ZERO),
+            None
+        );
     }
 }

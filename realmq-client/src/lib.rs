@@ -68,6 +68,27 @@ pub struct WorkerConfig {
     /// clock is off, for tests of the clock-offset correction. It moves every send stamp
     /// (UDP, TCP, raw); only RealMQ's UDP sessions estimate and correct it.
     pub clock_skew_us: i64,
+    /// Bursty load (`--on-off`): send for the first duration, pause for the second, over
+    /// and over (UDP); `None` sends without pauses.
+    pub on_off: Option<(std::time::Duration, std::time::Duration)>,
+}
+
+impl WorkerConfig {
+    /// With `--on-off`: whether `elapsed` (since the thread began sending) falls in a pause,
+    /// and when the current phase ends.
+    pub(crate) fn pause_at(
+        &self,
+        elapsed: std::time::Duration,
+    ) -> Option<(bool, std::time::Duration)> {
+        let (on, off) = self.on_off?;
+        let cycle = (on + off).as_nanos();
+        let phase = std::time::Duration::from_nanos((elapsed.as_nanos() % cycle) as u64);
+        Some(if phase < on {
+            (false, on - phase)
+        } else {
+            (true, on + off - phase)
+        })
+    }
 }
 
 impl WorkerConfig {

@@ -252,7 +252,10 @@ impl Worker<'_> {
             // A ping run keeps one message in flight: it offers the next only once the
             // session has nothing unacknowledged.
             let idle = !self.config.ping || self.client.in_flight() == 0;
-            if self.client.is_established() && !window_full && idle {
+            // `--on-off`: whether this is a pause, and when the phase ends.
+            let phase = self.config.pause_at(now.saturating_duration_since(start));
+            let paused = phase.is_some_and(|(paused, _)| paused);
+            if self.client.is_established() && !window_full && idle && !paused {
                 let batch = if self.config.ping { 1 } else { SEND_BATCH };
                 let granted = pacer.take(now, self.budget(now).min(batch));
                 let mut used = 0;
@@ -294,16 +297,22 @@ impl Worker<'_> {
 
             // Wait for the earliest of the session's timer, a token, the end of --duration.
             let wants_to_send =
-                self.client.is_established() && !window_full && self.budget(now) > 0;
+                self.client.is_established() && !window_full && self.budget(now) > 0 && !paused;
             let next_token = if wants_to_send {
                 pacer.next_token_at(now)
             } else {
                 None
             };
-            let deadline = [self.client.poll_timeout(), next_token, self.send_until]
-                .into_iter()
-                .flatten()
-                .min();
+            let phase_end = phase.map(|(_, left)| now + left);
+            let deadline = [
+                self.client.poll_timeout(),
+                next_token,
+                self.send_until,
+                phase_end,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let timeout = if more_work {
                 Some(Duration::ZERO)
             } else {
@@ -550,6 +559,7 @@ mod tests {
             reconnect_timeout: Duration::ZERO,
             liveness: Default::default(),
             clock_skew_us: 0,
+            on_off: None,
         };
         let c = client_config(&config);
         assert!(!c.sender.reliable);

@@ -120,6 +120,7 @@ fn worker(server: std::net::SocketAddr) -> WorkerConfig {
         reconnect_timeout: Duration::ZERO,
         liveness: Default::default(),
         clock_skew_us: 0,
+        on_off: None,
     }
 }
 

@@ -291,11 +291,17 @@ fn a_silent_server_is_reported_as_unreachable() {
 
 #[test]
 fn a_missing_tcp_server_is_reported() {
-    // Bind then close a listener: nothing listens on that port any more.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    // A socket bound but not listening holds the port (a closed listener's port could be
+    // taken by a concurrent test) and refuses connections.
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    held.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    let addr = held.local_addr().unwrap().as_socket().unwrap().to_string();
     let out = Proc::client(&addr, &["--protocol", "tcp", "--connect-timeout", "1"]).finish();
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(

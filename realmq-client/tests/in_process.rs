@@ -28,6 +28,7 @@ fn worker(index: u32, server: std::net::SocketAddr, quota: u64) -> WorkerConfig 
         reconnect_timeout: Duration::ZERO,
         liveness: Default::default(),
         clock_skew_us: 0,
+        on_off: None,
     }
 }
 

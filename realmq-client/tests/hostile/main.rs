@@ -136,6 +136,7 @@ fn run(setup: Setup) -> Outcome {
             reconnect_timeout: Duration::ZERO,
             liveness: Default::default(),
             clock_skew_us: 0,
+            on_off: None,
         })
         .collect();
     let client = Bounded::spawn("client", Shutdown::new(), move |shutdown| {
