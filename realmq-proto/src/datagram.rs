@@ -5,8 +5,8 @@ use core::ops::RangeInclusive;
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{
-    ack, AckSummary, Bye, DataFrame, DataWriter, Frame, Heartbeat, Hello, Message, Retry, Stop,
-    Welcome,
+    ack, AckSummary, Bye, DataFrame, DataWriter, Frame, Heartbeat, Hello, Message, MessageIndex,
+    Retry, Stop, Welcome,
 };
 use crate::header::{Flags, Header, PacketKind, HEADER_LEN};
 
@@ -58,6 +58,43 @@ impl<'a> Datagram<'a> {
                     left_after: r.remaining(),
                     frame,
                 });
+            }
+        }
+        Ok(Self {
+            header,
+            frames,
+            first_data,
+        })
+    }
+
+    /// [`Datagram::parse`], keeping the messages of the first DATA frame in `index` as it
+    /// decodes them, so that [`DataFrame::messages`] hands them out without decoding them a
+    /// second time. The datagram is still validated whole before any frame is handed out.
+    pub fn parse_indexed(
+        bytes: &'a [u8],
+        index: &'a mut MessageIndex,
+    ) -> Result<Self, DecodeError> {
+        index.entries.clear();
+        let mut r = Reader::new(bytes);
+        let header = Header::read(&mut r)?;
+        let frames = r.rest();
+        let mut first_data = None;
+        while !r.is_empty() {
+            let left_before = r.remaining();
+            let sink = first_data.is_none().then_some(&mut index.entries);
+            if let Frame::Data(frame) = Frame::read_with(&mut r, header.kind, sink)? {
+                first_data.get_or_insert(FoundData {
+                    left_before,
+                    left_after: r.remaining(),
+                    frame,
+                });
+            }
+        }
+        let index: &'a MessageIndex = index;
+        if let Some(found) = &mut first_data {
+            // All of the frame's messages, or none when they did not fit.
+            if index.entries.len() as u64 == found.frame.len() {
+                found.frame = found.frame.with_index(&index.entries);
             }
         }
         Ok(Self {

@@ -5,8 +5,8 @@ use core::ops::RangeInclusive;
 
 use proptest::prelude::*;
 use realmq_proto::{
-    Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, Hello, Message, Retry, Stop, Welcome,
-    MAX_CLOCK_OFFSET_US, MAX_MESSAGE_ID, MAX_TOKEN_LEN,
+    Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, Hello, Message, MessageIndex, Retry,
+    Stop, Welcome, MAX_CLOCK_OFFSET_US, MAX_MESSAGE_ID, MAX_TOKEN_LEN,
 };
 
 const MAX_SIZE: usize = 65_507;
@@ -159,6 +159,11 @@ proptest! {
         let datagram = Datagram::parse(&buf[..len]).unwrap();
         prop_assert_eq!(datagram.header, Header::session(session_id));
         let decoded: Vec<Spec> = datagram.frames().map(decoded_spec).collect();
+        prop_assert_eq!(&decoded, &specs);
+        // Decoded once into an index, the messages come out the same.
+        let mut index = MessageIndex::default();
+        let indexed = Datagram::parse_indexed(&buf[..len], &mut index).unwrap();
+        let decoded: Vec<Spec> = indexed.frames().map(decoded_spec).collect();
         prop_assert_eq!(decoded, specs);
     }
 
@@ -233,6 +238,17 @@ proptest! {
                     Frame::Ack(a) => { let _ = a.ranges().count(); }
                     Frame::Data(m) => { let _ = m.messages().count(); }
                     _ => {}
+                }
+            }
+        }
+        let mut index = MessageIndex::default();
+        let accepted = Datagram::parse(&bytes).is_ok();
+        let indexed = Datagram::parse_indexed(&bytes, &mut index);
+        prop_assert_eq!(indexed.is_ok(), accepted);
+        if let Ok(d) = indexed {
+            for frame in d.frames() {
+                if let Frame::Data(m) = frame {
+                    prop_assert_eq!(m.messages().count() as u64, m.len());
                 }
             }
         }

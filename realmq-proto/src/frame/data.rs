@@ -49,6 +49,38 @@ pub struct DataFrame<'a> {
     count: u64,
     /// The encoded messages, already validated.
     body: &'a [u8],
+    /// The messages as the parse decoded them (`Datagram::parse_indexed`), if it kept them.
+    indexed: Option<&'a [IndexedMessage]>,
+}
+
+/// The most messages one [`MessageIndex`] keeps: a DATA frame with more is walked again
+/// instead (only datagrams far above the default size can hold that many).
+pub const MAX_INDEXED_MESSAGES: usize = 4096;
+
+/// One message as the parse decoded it: its ID, timestamp and where its payload lies in
+/// its frame's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedMessage {
+    id: u64,
+    timestamp_us: u64,
+    start: u32,
+    len: u32,
+}
+
+/// Room for the messages of one datagram, decoded once by [`crate::Datagram::parse_indexed`]
+/// and handed out by [`DataFrame::messages`] without decoding them again. Allocated once,
+/// for [`MAX_INDEXED_MESSAGES`]; reused for every datagram.
+#[derive(Debug, Clone)]
+pub struct MessageIndex {
+    pub(crate) entries: Vec<IndexedMessage>,
+}
+
+impl Default for MessageIndex {
+    fn default() -> Self {
+        Self {
+            entries: Vec::with_capacity(MAX_INDEXED_MESSAGES),
+        }
+    }
 }
 
 impl<'a> DataFrame<'a> {
@@ -74,10 +106,27 @@ impl<'a> DataFrame<'a> {
             previous: None,
             first_id: self.first_id,
             base_timestamp_us: self.base_timestamp_us,
+            indexed: self.indexed,
+            body: self.body,
         }
     }
 
-    pub(crate) fn read(r: &mut Reader<'a>, id_len: usize) -> Result<Self, DecodeError> {
+    /// This frame with the messages its parse decoded into an index.
+    pub(crate) fn with_index(self, indexed: &'a [IndexedMessage]) -> Self {
+        Self {
+            indexed: Some(indexed),
+            ..self
+        }
+    }
+
+    /// Reads and validates a frame; with `index`, also appends its messages there when
+    /// they all fit within [`MAX_INDEXED_MESSAGES`], or none of them (the caller compares
+    /// the index's length before and after).
+    pub(crate) fn read_with(
+        r: &mut Reader<'a>,
+        id_len: usize,
+        mut index: Option<&mut Vec<IndexedMessage>>,
+    ) -> Result<Self, DecodeError> {
         let first_id = r.uint(id_len)?;
         if first_id > MAX_MESSAGE_ID {
             return Err(DecodeError::VarintOverflow("message id"));
@@ -89,10 +138,26 @@ impl<'a> DataFrame<'a> {
             return Err(DecodeError::BadMessageCount { count });
         }
         let start = r.rest();
+        if index
+            .as_ref()
+            .is_some_and(|index| index.len() as u64 + count > MAX_INDEXED_MESSAGES as u64)
+        {
+            index = None;
+        }
         let mut previous: Option<(u64, u64)> = None;
         for _ in 0..count {
             let message = read_message(r, previous, first_id, base_timestamp_us)?;
             previous = Some((message.id, message.timestamp_us));
+            if let Some(index) = index.as_mut() {
+                // Within `start`, which is at most a datagram (< 4 GiB) long.
+                let at = start.len() - r.remaining() - message.payload.len();
+                index.push(IndexedMessage {
+                    id: message.id,
+                    timestamp_us: message.timestamp_us,
+                    start: at as u32,
+                    len: message.payload.len() as u32,
+                });
+            }
         }
         let used = start.len() - r.remaining();
         Ok(Self {
@@ -100,6 +165,7 @@ impl<'a> DataFrame<'a> {
             base_timestamp_us,
             count,
             body: &start[..used],
+            indexed: None,
         })
     }
 }
@@ -144,12 +210,25 @@ pub struct Messages<'a> {
     previous: Option<(u64, u64)>,
     first_id: u64,
     base_timestamp_us: u64,
+    /// The messages decoded by the parse, handed out instead of decoding again.
+    indexed: Option<&'a [IndexedMessage]>,
+    body: &'a [u8],
 }
 
 impl<'a> Iterator for Messages<'a> {
     type Item = Message<'a>;
 
     fn next(&mut self) -> Option<Message<'a>> {
+        if let Some(indexed) = &mut self.indexed {
+            let (m, rest) = indexed.split_first()?;
+            *indexed = rest;
+            let start = m.start as usize;
+            return Some(Message {
+                id: m.id,
+                timestamp_us: m.timestamp_us,
+                payload: self.body.get(start..start + m.len as usize)?,
+            });
+        }
         if self.reader.is_empty() {
             return None;
         }

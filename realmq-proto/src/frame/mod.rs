@@ -30,7 +30,10 @@ pub use ack::{AckFrame, AckRanges, AckSummary};
 pub use control::{
     Bye, Heartbeat, Hello, Retry, Stop, Welcome, MAX_CLOCK_OFFSET_US, MAX_TOKEN_LEN,
 };
-pub use data::{DataFrame, DataWriter, Message, Messages, MAX_MESSAGES_PER_FRAME};
+pub use data::{
+    DataFrame, DataWriter, IndexedMessage, Message, MessageIndex, Messages, MAX_INDEXED_MESSAGES,
+    MAX_MESSAGES_PER_FRAME,
+};
 
 use crate::codec::Reader;
 use crate::error::DecodeError;
@@ -98,6 +101,16 @@ pub enum Frame<'a> {
 impl<'a> Frame<'a> {
     /// Reads one frame, checking it is allowed in `kind`.
     pub(crate) fn read(r: &mut Reader<'a>, kind: PacketKind) -> Result<Self, DecodeError> {
+        Self::read_with(r, kind, None)
+    }
+
+    /// [`Frame::read`], appending a DATA frame's messages to `index` (see
+    /// [`DataFrame::read_with`]).
+    pub(crate) fn read_with(
+        r: &mut Reader<'a>,
+        kind: PacketKind,
+        index: Option<&mut Vec<IndexedMessage>>,
+    ) -> Result<Self, DecodeError> {
         use frame_type as t;
         let ty = r.u8()?;
         let allowed = match ty {
@@ -125,7 +138,7 @@ impl<'a> Frame<'a> {
             t::RETRY => Frame::Retry(Retry::read(r)?),
             t::STOP => Frame::Stop(Stop::read(r)?),
             t::BYE => Frame::Bye(Bye::read(r)?),
-            0x08..=0x0f => Frame::Data(DataFrame::read(r, usize::from(ty & 0x07) + 1)?),
+            0x08..=0x0f => Frame::Data(DataFrame::read_with(r, usize::from(ty & 0x07) + 1, index)?),
             t::EXTENSION_MIN..=u8::MAX => {
                 let length = r.varint()?;
                 Frame::Extension {

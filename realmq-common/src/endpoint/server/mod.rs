@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use realmq_proto::{Bye, Datagram, DatagramWriter, Flags, Frame, Header, Heartbeat, PacketKind};
+use realmq_proto::{
+    Bye, Datagram, DatagramWriter, Flags, Frame, Header, Heartbeat, MessageIndex, PacketKind,
+};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{is_sealed, writable_len, SessionAuth};
@@ -298,6 +300,8 @@ pub struct Server {
     events: VecDeque<ServerEvent>,
     stats: ServerStats,
     next_sweep: Option<Instant>,
+    /// One datagram's messages, decoded once by the parse for the receiver's walk.
+    index: MessageIndex,
 }
 
 impl Server {
@@ -329,6 +333,7 @@ impl Server {
             events: VecDeque::new(),
             stats: ServerStats::default(),
             next_sweep: None,
+            index: MessageIndex::default(),
         })
     }
 
@@ -407,7 +412,7 @@ impl Server {
         let Some(bytes) = open_datagram(&mut session.auth, bytes, &mut self.stats) else {
             return;
         };
-        let datagram = match Datagram::parse(bytes) {
+        let datagram = match Datagram::parse_indexed(bytes, &mut self.index) {
             Ok(d) => d,
             Err(_) => {
                 self.stats.malformed += 1;
@@ -626,11 +631,9 @@ impl Server {
         if self.next_sweep.is_some_and(|t| t <= now) {
             self.next_sweep = Some(now + self.config.sweep_interval);
             // A client that has not spoken yet may still be repeating its HELLO through a
-            // lossy path (each one reaching the server is a sign of life, but they back off
-            // to a second apart): its session stays while its cookie could still be valid.
-            // Evicting it earlier ended a session the client went on to use (20 % loss
-            // each way between namespaces: the server counted an eviction, opened a second
-            // session on the next HELLO, and `--exit-after-sessions 1` left mid-run).
+            // lossy path (its HELLOs back off to a second apart): its session stays while
+            // its cookie could be valid. Evicting it sooner ended a session the client went
+            // on to use (docs/RELIABILITY.md, "a second session for one client").
             let handshake_grace = self.config.cookie_lifetime;
             let dead: Vec<u32> = self
                 .sessions
@@ -661,8 +664,7 @@ impl Server {
 
 /// A session datagram as the session layer may read it: without its trailer once its tag
 /// checks out (with a key), as it is (without). `None`, counted as `unauthenticated`, for a
-/// bad tag or replay, and for a sealed datagram this server has no key for (a client given
-/// a key the server was not: said once in the log).
+/// bad tag or replay, or a sealed datagram without a key here (logged once).
 fn open_datagram<'a>(
     auth: &mut Option<SessionAuth>,
     bytes: &'a [u8],
