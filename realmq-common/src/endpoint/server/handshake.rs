@@ -12,7 +12,7 @@ use std::time::Instant;
 use rand_chacha::rand_core::RngCore;
 use realmq_proto::{Datagram, DatagramWriter, Frame, Header, Hello, Retry, Welcome};
 
-use super::{seal, PendingRetry, Server, ServerEvent, Session, Transmit};
+use super::{seal_to, PendingRetry, Server, ServerEvent, Session, Transmit};
 use crate::endpoint::auth::{writable_len, SessionAuth};
 use crate::endpoint::clock::{to_server_clock, ClockOffset};
 use crate::receiver::Receiver;
@@ -245,11 +245,6 @@ impl Server {
         })
         .ok()?;
         let len = w.finish();
-        let len = seal(&mut session.auth, buf, len)?;
-        Some(Transmit {
-            destination: session.peer,
-            len,
-            src_ip: session.local_ip,
-        })
+        seal_to(&mut session.auth, buf, len, session.peer, session.local_ip)
     }
 }

@@ -196,8 +196,7 @@ struct Session {
     client_sent: Option<u64>,
     /// Whether a session datagram from the client arrived (it had its WELCOME).
     spoke: bool,
-    /// When the session opened: until the client speaks it is still handshaking, and is
-    /// not evicted before `cookie_lifetime` has passed (see `handle_timeout`).
+    /// When it opened: not evicted before `cookie_lifetime` while the client has not spoken.
     opened: Instant,
 }
 
@@ -580,12 +579,7 @@ impl Server {
         let mut w = DatagramWriter::new(&mut *buf, room, Header::session(id)).ok()?;
         w.bye(Bye { received }).ok()?;
         let len = w.finish();
-        let len = seal(&mut closed.auth, buf, len)?;
-        Some(Transmit {
-            destination: closed.peer,
-            len,
-            src_ip: closed.local_ip,
-        })
+        seal_to(&mut closed.auth, buf, len, closed.peer, closed.local_ip)
     }
 
     fn write_ack(&mut self, now: Instant, id: u32, buf: &mut [u8]) -> Option<Transmit> {
@@ -602,12 +596,7 @@ impl Server {
             return None;
         }
         let len = w.finish();
-        let len = seal(&mut session.auth, buf, len)?;
-        Some(Transmit {
-            destination: session.peer,
-            len,
-            src_ip: session.local_ip,
-        })
+        seal_to(&mut session.auth, buf, len, session.peer, session.local_ip)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) wants to be called.
@@ -690,11 +679,22 @@ fn open_datagram<'a>(
     opened
 }
 
-/// Seals `buf[..len]` when the session is authenticated; `None` if that fails (the counter
-/// is exhausted after 2^64 − 1 datagrams: the session can send no more).
-fn seal(auth: &mut Option<SessionAuth>, buf: &mut [u8], len: usize) -> Option<usize> {
-    match auth {
-        Some(auth) => auth.seal(buf, len).ok(),
-        None => Some(len),
-    }
+/// `buf[..len]` to send to `destination` from `src_ip`, sealed if the session is
+/// authenticated; `None` once its counter is exhausted (after 2^64 − 1 datagrams).
+fn seal_to(
+    auth: &mut Option<SessionAuth>,
+    buf: &mut [u8],
+    len: usize,
+    destination: SocketAddr,
+    src_ip: Option<IpAddr>,
+) -> Option<Transmit> {
+    let len = match auth {
+        Some(auth) => auth.seal(buf, len).ok()?,
+        None => len,
+    };
+    Some(Transmit {
+        destination,
+        len,
+        src_ip,
+    })
 }
