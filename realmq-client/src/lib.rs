@@ -74,6 +74,37 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// Thread `index` sending 100,000 messages of 64 bytes to `server` with QoS, as fast as
+    /// it can, a 10 s connect timeout, 1 MiB socket buffers and nothing else set: the base
+    /// that tests and library users adjust with struct-update syntax.
+    pub fn new(index: u32, server: std::net::SocketAddr) -> Self {
+        Self {
+            index,
+            server,
+            quota: Some(100_000),
+            duration: None,
+            rate: 0.0,
+            size: 64,
+            reliable: true,
+            connect_timeout: std::time::Duration::from_secs(10),
+            simulate_loss: 0.0,
+            loss_seed: u64::from(index),
+            socket_buffer: 1 << 20,
+            psk: None,
+            ping: false,
+            warmup: std::time::Duration::ZERO,
+            reconnect_timeout: std::time::Duration::ZERO,
+            liveness: Default::default(),
+            clock_skew_us: 0,
+            on_off: None,
+        }
+    }
+
+    /// This client's wall clock: the system's, plus `clock_skew_us`, µs since the Unix epoch.
+    pub(crate) fn unix_now_us(&self) -> u64 {
+        realmq_common::io::unix_now_us().saturating_add_signed(self.clock_skew_us)
+    }
+
     /// With `--on-off`: whether `elapsed` (since the thread began sending) falls in a pause,
     /// and when the current phase ends.
     pub(crate) fn pause_at(
@@ -88,13 +119,6 @@ impl WorkerConfig {
         } else {
             (true, on + off - phase)
         })
-    }
-}
-
-impl WorkerConfig {
-    /// This client's wall clock: the system's, plus `clock_skew_us`, µs since the Unix epoch.
-    pub(crate) fn unix_now_us(&self) -> u64 {
-        realmq_common::io::unix_now_us().saturating_add_signed(self.clock_skew_us)
     }
 }
 

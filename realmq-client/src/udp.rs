@@ -542,24 +542,12 @@ mod tests {
     #[test]
     fn no_qos_turns_the_sender_unreliable() {
         let config = WorkerConfig {
-            index: 0,
-            server: "127.0.0.1:9".parse().unwrap(),
             quota: Some(1),
-            duration: None,
-            rate: 0.0,
             size: 1,
             reliable: false,
             connect_timeout: Duration::from_millis(750),
-            simulate_loss: 0.0,
-            loss_seed: 0,
             socket_buffer: 0,
-            psk: None,
-            ping: false,
-            warmup: Duration::ZERO,
-            reconnect_timeout: Duration::ZERO,
-            liveness: Default::default(),
-            clock_skew_us: 0,
-            on_off: None,
+            ..WorkerConfig::new(0, "127.0.0.1:9".parse().unwrap())
         };
         let c = client_config(&config);
         assert!(!c.sender.reliable);

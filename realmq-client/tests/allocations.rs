@@ -25,7 +25,6 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
 use realmq_client::{run_workers_reporting, Progress, Reporting, WorkerConfig};
 use realmq_common::io::{socket, Protocol, Shutdown};
@@ -103,24 +102,8 @@ const QUOTA: u64 = 10_000_000;
 
 fn worker(server: std::net::SocketAddr) -> WorkerConfig {
     WorkerConfig {
-        index: 0,
-        server,
         quota: Some(QUOTA),
-        duration: None,
-        rate: 0.0,
-        size: 64,
-        reliable: true,
-        connect_timeout: Duration::from_secs(10),
-        simulate_loss: 0.0,
-        loss_seed: 0,
-        socket_buffer: 1 << 20,
-        psk: None,
-        ping: false,
-        warmup: Duration::ZERO,
-        reconnect_timeout: Duration::ZERO,
-        liveness: Default::default(),
-        clock_skew_us: 0,
-        on_off: None,
+        ..WorkerConfig::new(0, server)
     }
 }
 

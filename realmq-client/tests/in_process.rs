@@ -11,24 +11,8 @@ use realmq_server::{serve, Listener, ServeOptions, ServerSummary};
 
 fn worker(index: u32, server: std::net::SocketAddr, quota: u64) -> WorkerConfig {
     WorkerConfig {
-        index,
-        server,
         quota: Some(quota),
-        duration: None,
-        rate: 0.0,
-        size: 64,
-        reliable: true,
-        connect_timeout: Duration::from_secs(10),
-        simulate_loss: 0.0,
-        loss_seed: u64::from(index),
-        socket_buffer: 1 << 20,
-        psk: None,
-        ping: false,
-        warmup: Duration::ZERO,
-        reconnect_timeout: Duration::ZERO,
-        liveness: Default::default(),
-        clock_skew_us: 0,
-        on_off: None,
+        ..WorkerConfig::new(index, server)
     }
 }
 

@@ -119,24 +119,12 @@ fn run(setup: Setup) -> Outcome {
 
     let workers: Vec<WorkerConfig> = (0..setup.threads)
         .map(|index| WorkerConfig {
-            index,
-            server: relay.addr,
             quota: Some(setup.messages_per_thread),
-            duration: None,
             rate: setup.rate,
             size: setup.size,
-            reliable: true,
-            connect_timeout: Duration::from_secs(10),
-            simulate_loss: 0.0,
             loss_seed: 0,
-            socket_buffer: 1 << 20,
             psk: setup.psk.clone(),
-            ping: false,
-            warmup: Duration::ZERO,
-            reconnect_timeout: Duration::ZERO,
-            liveness: Default::default(),
-            clock_skew_us: 0,
-            on_off: None,
+            ..WorkerConfig::new(index, relay.addr)
         })
         .collect();
     let client = Bounded::spawn("client", Shutdown::new(), move |shutdown| {
