@@ -158,18 +158,7 @@ run_scenario() {
     cpid=$!
     pids+=("$cpid")
     wait "$cpid" || rc=$?
-    if [[ $rc -ne 0 ]]; then
-        echo "  client exited with status $rc:" >&2
-        grep -m 3 '^error:' "$dir/client.log" >&2 || tail -n 3 "$dir/client.log" >&2
-        echo "$name client-status-$rc" >>"$work/failures"
-        wait_or_kill "$spid" 1
-    else
-        wait_or_kill "$spid" 100
-    fi
-    echo "$name" >>"$work/scenarios"
-    if [[ -n "$out" ]]; then
-        mkdir -p "$out/$name" && cp "$dir"/*.json "$dir"/*.log "$out/$name/" 2>/dev/null || true
-    fi
+    finish_scenario "$name" "$dir" "$rc" "$spid"
     python3 - "$dir" "$name" <<'EOF' >&2
 import json, sys
 d, name = sys.argv[1], sys.argv[2]

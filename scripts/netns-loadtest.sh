@@ -233,23 +233,7 @@ run_scenario() {
     pids+=("$cpid")
     wait "$cpid" || rc=$?
     echo "$started $EPOCHREALTIME" >"$dir/seconds"
-    if [[ $rc -eq 124 || $rc -eq 137 ]]; then
-        echo "  client did not finish within ${limit}s: stopped" >&2
-        echo "$name timeout-${limit}s" >>"$work/failures"
-        wait_or_kill "$spid" 1
-    elif [[ $rc -ne 0 ]]; then
-        echo "  client exited with status $rc:" >&2
-        grep -m 3 '^error:' "$dir/client.log" >&2 || tail -n 3 "$dir/client.log" >&2
-        echo "$name client-status-$rc" >>"$work/failures"
-        wait_or_kill "$spid" 1
-    else
-        # The server lingers up to 3 s after its last session for a repeated STOP.
-        wait_or_kill "$spid" 100
-    fi
-    echo "$name" >>"$work/scenarios"
-    if [[ -n "$out" ]]; then
-        mkdir -p "$out/$name" && cp "$dir"/*.json "$dir"/*.log "$out/$name/" 2>/dev/null || true
-    fi
+    finish_scenario "$name" "$dir" "$rc" "$spid" "$limit"
     python3 - "$dir" "$name" <<'EOF' >&2
 import json, sys
 d, name = sys.argv[1], sys.argv[2]
