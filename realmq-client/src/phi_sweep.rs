@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 /// Flags of `phi-sweep`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SweepArgs {
-    /// A trace: one arrival per line, in microseconds (`--record-arrivals` writes them);
+    /// A trace: one arrival per line, in microseconds, and `# pause SINCE UNTIL` lines for
+    /// the recording process's own pauses (`--record-arrivals` writes them);
     /// `-` reads standard input (e.g. `zcat trace.txt.gz | realmq-client phi-sweep --trace
     /// -`). Give it several times to add up the traces' mistakes (the detection time is the
     /// worst of them).
@@ -121,8 +122,23 @@ fn sweep_files(args: &SweepArgs) -> anyhow::Result<Vec<SweepReport>> {
         let trace = parse_trace(&text).with_context(|| format!("trace {}", path.display()))?;
         traces.push(trace);
     }
-    let refs: Vec<&[u64]> = traces.iter().map(Vec::as_slice).collect();
-    let rows = sweep(&refs, config.phi_config(), &args.thresholds, Instant::now());
+    let (pauses, paused_us) = traces
+        .iter()
+        .flat_map(|t| &t.pauses)
+        .fold((0, 0), |(n, us), p| (n + 1, us + (p.1 - p.0)));
+    if pauses > 0 {
+        log::info!(
+            "the traces record {pauses} pause(s) of the recording process, {:.1} ms in all: \
+             not counted as the peer's silence",
+            paused_us as f64 / 1e3
+        );
+    }
+    let rows = sweep(
+        &traces,
+        config.phi_config(),
+        &args.thresholds,
+        Instant::now(),
+    );
     Ok(rows
         .into_iter()
         .map(|row| {

@@ -19,7 +19,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use realmq_common::config::SenderConfig;
 use realmq_common::endpoint::{Client, ClientConfig, ClientEvent, ClientState, SendError};
 use realmq_common::io::entropy::random_u64;
-use realmq_common::io::{socket, ArrivalRecorder, DropSim, Outbox, RecvBatch, Shutdown};
+use realmq_common::io::{
+    socket, thread_cpu_time, ArrivalRecorder, DropSim, Outbox, RecvBatch, Shutdown,
+};
+use realmq_common::liveness::PauseWatch;
 use realmq_common::payload_stamp::Stamper;
 use realmq_common::stats::merge_latency;
 use realmq_proto::MIN_DATAGRAM_SIZE;
@@ -230,6 +233,7 @@ impl Worker<'_> {
         let stamper = Stamper::new(&payload);
         let mut events = Events::with_capacity(16);
         let mut window_full = false;
+        let mut pauses = PauseWatch::default();
 
         while !self.client.is_closed() {
             let now = Instant::now();
@@ -318,9 +322,20 @@ impl Worker<'_> {
             } else {
                 deadline.map(|t| t.saturating_duration_since(Instant::now()))
             };
+            pauses.expect(timeout);
             match self.poll.poll(&mut events, timeout) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => r.context("poll failed")?,
+            }
+            // Time this thread did not run is not the server's silence (docs/THRESHOLD.md,
+            // "Local pauses").
+            let woke = Instant::now();
+            let paused = thread_cpu_time().and_then(|cpu| pauses.woke(woke, cpu));
+            if let Some(since) = paused {
+                self.client.handle_local_pause(since, woke);
+                if let Some(arrivals) = &mut self.arrivals {
+                    arrivals.record_pause(since, woke);
+                }
             }
             // Readiness is a hint: the socket is read and written on every pass anyway, and
             // a WAKER event (Ctrl-C) only needs the loop to come round to the flag check.
@@ -344,10 +359,17 @@ impl Worker<'_> {
                 ..
             } = self;
             let result = batch.recv(outbox.state(), socket, |_, _, bytes| {
-                client.handle_datagram(now, bytes);
+                // The trace ends where liveness stops mattering: once stopping, the server
+                // has closed its side and only answers STOP.
                 if let (Some(arrivals), Some(id)) = (arrivals.as_mut(), *session_id) {
-                    arrivals.record(id, now);
+                    if matches!(
+                        client.state(),
+                        ClientState::Established | ClientState::Finishing
+                    ) {
+                        arrivals.record(id, now);
+                    }
                 }
+                client.handle_datagram(now, bytes);
             });
             match result {
                 Ok(n) => count += n,

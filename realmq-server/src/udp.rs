@@ -18,7 +18,10 @@ use anyhow::Context;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token};
 use realmq_common::endpoint::{CloseReason, Server, ServerEvent};
-use realmq_common::io::{unix_now_us, ArrivalRecorder, DropSim, Outbox, RecvBatch};
+use realmq_common::io::{
+    thread_cpu_time, unix_now_us, ArrivalRecorder, DropSim, Outbox, RecvBatch,
+};
+use realmq_common::liveness::PauseWatch;
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
 use crate::recorder::{Counters, Recorder};
@@ -81,6 +84,7 @@ pub(crate) fn serve_udp(
     let mut counters = Counters::default();
     let mut events = Events::with_capacity(64);
     let mut more_work = false;
+    let mut pauses = PauseWatch::default();
     // Set once the session limit is reached: (when, last datagram seen).
     let mut lingering: Option<(Instant, Instant)> = None;
 
@@ -108,7 +112,19 @@ pub(crate) fn serve_udp(
         } else {
             deadline.saturating_duration_since(now)
         };
-        match poll.poll(&mut events, Some(timeout)) {
+        pauses.expect(Some(timeout));
+        let polled = poll.poll(&mut events, Some(timeout));
+        // Time this process did not run (a stop ends the wait with EINTR) is not the
+        // clients' silence (docs/THRESHOLD.md, "Local pauses").
+        let woke = Instant::now();
+        let paused = thread_cpu_time().and_then(|cpu| pauses.woke(woke, cpu));
+        if let Some(since) = paused {
+            server.handle_local_pause(since, woke);
+            if let Some(arrivals) = &mut io.arrivals {
+                arrivals.record_pause(since, woke);
+            }
+        }
+        match polled {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => r.context("poll failed")?,
         }

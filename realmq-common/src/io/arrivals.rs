@@ -4,6 +4,9 @@
 //!
 //! Format: the file `FILE.<session id>` holds one integer per line, the arrival time in
 //! microseconds since the recorder was created (a monotonic clock; only differences matter).
+//! Lines `# pause SINCE UNTIL` (microseconds on the same clock) record this process's own
+//! pauses ([`PauseWatch`](crate::liveness::PauseWatch)), in every open session's file: the
+//! replay does not count them as the peer's silence, as the live detector does not.
 //! Memory is bounded: one 8 KiB buffered writer per open session, at most
 //! [`MAX_RECORDED_SESSIONS`] files; a session's file is flushed and closed when it ends.
 
@@ -97,6 +100,22 @@ impl ArrivalRecorder {
         }
     }
 
+    /// Records a pause of this process, from `since` to `now`, in every open session's file.
+    pub fn record_pause(&mut self, since: Instant, now: Instant) {
+        let micros = |t: Instant| t.saturating_duration_since(self.origin).as_micros();
+        let (from, to) = (micros(since), micros(now));
+        let mut failed = None;
+        for (&session, file) in &mut self.files {
+            if let Err(e) = writeln!(file, "# pause {from} {to}") {
+                failed = Some((session, e.kind()));
+                break;
+            }
+        }
+        if let Some((session, kind)) = failed {
+            self.fail(Self::path_for(&self.base, session), kind);
+        }
+    }
+
     /// Records an arrival at `now` of a datagram whose header names an open session (the
     /// server's loop, which does not otherwise know the session of a datagram).
     pub fn record_datagram(&mut self, bytes: &[u8], now: Instant) {
@@ -164,14 +183,21 @@ mod tests {
         r.open(9);
         r.record(7, t0 + Duration::from_micros(1500));
         r.record(9, t0 + Duration::from_millis(2));
+        r.record_pause(
+            t0 + Duration::from_millis(3),
+            t0 + Duration::from_millis(900),
+        );
         r.record(7, t0 + Duration::from_secs(1));
         r.close(9);
         r.record(9, t0 + Duration::from_secs(3)); // closed: ignored
         assert_eq!(r.finish(), Ok(2));
         let seven = std::fs::read_to_string(ArrivalRecorder::path_for(&base, 7)).unwrap();
-        assert_eq!(seven, "1500\n1000000\n");
+        assert_eq!(seven, "1500\n# pause 3000 900000\n1000000\n");
         let nine = std::fs::read_to_string(ArrivalRecorder::path_for(&base, 9)).unwrap();
-        assert_eq!(nine, "2000\n");
+        assert_eq!(nine, "2000\n# pause 3000 900000\n");
+        // What it wrote is what the replay reads.
+        let trace = crate::phi::replay::parse_trace(&seven).unwrap();
+        assert_eq!(trace.pauses, vec![(3000, 900_000)]);
     }
 
     #[test]

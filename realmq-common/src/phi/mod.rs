@@ -317,6 +317,13 @@ impl PhiAccrualDetector {
     /// earlier than it is ignored entirely (it is not recorded and does not move
     /// [`last_heartbeat`](Self::last_heartbeat)).
     pub fn heartbeat(&mut self, now: Instant) {
+        self.heartbeat_after_pause(now, Duration::ZERO);
+    }
+
+    /// Like [`heartbeat`](Self::heartbeat), for an arrival that ends a silence of which the
+    /// observer itself was paused for `paused`: that time is not part of the interval sampled
+    /// (a stall of the whole host must not teach the window that the peer is slow).
+    pub fn heartbeat_after_pause(&mut self, now: Instant, paused: Duration) {
         match (self.last_sample, self.last_heartbeat) {
             (None, _) | (_, None) => {
                 let mean =
@@ -334,7 +341,7 @@ impl PhiAccrualDetector {
                 return;
             }
             (Some(sample), Some(_)) => {
-                let interval = now - sample;
+                let interval = (now - sample).saturating_sub(paused);
                 if interval >= self.config.min_sample_gap {
                     self.window.push(duration_micros(interval));
                     self.last_sample = Some(now);

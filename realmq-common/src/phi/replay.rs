@@ -10,6 +10,12 @@
 //! arrival. After the last arrival the peer is taken to have crashed: the **detection time**
 //! is the silence at which φ reaches the threshold then.
 //!
+//! A trace may also hold the recording process's own pauses (`# pause SINCE UNTIL` lines,
+//! see [`parse_trace`]): the part of a pause that falls in a gap is taken off that gap (and
+//! off the interval it adds to the window), as
+//! [`PeerLiveness::handle_local_pause`](crate::liveness::PeerLiveness::handle_local_pause)
+//! takes it off the silence in a live session.
+//!
 //! The window's statistics do not depend on the threshold (every interval is recorded, see
 //! [`PhiAccrualDetector`]), so one pass over the trace answers every threshold. Pure: the
 //! caller supplies the `Instant` the trace's zero maps to.
@@ -38,16 +44,56 @@ pub enum TraceError {
     /// Fewer than two arrivals: no interval to learn from.
     #[error("the trace holds {0} arrival(s); at least 2 are needed")]
     TooShort(usize),
+    /// A `# pause` line is not two whole numbers of microseconds, in order, each at or after
+    /// the previous pause's end.
+    #[error("line {line}: a pause must be `# pause SINCE UNTIL`, SINCE ≤ UNTIL, in order")]
+    BadPause {
+        /// The line, from 1.
+        line: usize,
+    },
+}
+
+/// A recorded trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// Arrival times of the peer's datagrams, in µs, non-decreasing.
+    pub arrivals: Vec<u64>,
+    /// The recording process's own pauses, `(since, until)` in µs, in order and not
+    /// overlapping: time it could not run, which is not the peer's silence.
+    pub pauses: Vec<(u64, u64)>,
+}
+
+impl From<Vec<u64>> for Trace {
+    /// A trace of arrivals without pauses.
+    fn from(arrivals: Vec<u64>) -> Self {
+        Self {
+            arrivals,
+            pauses: Vec::new(),
+        }
+    }
 }
 
 /// Reads a trace: one arrival per line, the first field (separated by white space or a comma)
 /// a whole number of microseconds, non-decreasing. Empty lines and lines starting with `#`
-/// are skipped; further fields on a line are ignored.
-pub fn parse_trace(text: &str) -> Result<Vec<u64>, TraceError> {
+/// are skipped, except `# pause SINCE UNTIL`, a pause of the recording process
+/// (`--record-arrivals` writes them); further fields on a line are ignored.
+pub fn parse_trace(text: &str) -> Result<Trace, TraceError> {
     let mut arrivals = Vec::new();
+    let mut pauses: Vec<(u64, u64)> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line_no = index + 1;
         let t = line.trim();
+        if let Some(pause) = t.strip_prefix("# pause ") {
+            let mut fields = pause.split_whitespace().map(str::parse::<u64>);
+            let (Some(Ok(since)), Some(Ok(until))) = (fields.next(), fields.next()) else {
+                return Err(TraceError::BadPause { line: line_no });
+            };
+            if since > until || pauses.last().is_some_and(|&(_, end)| since < end) {
+                return Err(TraceError::BadPause { line: line_no });
+            }
+            pauses.push((since, until));
+            continue;
+        }
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
@@ -66,7 +112,7 @@ pub fn parse_trace(text: &str) -> Result<Vec<u64>, TraceError> {
     if arrivals.len() < 2 {
         return Err(TraceError::TooShort(arrivals.len()));
     }
-    Ok(arrivals)
+    Ok(Trace { arrivals, pauses })
 }
 
 /// What one threshold did on the replayed traces.
@@ -86,12 +132,13 @@ pub struct SweepRow {
     pub detection_ms: f64,
 }
 
-/// Replays each trace (arrival times in µs, non-decreasing) through a fresh detector with
-/// `config` (its own threshold is not used) and reports, for each of `thresholds` in order,
-/// the mistakes summed over the traces and the worst detection time. `origin` is the
-/// `Instant` a trace's 0 maps to. Traces with fewer than two arrivals are skipped.
+/// Replays each trace through a fresh detector with `config` (its own threshold is not used)
+/// and reports, for each of `thresholds` in order, the mistakes summed over the traces and
+/// the worst detection time. A gap is judged without the recording process's pauses in it.
+/// `origin` is the `Instant` a trace's 0 maps to. Traces with fewer than two arrivals are
+/// skipped.
 pub fn sweep(
-    traces: &[&[u64]],
+    traces: &[Trace],
     config: PhiConfig,
     thresholds: &[f64],
     origin: Instant,
@@ -101,13 +148,16 @@ pub fn sweep(
     let mut mistake_us = vec![0u128; n];
     let mut detection_us = vec![0u64; n];
     let mut total_us: u128 = 0;
-    for trace in traces.iter().filter(|t| t.len() >= 2) {
-        total_us += u128::from(trace[trace.len() - 1] - trace[0]);
+    for trace in traces.iter().filter(|t| t.arrivals.len() >= 2) {
+        let arrivals = &trace.arrivals;
+        total_us += u128::from(arrivals[arrivals.len() - 1] - arrivals[0]);
         let mut detector = PhiAccrualDetector::new(config);
         let at = |micros: u64| origin + Duration::from_micros(micros);
-        detector.heartbeat(at(trace[0]));
-        for pair in trace.windows(2) {
-            let gap = pair[1] - pair[0];
+        detector.heartbeat(at(arrivals[0]));
+        let mut pauses = trace.pauses.as_slice();
+        for pair in arrivals.windows(2) {
+            let paused = paused_within(&mut pauses, pair[0], pair[1]);
+            let gap = pair[1] - pair[0] - paused;
             for (k, &threshold) in thresholds.iter().enumerate() {
                 let silence = micros_of(detector.silence_until(threshold));
                 if gap > silence {
@@ -115,7 +165,7 @@ pub fn sweep(
                     mistake_us[k] += u128::from(gap - silence);
                 }
             }
-            detector.heartbeat(at(pair[1]));
+            detector.heartbeat_after_pause(at(pair[1]), Duration::from_micros(paused));
         }
         for (k, &threshold) in thresholds.iter().enumerate() {
             detection_us[k] = detection_us[k].max(micros_of(detector.silence_until(threshold)));
@@ -139,6 +189,23 @@ pub fn sweep(
             detection_ms: detection_us[k] as f64 / 1e3,
         })
         .collect()
+}
+
+/// The time in `(from, to]` during which the recording process was paused, as
+/// `PeerLiveness` counts it: each pause that ends in it, from its start or `from`, whichever
+/// is later. Moves `pauses` past those that end by `to`.
+fn paused_within(pauses: &mut &[(u64, u64)], from: u64, to: u64) -> u64 {
+    let mut paused = 0;
+    while let Some((&(since, until), rest)) = pauses.split_first() {
+        if until > to {
+            break;
+        }
+        if until > from {
+            paused += until - since.max(from);
+        }
+        *pauses = rest;
+    }
+    paused
 }
 
 fn micros_of(d: Option<Duration>) -> u64 {
@@ -172,9 +239,9 @@ mod tests {
 
     #[test]
     fn a_regular_trace_has_no_mistake_and_a_known_detection_time() {
-        let trace = regular(1001, 100);
+        let trace = Trace::from(regular(1001, 100));
         let rows = sweep(
-            &[&trace],
+            &[trace],
             config(10, 0),
             &[TWO_STD, THREE_STD],
             Instant::now(),
@@ -190,11 +257,8 @@ mod tests {
     #[test]
     fn one_missing_heartbeat_is_one_mistake_of_known_length() {
         // 1000 arrivals 100 ms apart, but the 500th is missing: one 200 ms gap in 99.9 s.
-        let trace: Vec<u64> = regular(1000, 100)
-            .into_iter()
-            .filter(|&t| t != 500 * 100 * MS)
-            .collect();
-        let rows = sweep(&[&trace], config(10, 0), &[TWO_STD, 100.0], Instant::now());
+        let trace = gappy();
+        let rows = sweep(&[trace], config(10, 0), &[TWO_STD, 100.0], Instant::now());
         assert_eq!(rows[0].mistakes, 1);
         // Suspected at 120 ms, proved wrong at 200 ms.
         assert!(
@@ -212,13 +276,9 @@ mod tests {
 
     #[test]
     fn traces_add_up_their_mistakes_and_keep_the_worst_detection() {
-        let gappy: Vec<u64> = regular(1000, 100)
-            .into_iter()
-            .filter(|&t| t != 500 * 100 * MS)
-            .collect();
-        let clean = regular(1000, 100);
-        let both = sweep(&[&gappy, &clean], config(10, 0), &[TWO_STD], Instant::now());
-        let one = sweep(&[&gappy], config(10, 0), &[TWO_STD], Instant::now());
+        let clean = Trace::from(regular(1000, 100));
+        let both = sweep(&[gappy(), clean], config(10, 0), &[TWO_STD], Instant::now());
+        let one = sweep(&[gappy()], config(10, 0), &[TWO_STD], Instant::now());
         assert_eq!(both[0].mistakes, 1);
         assert!((both[0].mistakes_per_min * 2.0 - one[0].mistakes_per_min).abs() < 1e-3);
     }
@@ -231,18 +291,81 @@ mod tests {
         // sampled at most every 50 ms, none is.
         let mut trace: Vec<u64> = (0..1000).map(|i| i * MS).collect();
         trace.extend((1..=100).map(|i| 999 * MS + i * 100 * MS));
-        let every = sweep(&[&trace], config(10, 0), &[THREE_STD], Instant::now());
-        let sampled = sweep(&[&trace], config(10, 50), &[THREE_STD], Instant::now());
+        let trace = Trace::from(trace);
+        let every = sweep(
+            std::slice::from_ref(&trace),
+            config(10, 0),
+            &[THREE_STD],
+            Instant::now(),
+        );
+        let sampled = sweep(&[trace], config(10, 50), &[THREE_STD], Instant::now());
         assert!(every[0].mistakes >= 1, "{every:?}");
         assert_eq!(sampled[0].mistakes, 0, "{sampled:?}");
     }
 
+    /// 1000 arrivals 100 ms apart, but the 500th is missing: one 200 ms gap in 99.9 s.
+    fn gappy() -> Trace {
+        Trace::from(
+            regular(1000, 100)
+                .into_iter()
+                .filter(|&t| t != 500 * 100 * MS)
+                .collect::<Vec<_>>(),
+        )
+    }
+
     #[test]
-    fn traces_parse_with_comments_and_extra_fields() {
+    fn a_gap_the_recorder_slept_through_is_no_mistake() {
+        // The 200 ms gap, but the recording process itself was paused for 150 ms of it
+        // (from 10 ms before the gap began, which does not count): 60 ms of silence remain.
+        let mut trace = gappy();
+        trace.pauses = vec![(20 * MS, 30 * MS), (49_890 * MS, 50_040 * MS)];
+        let rows = sweep(&[trace], config(10, 0), &[TWO_STD], Instant::now());
+        assert_eq!(rows[0].mistakes, 0, "{rows:?}");
+        // A pause that ends after the gap's arrival belongs to the next gap.
+        let mut late = gappy();
+        late.pauses = vec![(49_950 * MS, 50_150 * MS)];
+        let rows = sweep(&[late], config(10, 0), &[TWO_STD], Instant::now());
+        assert_eq!(rows[0].mistakes, 1, "{rows:?}");
+    }
+
+    proptest::proptest! {
+        /// Hostile trace files: an error or a trace, never a panic, and what parses obeys
+        /// the format's rules.
+        #[test]
+        fn any_text_parses_or_is_refused(
+            lines in proptest::collection::vec(
+                "(# pause [0-9]{1,21} [0-9]{1,21}|# pause .{0,12}|[0-9]{1,21}( .{0,6})?|.{0,12})",
+                0..40,
+            )
+        ) {
+            if let Ok(trace) = parse_trace(&lines.join("\n")) {
+                proptest::prop_assert!(trace.arrivals.len() >= 2);
+                proptest::prop_assert!(trace.arrivals.windows(2).all(|w| w[0] <= w[1]));
+                proptest::prop_assert!(trace.pauses.iter().all(|&(a, b)| a <= b));
+                proptest::prop_assert!(trace.pauses.windows(2).all(|w| w[0].1 <= w[1].0));
+                let _ = sweep(&[trace], config(10, 0), &[1.0, 16.0], Instant::now());
+            }
+        }
+    }
+
+    #[test]
+    fn traces_parse_with_comments_pauses_and_extra_fields() {
         assert_eq!(
-            parse_trace("# a trace\n10\n\n20 7\n30,x\n"),
-            Ok(vec![10, 20, 30])
+            parse_trace("# a trace\n10\n\n20 7\n# pause 21 25\n30,x\n"),
+            Ok(Trace {
+                arrivals: vec![10, 20, 30],
+                pauses: vec![(21, 25)],
+            })
         );
+        for bad in ["# pause 5", "# pause 9 5", "# pause 1 5\n# pause 4 6"] {
+            let text = format!("1\n2\n{bad}\n");
+            let line = 2 + bad.lines().count();
+            assert_eq!(
+                parse_trace(&text),
+                Err(TraceError::BadPause { line }),
+                "{bad}"
+            );
+        }
         assert_eq!(
             parse_trace("10\nten\n"),
             Err(TraceError::NotANumber { line: 2 })

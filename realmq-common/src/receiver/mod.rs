@@ -242,6 +242,12 @@ impl Receiver {
         self.liveness.handle_arrival(now);
     }
 
+    /// This process could not run from `since` to `now`: see
+    /// [`PeerLiveness::handle_local_pause`].
+    pub fn handle_local_pause(&mut self, since: Instant, now: Instant) {
+        self.liveness.handle_local_pause(since, now);
+    }
+
     /// Whether an ACK would acknowledge something not yet acknowledged (or answer a
     /// heartbeat).
     pub fn ack_pending(&self) -> bool {

@@ -401,6 +401,12 @@ impl Sender {
         self.liveness.handle_arrival(now);
     }
 
+    /// This process could not run from `since` to `now`: see
+    /// [`PeerLiveness::handle_local_pause`].
+    pub fn handle_local_pause(&mut self, since: Instant, now: Instant) {
+        self.liveness.handle_local_pause(since, now);
+    }
+
     /// Processes an ACK frame that arrived at `now`: marks the acknowledged messages, takes
     /// an RTT sample, detects losses, re-arms the timers and feeds the liveness detector.
     ///

@@ -111,28 +111,6 @@ pub enum SendError {
     },
 }
 
-/// The client's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct ClientStats {
-    /// Messages accepted by [`Client::send`].
-    pub sent: u64,
-    /// Messages the server acknowledged.
-    pub acked: u64,
-    /// Resends.
-    pub retransmitted: u64,
-    /// Messages given up after the maximum number of resends.
-    pub undeliverable: u64,
-    /// Datagrams written by [`Client::poll_transmit`].
-    pub datagrams_sent: u64,
-    /// Datagrams given to [`Client::handle_datagram`] that were not valid for this session
-    /// (malformed, for another session, unauthenticated or replayed).
-    pub datagrams_rejected: u64,
-    /// RETRYs (address-validation cookies) the server answered a HELLO with.
-    pub retries: u64,
-    /// ACKs that named IDs never sent (that part ignored).
-    pub acks_unsent: u64,
-}
-
 /// A DATA datagram with less room left is padded to full size ([`Client::poll_transmit`]).
 const PAD_SLACK: usize = 64;
 
@@ -582,6 +560,16 @@ impl Client {
         }
     }
 
+    /// This process could not run from `since` to `now` ([`PauseWatch`]): that time is not
+    /// held against the server.
+    ///
+    /// [`PauseWatch`]: crate::liveness::PauseWatch
+    pub fn handle_local_pause(&mut self, since: Instant, now: Instant) {
+        if let Some(sender) = self.sender.as_mut() {
+            sender.handle_local_pause(since, now);
+        }
+    }
+
     /// Runs the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
@@ -667,6 +655,9 @@ impl Client {
                 SenderEvent::Undeliverable { id } => {
                     self.events.push_back(ClientEvent::Undeliverable { id })
                 }
+                // Stopping, everything is acknowledged and the server closes on our STOP:
+                // its silence is expected, and the stop timeout decides.
+                SenderEvent::PeerUnreachable if self.state == ClientState::Stopping => {}
                 SenderEvent::PeerUnreachable => {
                     self.events.push_back(ClientEvent::PeerUnreachable);
                     self.close(None);
@@ -695,6 +686,9 @@ fn warn_key_mismatch(why: &str) {
         log::warn!("{why}");
     }
 }
+
+mod stats;
+pub use stats::ClientStats;
 
 #[cfg(test)]
 mod tests;

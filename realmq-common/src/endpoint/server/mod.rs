@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use realmq_proto::{
     Bye, Datagram, DatagramWriter, Flags, Frame, Header, Heartbeat, MessageIndex, PacketKind,
@@ -15,10 +15,12 @@ use super::auth::{is_sealed, writable_len, SessionAuth};
 use super::clock::WallClock;
 
 mod handshake;
+mod secrets;
 use super::earliest;
 use crate::config::{LivenessTuning, ReceiverConfig, ReceiverConfigError};
 use crate::receiver::Receiver;
 use crate::security::{Cookie, CookieKey, Psk};
+pub use secrets::ServerSecrets;
 
 /// Tuning of a [`Server`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,36 +227,6 @@ struct PendingRetry {
     echo_timestamp_us: u64,
     cookie: Cookie,
     received_len: usize,
-}
-
-/// Secrets a [`Server`] needs, drawn by the binary from the operating system's CSPRNG.
-#[derive(Clone)]
-pub struct ServerSecrets {
-    /// Key of the address-validation cookies.
-    pub cookie_key: [u8; 32],
-    /// Seed of the ChaCha20 generator for session ids and server nonces.
-    pub rng_seed: [u8; 32],
-}
-
-impl ServerSecrets {
-    /// Secrets derived from `seed`, for deterministic tests and simulations only: anyone who
-    /// knows the seed can forge cookies and predict session ids.
-    pub fn from_test_seed(seed: u64) -> Self {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let mut secrets = Self {
-            cookie_key: [0; 32],
-            rng_seed: [0; 32],
-        };
-        rng.fill_bytes(&mut secrets.cookie_key);
-        rng.fill_bytes(&mut secrets.rng_seed);
-        secrets
-    }
-}
-
-impl std::fmt::Debug for ServerSecrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ServerSecrets(..)")
-    }
 }
 
 /// Every session of one server.
@@ -606,6 +578,16 @@ impl Server {
         self.sessions.values().fold(self.next_sweep, |t, s| {
             earliest(t, s.receiver.poll_timeout())
         })
+    }
+
+    /// This process could not run from `since` to `now` ([`PauseWatch`]): that time is not
+    /// held against any session's client.
+    ///
+    /// [`PauseWatch`]: crate::liveness::PauseWatch
+    pub fn handle_local_pause(&mut self, since: Instant, now: Instant) {
+        for session in self.sessions.values_mut() {
+            session.receiver.handle_local_pause(since, now);
+        }
     }
 
     /// Runs the timers due at `now`: delayed ACKs, and eviction of silent sessions.

@@ -339,6 +339,35 @@ fn an_idle_session_stays_alive_on_heartbeats() {
     assert!(net.clients[0].is_established());
 }
 
+/// Both ends stop running for 10 s at once (the host paused), then run for 2 s more; with
+/// `noticed`, each is told of its own pause as its event loop would tell it.
+fn pause_the_host(noticed: bool) -> Net {
+    let mut net = Net::new(1, 0.0, 9);
+    net.run_until(1000, |n| n.clients[0].is_established());
+    let since = net.now;
+    net.now += Duration::from_secs(10);
+    if noticed {
+        net.server.handle_local_pause(since, net.now);
+        net.clients[0].handle_local_pause(since, net.now);
+    }
+    let woke = net.now;
+    net.run_until(1_000_000, |n| n.now - woke >= Duration::from_secs(2));
+    net
+}
+
+#[test]
+fn a_host_pause_is_not_taken_for_the_peers_silence() {
+    let net = pause_the_host(true);
+    assert_eq!(net.server.stats().sessions_dead, 0);
+    assert_eq!(net.server.stats().sessions_open, 1);
+    assert!(net.clients[0].is_established());
+    assert!(!net.client_events[0].contains(&ClientEvent::PeerUnreachable));
+    // Unnoticed, the same pause ends the session on both sides.
+    let net = pause_the_host(false);
+    assert_eq!(net.server.stats().sessions_dead, 1);
+    assert!(net.client_events[0].contains(&ClientEvent::PeerUnreachable));
+}
+
 #[test]
 fn a_vanished_server_is_reported_unreachable() {
     let mut net = Net::new(1, 0.0, 5);
@@ -346,6 +375,23 @@ fn a_vanished_server_is_reported_unreachable() {
     net.server_silent = true;
     net.run_until(1_000_000, |n| n.clients[0].is_closed());
     assert!(net.client_events[0].contains(&ClientEvent::PeerUnreachable));
+}
+
+#[test]
+fn a_lost_bye_is_not_an_unreachable_server() {
+    // Everything is acknowledged and the client is stopping; the server answered STOP with a
+    // BYE and closed, and every BYE is lost: the server's silence is expected now, so the
+    // client ends at its stop timeout without the count, not with "unreachable".
+    let mut net = Net::new(1, 0.0, 6);
+    net.run_until(1000, |n| n.clients[0].is_established());
+    net.clients[0].finish(net.now);
+    net.run_until(1000, |n| n.clients[0].state() == ClientState::Stopping);
+    net.server_silent = true;
+    net.run_until(1_000_000, |n| n.clients[0].is_closed());
+    assert!(!net.client_events[0].contains(&ClientEvent::PeerUnreachable));
+    assert!(net.client_events[0].contains(&ClientEvent::Closed {
+        server_received: None
+    }));
 }
 
 #[test]
