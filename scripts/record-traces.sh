@@ -15,17 +15,18 @@
 # Every session of a condition runs in parallel (idle sessions are cheap); loopback, loss1
 # and loss5 run together, then busy (its hogs would disturb the others).
 #
-# Output: OUT/<condition>-<interval>ms-<end>.txt.gz, one arrival per line in microseconds,
-# where <end> is `server` (the client's heartbeats as the server saw them) or `client` (the
-# server's answers as the client saw them).
+# Output: OUT/<condition>-<interval>ms-<end>.txt.gz, one arrival per line in microseconds
+# (and `# pause` lines for the recording process's own pauses), where <end> is `server` (the
+# client's heartbeats as the server saw them) or `client` (the server's answers as the client
+# saw them). scripts/threshold-tables.py adds up every recording below docs/traces.
 #
 # Usage: sudo scripts/record-traces.sh [OUT] [SECONDS] [INTERVALS...]
-#   defaults: docs/traces 130 1 5 10 50 100 1000
+#   defaults: docs/traces/recording-<UTC date and time> 130 1 5 10 50 100 1000
 # Needs root (ip netns, nft). Cleans up its namespaces and hogs on exit.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-OUT=${1:-docs/traces}
+OUT=${1:-docs/traces/recording-$(date -u +%Y%m%dT%H%M)}
 SECONDS_PER_TRACE=${2:-130}
 shift 2 2>/dev/null || shift $#
 INTERVALS=("$@")
