@@ -1,13 +1,34 @@
-//! Loss detection (RFC 9002 §6.1 over transmission numbers), the retransmission timeout
-//! (RFC 6298) and the retransmission queue.
+//! Loss detection (RFC 9002 §6.1 over transmission numbers), RTT samples, the
+//! retransmission timeout (RFC 6298) and the retransmission queue.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::congestion::MESSAGE_OVERHEAD;
 use super::store::State;
 use super::{Sender, SenderEvent, Timer};
 
 impl Sender {
+    /// Takes the RTT sample of an ACK whose largest ID, never resent, was sent at `sent` and
+    /// acknowledged `sample` later, the receiver reporting `delay_us` since it arrived.
+    ///
+    /// RFC 9002 §5.3 subtracts the reported delay capped at the peer's maximum. But a late
+    /// ACK of a largest sent before the last timeout answers the timeout's probe (the prompt
+    /// ACK was lost): all of its delay is the wait for the probe, none of it the path, so it
+    /// is subtracted whole (`docs/QOS.md`, "RTT samples after a timeout"). The histogram
+    /// keeps the sample as measured.
+    pub(super) fn on_rtt_sample(&mut self, sample: Duration, sent: Instant, delay_us: u64) {
+        let max_delay = self.config.peer_max_ack_delay;
+        let reported = Duration::from_micros(delay_us);
+        if reported > max_delay * 2 && self.last_timeout >= Some(sent) {
+            self.rtt
+                .on_sample(sample.saturating_sub(reported), Duration::ZERO);
+        } else {
+            self.rtt.on_sample(sample, reported.min(max_delay));
+        }
+        let us = u64::try_from(sample.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.stats.rtt_us.saturating_record(us);
+    }
+
     /// Declares lost every in-flight message sent in a transmission before the largest
     /// acknowledged one, if that was `packet_threshold` or more transmissions later
     /// (RFC 9002 §6.1.1), or written at least the reordering window after it (RFC 8985
@@ -111,6 +132,7 @@ impl Sender {
         }
         self.rto_backoff = self.rto_backoff.saturating_add(1);
         self.rto_anchor = Some(now);
+        self.last_timeout = Some(now);
         self.ack_now = true;
         self.probe = true;
         let mut abandoned = false;

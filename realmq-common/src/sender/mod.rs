@@ -177,6 +177,9 @@ pub struct Sender {
     rto_backoff: u32,
     /// What the RTO counts from: the last DATA write, or the last timeout.
     rto_anchor: Option<Instant>,
+    /// When the retransmission timeout last fired (`docs/QOS.md`, "RTT samples after a
+    /// timeout").
+    last_timeout: Option<Instant>,
     timers: TimerTable<Timer, 3>,
     ack_now: bool,
     heartbeat: HeartbeatSchedule,
@@ -222,6 +225,7 @@ impl Sender {
             probe: false,
             rto_backoff: 0,
             rto_anchor: None,
+            last_timeout: None,
             timers,
             ack_now: false,
             heartbeat,
@@ -630,7 +634,8 @@ impl Sender {
                 self.unacked_bytes -= entry.span.len();
                 newly_acked += 1;
                 if id == largest && entry.retries == 0 {
-                    rtt_sample = Some(now.saturating_duration_since(entry.sent_time));
+                    let sample = now.saturating_duration_since(entry.sent_time);
+                    rtt_sample = Some((sample, entry.sent_time));
                 }
                 // Karn's ambiguity applies to loss detection too: for a resent message we
                 // cannot tell which copy arrived, so only never-resent messages tell how far
@@ -670,13 +675,8 @@ impl Sender {
         self.unacked.copy_within(highest_end..len, kept);
         self.unacked.truncate(kept + (len - highest_end));
         self.stats.acked += newly_acked;
-        if let Some(sample) = rtt_sample {
-            // RFC 9002 §5.3: the reported delay, capped at the peer's maximum.
-            let ack_delay =
-                Duration::from_micros(frame.delay_us()).min(self.config.peer_max_ack_delay);
-            self.rtt.on_sample(sample, ack_delay);
-            let us = u64::try_from(sample.as_micros()).unwrap_or(u64::MAX).max(1);
-            self.stats.rtt_us.saturating_record(us);
+        if let Some((sample, sent)) = rtt_sample {
+            self.on_rtt_sample(sample, sent, frame.delay_us());
         }
         if let Some((tx, sent)) = largest_tx {
             if self.largest_acked_tx.is_none_or(|largest| tx > largest) {

@@ -517,3 +517,33 @@ fn without_the_reordering_window_the_same_loss_waits_for_the_time_threshold() {
     // The time threshold's 1 ms floor (RFC 9002 kGranularity).
     assert_eq!(s.timers.get(Timer::Loss), Some(t0 + MS));
 }
+
+#[test]
+fn an_ack_answering_a_timeouts_probe_samples_the_path_not_the_wait() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(one_per_datagram(), t0).unwrap();
+    send_n(&mut s, t0, 1, 200);
+    write(&mut s, t0);
+    ack(&mut s, t0 + MS, &[0..=0], 0).unwrap();
+    assert_eq!(s.rtt().latest(), MS);
+    // Messages 1 and 2 go 1 ms apart; the receiver gets them 0.5 ms later and acknowledges
+    // at once, but that ACK is lost. The timeout declares both lost; its probe (one
+    // datagram) resends message 1, and 2 waits in the queue, never resent.
+    let t1 = t0 + MS * 2;
+    send_n(&mut s, t1, 2, 200);
+    assert_eq!(write(&mut s, t1), [1]);
+    assert_eq!(write(&mut s, t1 + MS), [2]);
+    let fire = s.timers.get(Timer::Rto).unwrap();
+    assert!(fire - (t1 + MS) > MS * 4, "{:?}", fire - (t1 + MS));
+    s.handle_timeout(fire);
+    assert_eq!(write(&mut s, fire), [1]);
+    // The probe's ACK comes back 1 ms later, naming 2 as its largest: 2 arrived at
+    // t1 + 1.5 ms, the ACK left 0.5 ms before it arrives here.
+    let now = fire + MS;
+    let reported = (now - MS / 2) - (t1 + MS * 3 / 2);
+    ack(&mut s, now, &[0..=2], reported.as_micros() as u64).unwrap();
+    // Message 2 was sent long before: the path took 1 ms of it, the rest was the wait.
+    assert_eq!(s.rtt().samples(), 2);
+    assert_eq!(s.rtt().latest(), MS);
+    assert!(s.rtt().smoothed() <= MS * 2, "{:?}", s.rtt().smoothed());
+}
