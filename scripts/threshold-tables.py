@@ -127,7 +127,12 @@ def main():
     for h in INTERVALS:
         if not traces(h):
             continue
-        (std, _, pick), floor = recommend(h)
+        best, floor = recommend(h)
+        if best is None:
+            print(f"h={h} ms: no candidate setting is mistake-free with room for a "
+                  f"{floor:.1f} ms silence; no recommendation", file=sys.stderr)
+            continue
+        std, _, pick = best
         recs[h] = (std, pick)
         bound = 10 * h + 50
         print(f"h={h} ms: min std {std} ms, phi {pick['threshold']}, "
