@@ -16,7 +16,7 @@ use super::{seal_to, PendingRetry, Server, ServerEvent, Session, Transmit};
 use crate::endpoint::auth::{writable_len, SessionAuth};
 use crate::endpoint::clock::{to_server_clock, ClockOffset};
 use crate::receiver::Receiver;
-use crate::security::SessionKeys;
+use crate::security::{SessionKeys, COOKIE_KEY_LEN};
 
 impl Server {
     /// A handshake datagram: exactly one HELLO (and padding) or it is malformed.
@@ -51,6 +51,7 @@ impl Server {
         received_len: usize,
     ) {
         let from = path.0;
+        self.rotate_cookie_key_if_due(now);
         let now_ms = self.cookie_clock_ms(now);
         if hello.token.is_empty() {
             self.queue_retry(path, &hello, now_ms, received_len);
@@ -58,7 +59,7 @@ impl Server {
         }
         let lifetime_ms = self.config.cookie_lifetime.as_millis() as u64;
         if self
-            .cookie_key
+            .cookie_keys
             .verify(from, hello.nonce, hello.token, now_ms, lifetime_ms)
             .is_err()
         {
@@ -109,7 +110,7 @@ impl Server {
             self.stats.hellos_dropped += 1;
             return;
         }
-        let cookie = self.cookie_key.mint(peer, hello.nonce, now_ms);
+        let cookie = self.cookie_keys.mint(peer, hello.nonce, now_ms);
         self.retries.push_back(PendingRetry {
             peer,
             local_ip,
@@ -180,6 +181,20 @@ impl Server {
             peer: from,
             clock_offset_us,
         });
+    }
+
+    /// Draws a new cookie key once per cookie lifetime, on the handshake's own traffic (no
+    /// timer of its own). A cookie thus outlives at most one rotation, and the previous key
+    /// still verifies it; a leaked key or a harvest of tags is worth two lifetimes at most.
+    fn rotate_cookie_key_if_due(&mut self, now: Instant) {
+        let lifetime = self.config.cookie_lifetime;
+        let due = *self.next_key_rotation.get_or_insert(now + lifetime);
+        if now >= due {
+            let mut secret = [0u8; COOKIE_KEY_LEN];
+            self.rng.fill_bytes(&mut secret);
+            self.cookie_keys.rotate(&secret);
+            self.next_key_rotation = Some(now + lifetime);
+        }
     }
 
     /// Milliseconds on the cookie clock.

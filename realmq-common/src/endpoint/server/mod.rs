@@ -19,7 +19,7 @@ mod secrets;
 use super::earliest;
 use crate::config::{LivenessTuning, ReceiverConfig, ReceiverConfigError};
 use crate::receiver::Receiver;
-use crate::security::{Cookie, CookieKey, Psk};
+use crate::security::{Cookie, CookieKeys, Psk};
 pub use secrets::ServerSecrets;
 
 /// Tuning of a [`Server`].
@@ -249,7 +249,9 @@ struct PendingRetry {
 pub struct Server {
     config: ServerConfig,
     rng: ChaCha20Rng,
-    cookie_key: CookieKey,
+    /// Cookie keys, rotated every cookie lifetime (`rotate_cookie_key`).
+    cookie_keys: CookieKeys,
+    next_key_rotation: Option<Instant>,
     psk: Option<Psk>,
     /// The wall clock the handshake's answers carry (`server_unix_us`), if given.
     wall_clock: Option<WallClock>,
@@ -289,7 +291,8 @@ impl Server {
         Ok(Self {
             config,
             rng: ChaCha20Rng::from_seed(secrets.rng_seed),
-            cookie_key: CookieKey::new(&secrets.cookie_key),
+            cookie_keys: CookieKeys::new(&secrets.cookie_key),
+            next_key_rotation: None,
             psk: None,
             wall_clock: None,
             epoch: None,

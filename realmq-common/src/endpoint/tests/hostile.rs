@@ -4,7 +4,10 @@
 //! state behind.
 
 use super::*;
-use realmq_proto::{DatagramWriter, Header, Hello, Message};
+use crate::security::CookieKey;
+use realmq_proto::{DatagramWriter, Frame, Header, Hello, Message};
+
+const MS: Duration = Duration::from_millis(1);
 
 /// A server and one client, handshake done by hand; returns the validated HELLO's bytes.
 fn validated_pair(seed: u64) -> (Server, Client, Vec<u8>, Instant) {
@@ -401,4 +404,68 @@ fn a_session_whose_client_is_still_handshaking_is_not_evicted() {
     assert!(client.is_established(), "{:?}", server.stats());
     assert_eq!(server.stats().sessions_total, 1);
     assert_eq!(server.stats().sessions_dead, 0);
+}
+
+/// A first HELLO from `client` at `from` and `now`: the RETRY's nonce and cookie.
+fn first_retry(
+    server: &mut Server,
+    client: &mut Client,
+    from: SocketAddr,
+    now: Instant,
+) -> (u64, Vec<u8>) {
+    let mut buf = [0u8; 1472];
+    let len = client.poll_transmit(now, &mut buf).expect("a HELLO");
+    server.handle_datagram(now, from, None, &buf[..len], |_| {});
+    let t = server.poll_transmit(now, &mut buf).expect("a RETRY");
+    client.handle_datagram(now, &buf[..t.len]);
+    let datagram = realmq_proto::Datagram::parse(&buf[..t.len]).unwrap();
+    let Some(Frame::Retry(retry)) = datagram.frames().next() else {
+        panic!("not a RETRY");
+    };
+    (retry.nonce, retry.cookie.to_vec())
+}
+
+#[test]
+fn the_cookie_key_rotates_every_lifetime_and_cookies_survive_one_rotation() {
+    let t0 = Instant::now();
+    let secrets = ServerSecrets::from_test_seed(8);
+    let first_key = CookieKey::new(&secrets.cookie_key);
+    let mut server = Server::new(ServerConfig::default(), secrets).unwrap();
+    let lifetime = ServerConfig::default().cookie_lifetime;
+    let client = |n: u64| Client::new(ClientConfig::default(), t0, 0, 100 + n).unwrap();
+    let minted_by_first_key = |from: SocketAddr, (nonce, cookie): &(u64, Vec<u8>)| {
+        let at = u64::from_be_bytes(cookie[..8].try_into().unwrap());
+        first_key.mint(from, *nonce, at).as_bytes()[..] == cookie[..]
+    };
+    // Before the first rotation the server mints with the key it started with.
+    let mut a = client(1);
+    let early = first_retry(&mut server, &mut a, client_addr(1), t0);
+    assert!(minted_by_first_key(client_addr(1), &early));
+    // B gets its cookie just before the rotation and echoes it just after.
+    let mut b = client(2);
+    let before = first_retry(&mut server, &mut b, client_addr(2), t0 + lifetime - MS);
+    assert!(minted_by_first_key(client_addr(2), &before));
+    let mut c = client(3);
+    let after = first_retry(&mut server, &mut c, client_addr(3), t0 + lifetime);
+    assert!(
+        !minted_by_first_key(client_addr(3), &after),
+        "the key rotated"
+    );
+    let mut buf = [0u8; 1472];
+    let len = b
+        .poll_transmit(t0 + lifetime + MS, &mut buf)
+        .expect("B's cookie HELLO");
+    server.handle_datagram(
+        t0 + lifetime + MS,
+        client_addr(2),
+        None,
+        &buf[..len],
+        |_| {},
+    );
+    assert_eq!(
+        server.stats().sessions_total,
+        1,
+        "B's cookie verified by the previous key"
+    );
+    assert_eq!(server.stats().bad_cookies, 0);
 }
