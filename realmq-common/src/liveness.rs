@@ -12,7 +12,8 @@
 //! **Local pauses.** The silence φ judges is the peer's silence as this process could have
 //! seen it: time during which this process itself could not run (the host descheduled it,
 //! or it was stopped) is not held against the peer. [`PauseWatch`] notices such pauses from
-//! the event loop's wake-ups (it woke well after the deadline it asked for) and
+//! the event loop's wake-ups (time the thread neither ran on the processor nor meant to
+//! wait) and
 //! [`PeerLiveness::handle_local_pause`] takes the part of a pause that falls in the current
 //! silence off it (and off the interval the next arrival adds to the window), as Cassandra's
 //! detector ignores its own long pauses. A dead peer is still detected: after the same
