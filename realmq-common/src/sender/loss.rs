@@ -20,8 +20,11 @@ impl Sender {
         let max_delay = self.config.peer_max_ack_delay;
         let reported = Duration::from_micros(delay_us);
         if reported > max_delay * 2 && self.last_timeout >= Some(sent) {
-            self.rtt
-                .on_sample(sample.saturating_sub(reported), Duration::ZERO);
+            // Never below the minimum RTT: a peer that overstates its delay cannot drag the
+            // estimate under what the path has shown.
+            let floor = self.rtt.min().unwrap_or_default();
+            let path = sample.saturating_sub(reported).max(floor);
+            self.rtt.on_sample(path, Duration::ZERO);
         } else {
             self.rtt.on_sample(sample, reported.min(max_delay));
         }

@@ -518,17 +518,17 @@ fn without_the_reordering_window_the_same_loss_waits_for_the_time_threshold() {
     assert_eq!(s.timers.get(Timer::Loss), Some(t0 + MS));
 }
 
-#[test]
-fn an_ack_answering_a_timeouts_probe_samples_the_path_not_the_wait() {
+/// A sender with a 1 ms RTT sample that sends messages 1 and 2 at `t1` and `t1 + 1 ms`
+/// (`t1` = 2 ms), whose ACK is lost: the timeout declares both lost, and its probe (one
+/// datagram) resends message 1 while 2 waits in the queue, never resent. Returns the
+/// sender, `t1` and when the timeout fired.
+fn timed_out_with_one_message_waiting() -> (Sender, Instant, Instant) {
     let t0 = Instant::now();
     let mut s = Sender::new(one_per_datagram(), t0).unwrap();
     send_n(&mut s, t0, 1, 200);
     write(&mut s, t0);
     ack(&mut s, t0 + MS, &[0..=0], 0).unwrap();
     assert_eq!(s.rtt().latest(), MS);
-    // Messages 1 and 2 go 1 ms apart; the receiver gets them 0.5 ms later and acknowledges
-    // at once, but that ACK is lost. The timeout declares both lost; its probe (one
-    // datagram) resends message 1, and 2 waits in the queue, never resent.
     let t1 = t0 + MS * 2;
     send_n(&mut s, t1, 2, 200);
     assert_eq!(write(&mut s, t1), [1]);
@@ -537,6 +537,12 @@ fn an_ack_answering_a_timeouts_probe_samples_the_path_not_the_wait() {
     assert!(fire - (t1 + MS) > MS * 4, "{:?}", fire - (t1 + MS));
     s.handle_timeout(fire);
     assert_eq!(write(&mut s, fire), [1]);
+    (s, t1, fire)
+}
+
+#[test]
+fn an_ack_answering_a_timeouts_probe_samples_the_path_not_the_wait() {
+    let (mut s, t1, fire) = timed_out_with_one_message_waiting();
     // The probe's ACK comes back 1 ms later, naming 2 as its largest: 2 arrived at
     // t1 + 1.5 ms, the ACK left 0.5 ms before it arrives here.
     let now = fire + MS;
@@ -546,4 +552,14 @@ fn an_ack_answering_a_timeouts_probe_samples_the_path_not_the_wait() {
     assert_eq!(s.rtt().samples(), 2);
     assert_eq!(s.rtt().latest(), MS);
     assert!(s.rtt().smoothed() <= MS * 2, "{:?}", s.rtt().smoothed());
+}
+
+#[test]
+fn an_overstated_delay_cannot_drag_the_rtt_under_its_minimum() {
+    let (mut s, _, fire) = timed_out_with_one_message_waiting();
+    // The receiver claims it held message 2 for longer than it has existed.
+    ack(&mut s, fire + MS, &[0..=2], 60_000_000).unwrap();
+    assert_eq!(s.rtt().samples(), 2);
+    assert_eq!(s.rtt().min(), Some(MS));
+    assert_eq!(s.rtt().latest(), MS);
 }
