@@ -191,6 +191,15 @@ pub(crate) fn send_session(
         );
     }
     if worker.session_id.is_none() && worker.result.unreachable {
+        if worker.earlier.sessions > 0 {
+            bail!(
+                "the server at {} went silent mid-run ({} session(s) lost) and a new session got \
+                 no answer within {:?}",
+                config.server,
+                worker.earlier.sessions,
+                config.connect_timeout
+            );
+        }
         bail!(
             "no answer from {} within {:?}: is realmq-server running there (with --protocol udp)?",
             config.server,

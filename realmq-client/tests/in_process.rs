@@ -164,19 +164,29 @@ fn nothing_listening_is_refused_like_tcp_not_waited_out() {
     );
 }
 
-#[test]
-fn a_server_restart_costs_a_reconnect_not_the_run() {
-    use realmq_client::{run_workers_reporting, Progress, Reporting};
+/// A UDP server on a free port that runs until its `Shutdown` is triggered.
+fn start_stoppable_server() -> (
+    std::net::SocketAddr,
+    Shutdown,
+    thread::JoinHandle<anyhow::Result<ServerSummary>>,
+) {
     let socket = socket::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
     let addr = socket.local_addr().unwrap();
-    let first_down = Shutdown::new();
-    let first = {
-        let down = first_down.clone();
+    let down = Shutdown::new();
+    let server = {
+        let down = down.clone();
         thread::spawn(move || serve(Listener::Udp(socket), &ServeOptions::default(), &down))
     };
-    let mut config = worker(0, addr, 60_000);
-    config.rate = 20_000.0; // three seconds of sending: the restart falls in the middle
-    config.reconnect_timeout = Duration::from_secs(20);
+    (addr, down, server)
+}
+
+/// Runs one UDP worker with `config` on a thread, publishing its progress; returns once
+/// `acked` messages have been acknowledged (bounded wait), with the thread's handle.
+fn start_client_until_acked(
+    config: WorkerConfig,
+    acked: u64,
+) -> thread::JoinHandle<anyhow::Result<realmq_client::RunOutcome>> {
+    use realmq_client::{run_workers_reporting, Progress, Reporting};
     let progress = Progress::for_threads(1);
     let client = {
         let progress = std::sync::Arc::clone(&progress);
@@ -194,12 +204,22 @@ fn a_server_restart_costs_a_reconnect_not_the_run() {
             )
         })
     };
-    // Wait (bounded) until a quarter has been acknowledged, then stop the first server.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while Progress::total(&progress).1 < 15_000 {
+    while Progress::total(&progress).1 < acked {
         assert!(std::time::Instant::now() < deadline, "no progress");
         thread::yield_now();
     }
+    client
+}
+
+#[test]
+fn a_server_restart_costs_a_reconnect_not_the_run() {
+    let (addr, first_down, first) = start_stoppable_server();
+    let mut config = worker(0, addr, 60_000);
+    config.rate = 20_000.0; // three seconds of sending: the restart falls in the middle
+    config.reconnect_timeout = Duration::from_secs(20);
+    // Once a quarter has been acknowledged, stop the first server.
+    let client = start_client_until_acked(config, 15_000);
     first_down.trigger();
     let first = first.join().unwrap().unwrap();
     // A new server on the same address: a restart.
@@ -230,6 +250,24 @@ fn a_server_restart_costs_a_reconnect_not_the_run() {
         "{both}"
     );
     assert_eq!(second.counters.corrupt + first.counters.corrupt, 0);
+}
+
+#[test]
+fn a_server_gone_for_good_mid_run_is_reported_as_such() {
+    // Not "no answer from ...: is realmq-server running there?", which the reconnect's own
+    // handshake would say: the session was up, and the server went silent.
+    let (addr, down, server) = start_stoppable_server();
+    let mut config = worker(0, addr, 60_000);
+    config.rate = 20_000.0;
+    config.connect_timeout = Duration::from_millis(500);
+    config.reconnect_timeout = Duration::from_millis(500);
+    let client = start_client_until_acked(config, 1_000);
+    down.trigger();
+    server.join().unwrap().unwrap();
+    let outcome = client.join().unwrap().unwrap();
+    let error = outcome.results.into_iter().next().unwrap().1.unwrap_err();
+    let text = format!("{error:#}");
+    assert!(text.contains("went silent mid-run"), "{text}");
 }
 
 #[test]

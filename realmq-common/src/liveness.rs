@@ -63,8 +63,13 @@ impl PeerLiveness {
     }
 
     /// Records that something arrived from the peer at `now`. Several arrivals at the same
-    /// instant (frames of one datagram, a batch read at once) count as one.
+    /// instant (frames of one datagram, a batch read at once) count as one. A peer declared
+    /// dead comes back (its checks resume): the verdict was on its silence, and it spoke.
     pub fn handle_arrival(&mut self, now: Instant) {
+        if self.declared_dead {
+            self.declared_dead = false;
+            self.next_check = now + self.check_interval;
+        }
         if self.detector.last_heartbeat() != Some(now) {
             self.detector.heartbeat_after_pause(now, self.paused);
         }
@@ -341,6 +346,26 @@ mod tests {
         assert_eq!(watch.woke(busy + MS, cpu0 + MS * 87), None);
         watch.expect(None);
         assert_eq!(watch.woke(busy + MS * 900, cpu0 + MS * 87), None);
+    }
+
+    #[test]
+    fn a_dead_peer_that_speaks_again_is_alive_and_can_die_again() {
+        let t0 = Instant::now();
+        let config = LivenessConfig::for_heartbeat_interval(MS * 100);
+        let mut live = PeerLiveness::new(&config, t0);
+        let mut now = t0;
+        while !live.handle_timeout(now) {
+            now = live.poll_timeout().unwrap();
+        }
+        assert_eq!(live.poll_timeout(), None);
+        live.handle_arrival(now + MS);
+        assert!(!live.is_dead(now + MS));
+        assert_eq!(live.poll_timeout(), Some(now + MS + config.check_interval));
+        let mut deaths = 0;
+        while let Some(at) = live.poll_timeout() {
+            deaths += usize::from(live.handle_timeout(at));
+        }
+        assert_eq!(deaths, 1);
     }
 
     #[test]

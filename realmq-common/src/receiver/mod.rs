@@ -110,7 +110,6 @@ pub struct Receiver {
     /// Armed with `ack_deadline` until it fires.
     timers: TimerTable<Timer, 1>,
     liveness: PeerLiveness,
-    peer_dead: bool,
     events: VecDeque<ReceiverEvent>,
     stats: ReceiverStats,
     /// Ranges of a partial ACK, allocated once.
@@ -135,7 +134,6 @@ impl Receiver {
             ack_deadline: None,
             timers: TimerTable::new(),
             liveness: PeerLiveness::new(&config.liveness, now),
-            peer_dead: false,
             events: VecDeque::new(),
             stats: ReceiverStats::default(),
             config,
@@ -319,7 +317,6 @@ impl Receiver {
             self.timers.stop(Timer::Ack);
         }
         if self.liveness.handle_timeout(now) {
-            self.peer_dead = true;
             self.events.push_back(ReceiverEvent::PeerDead);
         }
     }
@@ -336,9 +333,11 @@ impl Receiver {
         self.events.pop_front()
     }
 
-    /// Whether the peer has been declared dead by the liveness check, or would be at `now`.
+    /// Whether the peer is dead at `now`: silent for its suspicion and the grace period since
+    /// its last datagram. Not a sticky verdict: a datagram after a `PeerDead` event (a server
+    /// keeps a session whose client is still handshaking) brings the peer back.
     pub fn is_dead(&self, now: Instant) -> bool {
-        self.peer_dead || self.liveness.is_dead(now)
+        self.liveness.is_dead(now)
     }
 
     /// The liveness verdict on the peer (suspicion level, detector statistics).

@@ -517,3 +517,20 @@ fn every_message_arrives_once_despite_held_back_datagrams() {
     }
     assert_eq!(net.server.stats().sessions_open, 0);
 }
+
+#[test]
+fn no_session_dies_under_20_percent_loss_both_ways() {
+    // 300 seeded runs of 2,000 messages: the handshake's answers are lost for seconds in
+    // some, and neither end may give up on the other while both are alive (a scan like this
+    // found the sticky death verdict of `a_session_whose_client_is_still_handshaking_...`).
+    for seed in 0..300 {
+        let mut net = Net::new(1, 0.2, seed);
+        send_all(&mut net, 2000);
+        assert_eq!(net.server.stats().sessions_dead, 0, "seed {seed}");
+        assert!(
+            !net.client_events[0].contains(&ClientEvent::PeerUnreachable),
+            "seed {seed}"
+        );
+        assert_exactly_once(&net, 0, 2000);
+    }
+}
