@@ -534,3 +534,50 @@ fn no_session_dies_under_20_percent_loss_both_ways() {
         assert_exactly_once(&net, 0, 2000);
     }
 }
+
+#[test]
+fn at_any_loss_rate_a_message_is_delivered_at_most_once_and_giving_up_is_reported() {
+    // Two clients, 3,000 messages each, 300 seeds per loss rate (each way). Exactly once
+    // where the run completes; where the loss defeats the defaults (connect timeout, failure
+    // detector, 10 resends) an end gives up and says so, never delivering twice or under
+    // another ID. The counts of each outcome go to stderr (`--nocapture`; docs/RELIABILITY.md).
+    for loss in [0.05, 0.1, 0.2, 0.3, 0.4] {
+        let mut outcomes = [0u32; 5]; // clean, handshake, unreachable, evicted, undeliverable
+        for seed in 0..300u64 {
+            let mut net = Net::new(2, loss, seed);
+            drive(&mut net, 3000, true);
+            assert_eq!(net.corrupt, 0, "loss {loss} seed {seed}");
+            for (i, counts) in net.delivered.iter().enumerate() {
+                assert!(
+                    counts.iter().all(|&c| c <= 1),
+                    "loss {loss} seed {seed} client {i}"
+                );
+            }
+            let s = net.server.stats();
+            let any = |f: &dyn Fn(&ClientEvent) -> bool| net.client_events.iter().flatten().any(f);
+            let flags = [
+                s.sessions_total < 2,
+                s.sessions_total == 2 && any(&|e| *e == ClientEvent::PeerUnreachable),
+                s.sessions_dead > 0,
+                any(&|e| matches!(e, ClientEvent::Undeliverable { .. })),
+            ];
+            for (k, &flag) in flags.iter().enumerate() {
+                outcomes[k + 1] += u32::from(flag);
+            }
+            if !flags.contains(&true) {
+                outcomes[0] += 1;
+                for i in 0..2 {
+                    assert_exactly_once(&net, i, 3000);
+                }
+            }
+        }
+        if loss <= 0.1 {
+            assert_eq!(outcomes[0], 300, "loss {loss}: {outcomes:?}");
+        }
+        eprintln!(
+            "loss {loss}: {} of 300 clean; handshake gave up {}, unreachable after the \
+             handshake {}, server evicted a live client {}, undeliverable {}",
+            outcomes[0], outcomes[1], outcomes[2], outcomes[3], outcomes[4]
+        );
+    }
+}
