@@ -237,10 +237,7 @@ mod tests {
 
     #[test]
     fn dead_means_suspected_for_the_whole_grace_period() {
-        let t0 = Instant::now();
-        let config = LivenessConfig::for_heartbeat_interval(MS * 100);
-        let mut live = PeerLiveness::new(&config, t0);
-        let last = steady(&mut live, t0);
+        let (mut live, config, last) = steady_peer();
         // Find when suspicion starts, to the millisecond.
         let suspect_at = (0..10_000u32)
             .map(|ms| last + MS * ms)
@@ -255,20 +252,21 @@ mod tests {
         assert!(!live.is_dead(suspect_at + config.grace_period + MS));
     }
 
-    /// `live` after 50 heartbeats 100 ms apart from `t0`; returns the last one's time.
-    fn steady(live: &mut PeerLiveness, t0: Instant) -> Instant {
+    /// A peer heard 50 times, 100 ms apart, at the defaults for that interval; with the
+    /// configuration and the last arrival's time.
+    fn steady_peer() -> (PeerLiveness, LivenessConfig, Instant) {
+        let t0 = Instant::now();
+        let config = LivenessConfig::for_heartbeat_interval(MS * 100);
+        let mut live = PeerLiveness::new(&config, t0);
         for i in 1..=50 {
             live.handle_arrival(t0 + MS * 100 * i);
         }
-        t0 + MS * 5000
+        (live, config, t0 + MS * 5000)
     }
 
     #[test]
     fn a_local_pause_is_not_the_peers_silence() {
-        let t0 = Instant::now();
-        let config = LivenessConfig::for_heartbeat_interval(MS * 100);
-        let mut live = PeerLiveness::new(&config, t0);
-        let last = steady(&mut live, t0);
+        let (mut live, _, last) = steady_peer();
         // This process did not run for 10 s from 50 ms after the last arrival: on waking it
         // holds 50 ms of silence against the peer, not 10 s.
         let woke = last + MS * 10_050;
@@ -281,8 +279,7 @@ mod tests {
         live.handle_arrival(woke + MS * 50);
         assert_eq!(live.detector().mean(), MS * 100);
         // A pause that began before the last arrival counts only from it.
-        let mut other = PeerLiveness::new(&config, t0);
-        let last = steady(&mut other, t0);
+        let (mut other, _, last) = steady_peer();
         other.handle_local_pause(last - MS * 50, last + MS * 10_000);
         assert!(!other.is_suspected(last + MS * 10_000));
         assert!((other.phi(last + MS * 10_000) - other.phi(last)).abs() < 1e-9);
@@ -293,10 +290,7 @@ mod tests {
 
     #[test]
     fn a_dead_peer_is_detected_however_often_this_process_pauses() {
-        let t0 = Instant::now();
-        let config = LivenessConfig::for_heartbeat_interval(MS * 100);
-        let mut live = PeerLiveness::new(&config, t0);
-        let last = steady(&mut live, t0);
+        let (mut live, _, last) = steady_peer();
         let unpaused = (1..)
             .map(|ms| last + MS * ms)
             .find(|&t| live.is_dead(t))

@@ -391,14 +391,7 @@ fn a_session_whose_client_is_still_handshaking_is_not_evicted() {
     }
     assert_eq!(events, 1, "only the opening");
     while !client.is_established() && now < t0 + Duration::from_secs(5) {
-        client.handle_timeout(now);
-        while let Some(len) = client.poll_transmit(now, &mut buf) {
-            server.handle_datagram(now, from, None, &buf[..len], |_| {});
-        }
-        server.handle_timeout(now);
-        while let Some(t) = server.poll_transmit(now, &mut buf) {
-            client.handle_datagram(now, &buf[..t.len]);
-        }
+        step_lossless(&mut server, &mut client, from, now, &mut 0);
         now += Duration::from_millis(10);
     }
     assert!(client.is_established(), "{:?}", server.stats());
@@ -411,19 +404,32 @@ fn a_session_whose_client_is_still_handshaking_is_not_evicted() {
     client.send(now, b"after the blackout").unwrap();
     let end = now + Duration::from_secs(2);
     while now < end {
-        client.handle_timeout(now);
-        while let Some(len) = client.poll_transmit(now, &mut buf) {
-            server.handle_datagram(now, from, None, &buf[..len], |_| delivered += 1);
-        }
-        server.handle_timeout(now);
-        while let Some(t) = server.poll_transmit(now, &mut buf) {
-            client.handle_datagram(now, &buf[..t.len]);
-        }
+        step_lossless(&mut server, &mut client, from, now, &mut delivered);
         now += Duration::from_millis(10);
     }
     assert_eq!(delivered, 1);
     assert_eq!(server.stats().sessions_dead, 0, "evicted after it spoke");
     assert_eq!(server.stats().sessions_open, 1);
+}
+
+/// One pass of both ends at `now` over a perfect path: timers, then everything each wants
+/// to send delivered to the other. Adds the messages the server delivered to `delivered`.
+fn step_lossless(
+    server: &mut Server,
+    client: &mut Client,
+    from: SocketAddr,
+    now: Instant,
+    delivered: &mut u32,
+) {
+    let mut buf = [0u8; 1472];
+    client.handle_timeout(now);
+    while let Some(len) = client.poll_transmit(now, &mut buf) {
+        server.handle_datagram(now, from, None, &buf[..len], |_| *delivered += 1);
+    }
+    server.handle_timeout(now);
+    while let Some(t) = server.poll_transmit(now, &mut buf) {
+        client.handle_datagram(now, &buf[..t.len]);
+    }
 }
 
 /// A first HELLO from `client` at `from` and `now`: the RETRY's nonce and cookie.
