@@ -184,7 +184,6 @@ pub struct Sender {
     ack_now: bool,
     heartbeat: HeartbeatSchedule,
     liveness: PeerLiveness,
-    peer_unreachable: bool,
     /// ACKs in a row that named IDs beyond the peer's plausibility window.
     violating_acks: u32,
     epoch: Instant,
@@ -230,7 +229,6 @@ impl Sender {
             ack_now: false,
             heartbeat,
             liveness: PeerLiveness::new(&config.liveness, epoch),
-            peer_unreachable: false,
             violating_acks: 0,
             epoch,
             events: VecDeque::new(),
@@ -473,7 +471,6 @@ impl Sender {
             }
         }
         if self.liveness.handle_timeout(now) {
-            self.peer_unreachable = true;
             self.events.push_back(SenderEvent::PeerUnreachable);
         }
     }
@@ -489,10 +486,11 @@ impl Sender {
         self.events.pop_front()
     }
 
-    /// Whether the peer has been declared unreachable by the liveness check (see
-    /// [`SenderEvent::PeerUnreachable`]), or would be at `now`.
+    /// Whether the peer is unreachable at `now`: silent for its suspicion and the grace
+    /// period (see [`SenderEvent::PeerUnreachable`]). Not sticky: a datagram from the peer
+    /// brings it back, as in the receiver.
     pub fn peer_unreachable(&self, now: Instant) -> bool {
-        self.peer_unreachable || self.liveness.is_dead(now)
+        self.liveness.is_dead(now)
     }
 
     /// The liveness verdict on the peer (suspicion level, detector statistics).
