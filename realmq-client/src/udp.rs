@@ -20,7 +20,7 @@ use realmq_common::config::SenderConfig;
 use realmq_common::endpoint::{Client, ClientConfig, ClientEvent, ClientState, SendError};
 use realmq_common::io::entropy::random_u64;
 use realmq_common::io::{
-    socket, thread_cpu_time, ArrivalRecorder, DropSim, Outbox, RecvBatch, Shutdown,
+    local_pause, socket, ArrivalRecorder, DropSim, Outbox, RecvBatch, Shutdown,
 };
 use realmq_common::liveness::PauseWatch;
 use realmq_common::payload_stamp::Stamper;
@@ -338,9 +338,7 @@ impl Worker<'_> {
             }
             // Time this thread did not run is not the server's silence (docs/THRESHOLD.md,
             // "Local pauses").
-            let woke = Instant::now();
-            let paused = thread_cpu_time().and_then(|cpu| pauses.woke(woke, cpu));
-            if let Some(since) = paused {
+            if let Some((since, woke)) = local_pause(&mut pauses) {
                 self.client.handle_local_pause(since, woke);
                 if let Some(arrivals) = &mut self.arrivals {
                     arrivals.record_pause(since, woke);

@@ -18,9 +18,7 @@ use anyhow::Context;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token};
 use realmq_common::endpoint::{CloseReason, Server, ServerEvent};
-use realmq_common::io::{
-    thread_cpu_time, unix_now_us, ArrivalRecorder, DropSim, Outbox, RecvBatch,
-};
+use realmq_common::io::{local_pause, unix_now_us, ArrivalRecorder, DropSim, Outbox, RecvBatch};
 use realmq_common::liveness::PauseWatch;
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
@@ -116,9 +114,7 @@ pub(crate) fn serve_udp(
         let polled = poll.poll(&mut events, Some(timeout));
         // Time this process did not run (a stop ends the wait with EINTR) is not the
         // clients' silence (docs/THRESHOLD.md, "Local pauses").
-        let woke = Instant::now();
-        let paused = thread_cpu_time().and_then(|cpu| pauses.woke(woke, cpu));
-        if let Some(since) = paused {
+        if let Some((since, woke)) = local_pause(&mut pauses) {
             server.handle_local_pause(since, woke);
             if let Some(arrivals) = &mut io.arrivals {
                 arrivals.record_pause(since, woke);

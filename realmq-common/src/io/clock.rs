@@ -1,7 +1,7 @@
 //! Clock readings `Instant` cannot give: a wall-clock timestamp the other host can compare
 //! with its own clock, and the processor time the calling thread has used.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::time::{clock_gettime, ClockId};
 
@@ -19,6 +19,14 @@ pub fn thread_cpu_time() -> Option<Duration> {
     clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
         .ok()
         .map(Duration::from)
+}
+
+/// After the event loop's wait: reads both clocks and asks `watch` whether this thread was
+/// paused; returns the pause as `(since, now)`.
+pub fn local_pause(watch: &mut crate::liveness::PauseWatch) -> Option<(Instant, Instant)> {
+    let now = Instant::now();
+    let since = watch.woke(now, thread_cpu_time()?)?;
+    Some((since, now))
 }
 
 #[cfg(test)]
