@@ -26,7 +26,7 @@ pub const DATA_FRAME_OVERHEAD: usize = 1 + 8 + 8 + 2 + 4;
 /// | `reliable` | `true` | `false` is fire and forget (the client's `--no-qos`) |
 /// | `max_datagram_size` | 1472 | [`realmq_proto::DEFAULT_MAX_DATAGRAM`], one Ethernet MTU |
 /// | `window_messages` | 8192 | messages stored between the oldest unacknowledged one and the newest |
-/// | `window_bytes` | 8 MiB | payload storage, allocated once |
+/// | `window_bytes` | 8 MiB | message storage (payloads in their DATA framing), allocated once |
 /// | `reordering_window_divisor` | 4 | RACK's reordering window `min_rtt / 4` (RFC 8985 §6.2) |
 /// | `packet_threshold` | 3 | RFC 9002 §6.1.1 kPacketThreshold |
 /// | `time_threshold` | 9/8 | RFC 9002 §6.1.2 kTimeThreshold |
@@ -48,8 +48,10 @@ pub struct SenderConfig {
     /// Most messages in the window: from the oldest one not yet acknowledged (or given up) to
     /// the newest one accepted by `send`. `send` refuses more (back-pressure).
     pub window_messages: usize,
-    /// Bytes of payload storage. The window's messages must fit in it; it is allocated once
-    /// when the sender is created and never grows.
+    /// Bytes of message storage. The window's messages must fit in it, each payload with the
+    /// 3 to 5 bytes of DATA framing it is stored in (more only for payloads of 16 KiB and
+    /// up, or timestamps over an hour apart); it is allocated once when the sender is created
+    /// and never grows.
     pub window_bytes: usize,
     /// RACK's reordering window as a fraction of the minimum RTT: a message is also lost
     /// once a datagram written at least `min_rtt / reordering_window_divisor` after it has

@@ -87,6 +87,15 @@ pub enum EncodeError {
         /// The ID that was pushed.
         id: u64,
     },
+    /// An encoded run must start right after the frame's last message, in ID and with its
+    /// first prefix computed against that message's timestamp.
+    #[error("an encoded run starting at {id} does not continue the frame at {previous}")]
+    RunNotContinuing {
+        /// The last ID in the frame.
+        previous: u64,
+        /// The run's first ID.
+        id: u64,
+    },
     /// ACK ranges must be given newest first, disjoint and not adjacent.
     #[error("ACK ranges are not strictly descending and separated")]
     BadAckRanges,

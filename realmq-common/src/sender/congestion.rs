@@ -81,6 +81,16 @@ impl Congestion {
         self.in_flight == 0 || self.in_flight + bytes <= self.window
     }
 
+    /// How many bytes may be written on top of `pending` ones not yet counted in flight:
+    /// unlimited with nothing in flight, as in [`can_send`](Self::can_send).
+    pub(super) fn headroom(&self, pending: usize) -> usize {
+        if self.in_flight == 0 {
+            usize::MAX
+        } else {
+            self.window.saturating_sub(self.in_flight + pending)
+        }
+    }
+
     /// `bytes` were written.
     pub(super) fn on_sent(&mut self, bytes: usize) {
         self.in_flight += bytes;

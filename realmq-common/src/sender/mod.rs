@@ -9,12 +9,13 @@ mod loss;
 mod store;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use realmq_proto::{AckFrame, DatagramWriter, Heartbeat, Message, MAX_MESSAGE_ID};
+use realmq_proto::{AckFrame, DatagramWriter, Heartbeat, MAX_MESSAGE_ID};
 
 use crate::config::{SenderConfig, SenderConfigError};
 use crate::liveness::{HeartbeatSchedule, PeerLiveness};
@@ -243,7 +244,8 @@ impl Sender {
     }
 
     /// Accepts a message: copies `payload` into the window and returns its ID. `timestamp_us`
-    /// travels with it unchanged, resends included. Refuses with
+    /// (at most `MAX_MESSAGE_ID`; larger ones are clamped) travels with it unchanged,
+    /// resends included. Refuses with
     /// [`EnqueueError::Backpressure`] when the window is full; never allocates.
     pub fn send(
         &mut self,
@@ -261,6 +263,8 @@ impl Sender {
         if self.window.next_id() > MAX_MESSAGE_ID {
             return Err(EnqueueError::IdsExhausted);
         }
+        // A varint holds 2^62 − 1 µs: 146,000 years after the session's epoch.
+        let timestamp_us = timestamp_us.min(MAX_MESSAGE_ID);
         self.window
             .push(now, timestamp_us, payload)
             .ok_or(EnqueueError::Backpressure)
@@ -277,89 +281,6 @@ impl Sender {
     pub fn has_pending_data(&self) -> bool {
         let pending = self.queued > 0 || self.next_unsent < self.window.next_id();
         pending && (!self.config.reliable || self.probe || self.congestion.can_send(1))
-    }
-
-    /// Writes one DATA frame into `w`: queued resends first (ascending IDs, original
-    /// timestamps), then new messages, as many as fit. Returns how many messages it wrote; 0
-    /// if there was nothing to send or the first message did not fit (start a fresh datagram).
-    pub fn write_data(&mut self, now: Instant, w: &mut DatagramWriter<'_>) -> usize {
-        let tx = self.next_tx;
-        let reliable = self.config.reliable;
-        let Some((id, resend)) = self.next_to_write(0, 0) else {
-            return 0;
-        };
-        // Bytes this datagram puts in flight; the congestion window bounds them, except in a
-        // timeout's probe.
-        let limited = reliable && !self.probe;
-        let mut flight = 0;
-        let (entry, payload) = self.window.entry_and_payload(id);
-        let cost = payload.len() + MESSAGE_OVERHEAD;
-        if limited && !self.congestion.can_send(cost) {
-            return 0;
-        }
-        let message = Message {
-            id,
-            timestamp_us: entry.timestamp_us,
-            payload,
-        };
-        let Ok(mut writer) = w.data(message) else {
-            return 0;
-        };
-        entry.mark_written(tx, now, resend, reliable);
-        flight += cost;
-        let (mut resends, mut news) = (usize::from(resend), usize::from(!resend));
-        while let Some((id, resend)) = self.next_to_write(resends, news) {
-            let (entry, payload) = self.window.entry_and_payload(id);
-            let cost = payload.len() + MESSAGE_OVERHEAD;
-            if limited && !self.congestion.can_send(flight + cost) {
-                break;
-            }
-            let message = Message {
-                id,
-                timestamp_us: entry.timestamp_us,
-                payload,
-            };
-            if writer.push(message).is_err() {
-                break;
-            }
-            entry.mark_written(tx, now, resend, reliable);
-            flight += cost;
-            if resend {
-                resends += 1;
-            } else {
-                news += 1;
-            }
-        }
-        let count = resends + news;
-        // Book-keeping outside the writer's borrow.
-        self.retransmit.drain(..resends);
-        self.queued -= resends;
-        self.stats.retransmitted += resends as u64;
-        for id in self.next_unsent..self.next_unsent + news as u64 {
-            if self.config.reliable {
-                self.unacked.push(id);
-                self.unacked_bytes += self.window.entry(id).span.len();
-            }
-        }
-        self.next_unsent += news as u64;
-        if news > 0 {
-            self.largest_sent = Some(self.next_unsent - 1);
-        }
-        self.stats.sent += news as u64;
-        self.stats.datagrams += 1;
-        self.next_tx += 1;
-        self.ack_now = false;
-        self.probe = false;
-        self.on_datagram_sent(now);
-        if self.config.reliable {
-            self.congestion.on_sent(flight);
-            self.rto_anchor = Some(now);
-        } else {
-            self.window.advance();
-        }
-        self.arm_rto();
-        log::trace!("tx {tx}: {resends} resent, {news} new");
-        count
     }
 
     /// Whether a HEARTBEAT is due: nothing was sent to the peer for a heartbeat interval.
@@ -566,24 +487,6 @@ impl Sender {
     /// The ID the next accepted message will get; also how many messages were accepted.
     pub fn next_id(&self) -> u64 {
         self.window.next_id()
-    }
-
-    /// The next message for a DATA frame that already holds `resends` resends and `news` new
-    /// messages: the next queued resend (dropping queue entries acknowledged meanwhile), else
-    /// the next unsent message. `true` marks a resend.
-    fn next_to_write(&mut self, resends: usize, news: usize) -> Option<(u64, bool)> {
-        while let Some(&id) = self.retransmit.get(resends) {
-            if self
-                .window
-                .get(id)
-                .is_some_and(|e| e.state == State::Queued)
-            {
-                return Some((id, true));
-            }
-            self.retransmit.remove(resends);
-        }
-        let id = self.next_unsent + news as u64;
-        (id < self.window.next_id()).then_some((id, false))
     }
 
     /// Marks the acknowledged messages and reacts: RTT sample, loss detection, timers.

@@ -1,26 +1,48 @@
-//! The sender's window: per-message records in an offset-indexed ring, payloads in a byte ring.
+//! The sender's window: per-message records in an offset-indexed ring, messages in a byte ring
+//! in their wire form.
 //!
 //! Message IDs are dense and consecutive, so a message's record sits at `id - base` in a
 //! `VecDeque` (the layout of quinn-proto's `sent_packets`, without the map): lookup is an
-//! index, the window advances by popping the front. Payload bytes are copied into one
+//! index, the window advances by popping the front. Messages are copied into one
 //! `Box<[u8]>` allocated when the sender is created and used as a FIFO byte ring, so `send`
 //! never allocates: both rings have their full capacity from the start.
+//!
+//! Each message is stored as a DATA frame would carry it right after the message before it
+//! (its [`FollowingPrefix`], then the payload), directly behind that message unless the ring
+//! wrapped. A run of new messages is then one slice of the ring, copied into a datagram in one
+//! piece ([`Window::run`]) instead of being encoded message by message.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-/// Where a payload lives in the [`ByteRing`].
+use realmq_proto::FollowingPrefix;
+
+use super::congestion::MESSAGE_OVERHEAD;
+
+/// Where a message lives in the [`ByteRing`]: its encoded prefix, then its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Span {
+    /// Where the prefix starts.
     offset: u32,
+    /// The payload's length.
     len: u32,
-    /// Bytes of the ring this payload holds: its length plus the tail it skipped to wrap.
+    /// Bytes of the ring this message holds: prefix and payload, plus the tail it skipped to
+    /// wrap.
     consumed: u32,
+    /// The prefix's length.
+    prefix: u8,
 }
 
 impl Span {
+    /// The payload's length.
     pub(super) fn len(&self) -> usize {
         self.len as usize
+    }
+
+    /// Where the stored form (prefix and payload) starts and ends in the ring.
+    fn encoded(&self) -> std::ops::Range<usize> {
+        let start = self.offset as usize;
+        start..start + usize::from(self.prefix) + self.len as usize
     }
 }
 
@@ -55,10 +77,16 @@ impl ByteRing {
         self.used
     }
 
-    /// Copies `data` in, or returns `None` if there is no contiguous room for it.
-    pub(super) fn push(&mut self, data: &[u8]) -> Option<Span> {
+    /// Stores a message: `prefix_len` bytes that `write_prefix` fills, then `payload`, back to
+    /// back. Returns `None` if there is no contiguous room for both.
+    pub(super) fn push(
+        &mut self,
+        prefix_len: usize,
+        payload: &[u8],
+        write_prefix: impl FnOnce(&mut [u8]),
+    ) -> Option<Span> {
         let cap = self.buf.len();
-        let len = data.len();
+        let len = prefix_len + payload.len();
         if self.used == 0 {
             self.head = 0;
             self.tail = 0;
@@ -78,22 +106,30 @@ impl ByteRing {
         } else {
             return None;
         };
-        self.buf[offset..offset + len].copy_from_slice(data);
+        let (head, body) = self.buf[offset..offset + len].split_at_mut(prefix_len);
+        write_prefix(head);
+        body.copy_from_slice(payload);
         self.used += consumed;
         // `offset + len <= cap`: a comparison, not a division (this runs per message).
         self.tail = if offset + len == cap { 0 } else { offset + len };
-        // The casts cannot truncate: everything is below the capacity, itself below 2^32.
+        // The casts cannot truncate: everything is below the capacity, itself below 2^32,
+        // and a prefix is at most `MAX_FOLLOWING_PREFIX` bytes.
         Some(Span {
             offset: offset as u32,
-            len: len as u32,
+            len: payload.len() as u32,
             consumed: consumed as u32,
+            prefix: prefix_len as u8,
         })
     }
 
-    /// The bytes of a live span.
+    /// The payload of a live span.
     pub(super) fn get(&self, span: Span) -> &[u8] {
-        let start = span.offset as usize;
-        &self.buf[start..start + span.len as usize]
+        &self.buf[span.encoded()][usize::from(span.prefix)..]
+    }
+
+    /// The bytes from the start of `first`'s stored form to the end of `last`'s.
+    fn between(&self, first: Span, last: Span) -> &[u8] {
+        &self.buf[first.offset as usize..last.encoded().end]
     }
 
     /// Releases the oldest live span.
@@ -178,6 +214,21 @@ pub(super) struct Window {
     base: u64,
     ring: ByteRing,
     max_messages: usize,
+    /// The timestamp of the last message pushed: the next one's prefix counts from it.
+    last_timestamp_us: u64,
+}
+
+/// A run of new messages found by [`Window::run`]: consecutive IDs, stored back to back.
+#[derive(Debug)]
+pub(super) struct Run<'a> {
+    /// Their stored forms, back to back.
+    pub(super) bytes: &'a [u8],
+    /// How many.
+    pub(super) count: u64,
+    /// The last one's timestamp.
+    pub(super) last_timestamp_us: u64,
+    /// What they add to the bytes in flight (payloads plus the per-message allowance).
+    pub(super) flight: usize,
 }
 
 impl Window {
@@ -187,6 +238,7 @@ impl Window {
             base: 0,
             ring: ByteRing::new(max_bytes),
             max_messages,
+            last_timestamp_us: 0,
         }
     }
 
@@ -206,12 +258,18 @@ impl Window {
     }
 
     /// Appends a message, or `None` if the window is full in messages or bytes.
+    /// `timestamp_us` is at most `MAX_MESSAGE_ID` (the sender clamps it).
     pub(super) fn push(&mut self, now: Instant, timestamp_us: u64, payload: &[u8]) -> Option<u64> {
         if self.entries.len() >= self.max_messages {
             return None;
         }
-        let span = self.ring.push(payload)?;
+        let prefix = FollowingPrefix::new(self.last_timestamp_us, timestamp_us, payload.len())
+            .expect("a timestamp within range and a payload below the datagram size");
+        let span = self
+            .ring
+            .push(prefix.len(), payload, |bytes| prefix.write(bytes))?;
         let id = self.next_id();
+        self.last_timestamp_us = timestamp_us;
         self.entries.push_back(Entry {
             span,
             timestamp_us,
@@ -221,6 +279,71 @@ impl Window {
             state: State::Unsent,
         });
         Some(id)
+    }
+
+    /// The longest run of unsent messages from `first` on (which must be in the window) that
+    /// lie back to back in the ring, whose stored forms fit in `room` bytes, that add at
+    /// most `flight_budget` bytes in flight and that are at most `max_count`. The caller
+    /// knows `first`'s predecessor is the last message of its frame, so the run's stored
+    /// prefixes are valid there.
+    pub(super) fn run(
+        &self,
+        first: u64,
+        room: usize,
+        flight_budget: usize,
+        max_count: u64,
+    ) -> Run<'_> {
+        let start = (first - self.base) as usize;
+        let mut end = start;
+        let (mut bytes, mut flight) = (0, 0);
+        let mut previous_end = None;
+        for entry in self.entries.range(start..) {
+            let encoded = entry.span.encoded();
+            let cost = entry.span.len() + MESSAGE_OVERHEAD;
+            let contiguous = previous_end.is_none_or(|e| e == encoded.start);
+            if (end - start) as u64 == max_count
+                || !contiguous
+                || entry.state != State::Unsent
+                || bytes + encoded.len() > room
+                || flight + cost > flight_budget
+            {
+                break;
+            }
+            bytes += encoded.len();
+            flight += cost;
+            previous_end = Some(encoded.end);
+            end += 1;
+        }
+        if end == start {
+            return Run {
+                bytes: &[],
+                count: 0,
+                last_timestamp_us: 0,
+                flight: 0,
+            };
+        }
+        let last = &self.entries[end - 1];
+        Run {
+            bytes: self.ring.between(self.entries[start].span, last.span),
+            count: (end - start) as u64,
+            last_timestamp_us: last.timestamp_us,
+            flight,
+        }
+    }
+
+    /// Records the transmission of `count` messages from `first` on in datagram `tx`.
+    pub(super) fn mark_run_written(
+        &mut self,
+        first: u64,
+        count: u64,
+        tx: u64,
+        now: Instant,
+        reliable: bool,
+    ) {
+        let start = (first - self.base) as usize;
+        for entry in self.entries.range_mut(start..start + count as usize) {
+            entry.mark_written(tx, now, false, reliable);
+        }
     }
 
     /// The record of `id`, if it is in the window.
@@ -266,28 +389,33 @@ impl Window {
 mod tests {
     use super::*;
 
+    /// Stores `prefix` and `payload`.
+    fn push(ring: &mut ByteRing, prefix: &[u8], payload: &[u8]) -> Option<Span> {
+        ring.push(prefix.len(), payload, |b| b.copy_from_slice(prefix))
+    }
+
     #[test]
     fn byte_ring_wraps_and_counts_the_skipped_tail() {
         let mut ring = ByteRing::new(10);
-        let a = ring.push(b"aaaa").unwrap();
-        let b = ring.push(b"bbbb").unwrap();
+        let a = push(&mut ring, b"", b"aaaa").unwrap();
+        let b = push(&mut ring, b"", b"bbbb").unwrap();
         // 2 bytes left at the end, none at the start: 3 bytes do not fit.
-        assert_eq!(ring.push(b"ccc"), None);
+        assert_eq!(push(&mut ring, b"", b"ccc"), None);
         ring.pop(a);
         // Now 4 free at the start: "ccc" skips the 2-byte tail.
-        let c = ring.push(b"ccc").unwrap();
+        let c = push(&mut ring, b"", b"ccc").unwrap();
         assert_eq!(ring.used(), 4 + 2 + 3);
         assert_eq!(ring.get(b), b"bbbb");
         assert_eq!(ring.get(c), b"ccc");
         // Wrapped: only [3, 4) is free.
-        assert_eq!(ring.push(b"dd"), None);
-        let d = ring.push(b"d").unwrap();
+        assert_eq!(push(&mut ring, b"", b"dd"), None);
+        let d = push(&mut ring, b"", b"d").unwrap();
         assert_eq!(ring.used(), 10);
         ring.pop(b);
         ring.pop(c);
         ring.pop(d);
         assert_eq!(ring.used(), 0);
-        let e = ring.push(b"eeeeeeeeee").unwrap();
+        let e = push(&mut ring, b"", b"eeeeeeeeee").unwrap();
         assert_eq!(ring.get(e), b"eeeeeeeeee");
     }
 
@@ -303,8 +431,10 @@ mod tests {
             } else {
                 let len = rng.usize(0..20);
                 let data: Vec<u8> = (0..len).map(|i| (round as usize + i) as u8).collect();
-                if let Some(span) = ring.push(&data) {
-                    live.push_back((span, data));
+                // A prefix of up to 3 bytes ahead of the payload: stored, never returned.
+                let (prefix, payload) = data.split_at(len.min(rng.usize(0..4)));
+                if let Some(span) = push(&mut ring, prefix, payload) {
+                    live.push_back((span, payload.to_vec()));
                 } else {
                     // Free bytes lie in at most two runs, so a refusal means fewer than
                     // 2·len bytes are free.

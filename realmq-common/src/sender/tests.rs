@@ -284,9 +284,11 @@ fn back_pressure_at_the_message_and_byte_bounds() {
     let mut s = Sender::new(config, t0).unwrap();
     send_n(&mut s, t0, 7, 200);
     assert_eq!(s.send(t0, 0, &[0; 200]), Err(EnqueueError::Backpressure));
-    assert_eq!(s.window_usage(), (7, 1400));
-    // Small messages still fit.
-    assert_eq!(s.send(t0, 0, &[0; 72]), Ok(7));
+    // Each is stored with its 4 bytes of DATA framing (ID gap, timestamp delta, length).
+    assert_eq!(s.window_usage(), (7, 7 * 204));
+    // Small messages still fit: 41 bytes and 3 of framing fill the 44 left.
+    assert_eq!(s.send(t0, 0, &[0; 42]), Err(EnqueueError::Backpressure));
+    assert_eq!(s.send(t0, 0, &[0; 41]), Ok(7));
     let max = s.config().max_payload();
     assert_eq!(
         s.send(t0, 0, &vec![0; max + 1]),
@@ -562,4 +564,82 @@ fn an_overstated_delay_cannot_drag_the_rtt_under_its_minimum() {
     assert_eq!(s.rtt().samples(), 2);
     assert_eq!(s.rtt().min(), Some(MS));
     assert_eq!(s.rtt().latest(), MS);
+}
+
+/// Messages are stored in their wire form and new ones copied into datagrams as runs: every
+/// message must come out with its own ID, timestamp and payload, whatever the sizes and
+/// timestamp steps (one- to eight-byte varints), across the storage ring's wrap-around and
+/// after resends in the same frame.
+#[test]
+fn stored_runs_come_out_as_the_messages_sent() {
+    use std::collections::BTreeMap;
+
+    let t0 = Instant::now();
+    let config = SenderConfig {
+        window_bytes: 3000,
+        ..SenderConfig::default()
+    };
+    let mut s = Sender::new(config, t0).unwrap();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut expected: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
+    let mut delivered: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut now = t0;
+    let mut timestamp = 1_000_000u64;
+    for _ in 0..300 {
+        now += MS;
+        loop {
+            timestamp = match rng.u8(0..4) {
+                0 => timestamp,
+                1 => timestamp + rng.u64(1..30),
+                2 => timestamp.saturating_sub(rng.u64(0..5_000)),
+                _ => timestamp + rng.u64(0..3_000_000_000),
+            };
+            let len = rng.usize(0..120);
+            let payload: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            match s.send(now, timestamp, &payload) {
+                Ok(id) => expected.insert(id, (timestamp, payload)),
+                Err(EnqueueError::Backpressure) => break,
+                Err(e) => panic!("{e}"),
+            };
+        }
+        let mut written = Vec::new();
+        loop {
+            let mut buf = [0u8; 2048];
+            let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
+            if s.write_data(now, &mut w) == 0 {
+                break;
+            }
+            let len = w.finish();
+            let datagram = Datagram::parse(&buf[..len]).unwrap();
+            for frame in datagram.frames() {
+                let Frame::Data(data) = frame else { continue };
+                for m in data.messages() {
+                    let (ts, payload) = &expected[&m.id];
+                    assert_eq!(
+                        (m.timestamp_us, m.payload),
+                        (*ts, &payload[..]),
+                        "id {}",
+                        m.id
+                    );
+                    written.push(m.id);
+                }
+            }
+        }
+        // Every seventh message's datagram is lost: the rest is acknowledged, so the sender
+        // resends those ahead of new messages in later frames.
+        for &id in &written {
+            if id % 7 != 3 || rng.bool() {
+                *delivered.entry(id).or_default() += 1;
+                ack(&mut s, now, &[id..=id], 0).unwrap();
+            }
+        }
+        s.handle_timeout(now + Duration::from_secs(1));
+    }
+    assert!(s.stats().retransmitted > 0, "resends were written");
+    assert!(expected.len() > 1_000, "the ring wrapped many times");
+    let first_missing = (0..).find(|id| !delivered.contains_key(id)).unwrap();
+    assert!(
+        first_missing + 200 > expected.len() as u64,
+        "stuck at {first_missing}"
+    );
 }

@@ -336,6 +336,145 @@ impl<'w, 'b> DataWriter<'w, 'b> {
     }
 }
 
+impl DataWriter<'_, '_> {
+    /// Bytes left in the datagram for further messages.
+    pub fn room(&self) -> usize {
+        self.w.remaining()
+    }
+
+    /// The ID and timestamp of the last message in the frame: what the next message's
+    /// [`FollowingPrefix`] must have been computed against for [`push_run`](Self::push_run).
+    pub fn last(&self) -> (u64, u64) {
+        (self.previous_id, self.previous_ts)
+    }
+
+    /// Appends a run of messages already in their encoded form, in one copy. All or nothing.
+    ///
+    /// The run must continue the frame: its first ID is the last one's plus one and its first
+    /// prefix was computed against the last message's timestamp (both checked). The bytes
+    /// themselves are the caller's word — each message a [`FollowingPrefix`] and its payload,
+    /// IDs consecutive — as with any sender: the receiver validates every frame it parses.
+    /// Debug builds decode the run to check it.
+    pub fn push_run(&mut self, run: EncodedRun<'_>) -> Result<(), EncodeError> {
+        if run.first_id != self.previous_id + 1 || run.previous_timestamp_us != self.previous_ts {
+            return Err(EncodeError::RunNotContinuing {
+                previous: self.previous_id,
+                id: run.first_id,
+            });
+        }
+        if run.count == 0 {
+            return Ok(());
+        }
+        if self.count + run.count > MAX_MESSAGES_PER_FRAME {
+            return Err(EncodeError::BufferFull {
+                needed: run.bytes.len(),
+                remaining: 0,
+            });
+        }
+        let last_id = run.first_id + (run.count - 1);
+        if last_id > MAX_MESSAGE_ID {
+            return Err(EncodeError::IdOutOfRange(last_id));
+        }
+        #[cfg(debug_assertions)]
+        debug_check_run(&run);
+        self.w.slice(run.bytes)?;
+        self.count += run.count;
+        self.w.patch_varint(self.count_at, self.count, COUNT_LEN);
+        self.previous_id = last_id;
+        self.previous_ts = run.last_timestamp_us;
+        Ok(())
+    }
+}
+
+/// Longest [`FollowingPrefix`]: an ID gap of 0 (1 byte), a timestamp delta and a payload
+/// length (8 bytes each at most).
+pub const MAX_FOLLOWING_PREFIX: usize = 1 + 8 + 8;
+
+/// What precedes a payload in a DATA frame when the message directly follows, in ID and in
+/// the frame, the message before it: ID gap 0, the zigzag timestamp delta, the payload length.
+///
+/// A sender that stores each message in this form, right behind the one before it, can copy
+/// a run of consecutive messages into a frame in one piece ([`DataWriter::push_run`]) instead
+/// of encoding them one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowingPrefix {
+    delta: u64,
+    payload_len: u64,
+    delta_len: u8,
+    payload_len_len: u8,
+}
+
+impl FollowingPrefix {
+    /// The prefix of a `payload_len`-byte message stamped `timestamp_us`, following one
+    /// stamped `previous_timestamp_us`.
+    pub fn new(
+        previous_timestamp_us: u64,
+        timestamp_us: u64,
+        payload_len: usize,
+    ) -> Result<Self, EncodeError> {
+        if timestamp_us > varint::MAX {
+            return Err(EncodeError::VarintOverflow(timestamp_us));
+        }
+        let delta = varint::zigzag(timestamp_us as i64 - previous_timestamp_us as i64);
+        let payload_len = payload_len as u64;
+        Ok(Self {
+            delta,
+            payload_len,
+            delta_len: vlen(delta)? as u8,
+            payload_len_len: vlen(payload_len)? as u8,
+        })
+    }
+
+    /// Its length in bytes: 3 to [`MAX_FOLLOWING_PREFIX`].
+    #[allow(clippy::len_without_is_empty)] // never empty
+    pub fn len(&self) -> usize {
+        1 + usize::from(self.delta_len) + usize::from(self.payload_len_len)
+    }
+
+    /// Writes it at the start of `out`, which holds at least [`len`](Self::len) bytes.
+    pub fn write(&self, out: &mut [u8]) {
+        let (delta_len, len_len) = (
+            usize::from(self.delta_len),
+            usize::from(self.payload_len_len),
+        );
+        out[0] = 0; // the ID gap
+        varint::write_with_len(self.delta, delta_len, &mut out[1..]);
+        varint::write_with_len(self.payload_len, len_len, &mut out[1 + delta_len..]);
+    }
+}
+
+/// Consecutive messages in their encoded form, for [`DataWriter::push_run`].
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedRun<'a> {
+    /// Each message's [`FollowingPrefix`] and payload, back to back.
+    pub bytes: &'a [u8],
+    /// How many messages `bytes` holds.
+    pub count: u64,
+    /// The first message's ID; the others follow one by one.
+    pub first_id: u64,
+    /// The timestamp the first message's prefix was computed against.
+    pub previous_timestamp_us: u64,
+    /// The last message's timestamp.
+    pub last_timestamp_us: u64,
+}
+
+/// Decodes a run as a receiver would and checks it against its description.
+#[cfg(debug_assertions)]
+fn debug_check_run(run: &EncodedRun<'_>) {
+    let mut r = Reader::new(run.bytes);
+    let mut previous = (run.first_id - 1, run.previous_timestamp_us);
+    for _ in 0..run.count {
+        let m = read_message(&mut r, Some(previous), 0, 0).expect("a well-formed run");
+        assert_eq!(m.id, previous.0 + 1, "consecutive IDs in a run");
+        previous = (m.id, m.timestamp_us);
+    }
+    assert!(r.is_empty(), "the run holds exactly its count");
+    assert_eq!(
+        previous.1, run.last_timestamp_us,
+        "the run's last timestamp"
+    );
+}
+
 fn check_message(message: &Message<'_>) -> Result<(), EncodeError> {
     if message.id > MAX_MESSAGE_ID {
         return Err(EncodeError::IdOutOfRange(message.id));

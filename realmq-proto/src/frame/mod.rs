@@ -31,8 +31,8 @@ pub use control::{
     Bye, Heartbeat, Hello, Retry, Stop, Welcome, MAX_CLOCK_OFFSET_US, MAX_TOKEN_LEN,
 };
 pub use data::{
-    DataFrame, DataWriter, IndexedMessage, Message, MessageIndex, Messages, MAX_INDEXED_MESSAGES,
-    MAX_MESSAGES_PER_FRAME,
+    DataFrame, DataWriter, EncodedRun, FollowingPrefix, IndexedMessage, Message, MessageIndex,
+    Messages, MAX_FOLLOWING_PREFIX, MAX_INDEXED_MESSAGES, MAX_MESSAGES_PER_FRAME,
 };
 
 use crate::codec::Reader;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use realmq_proto::{
     Datagram, DatagramWriter, Flags, Frame, Header, Hello, PacketKind, Retry, Stop, Welcome,
-    MAX_TOKEN_LEN,
+    MAX_FOLLOWING_PREFIX, MAX_TOKEN_LEN,
 };
 use serde::{Deserialize, Serialize};
 
@@ -262,12 +262,15 @@ impl Client {
         self.clock.best()
     }
 
-    /// Whether `send` would accept a message of `len` bytes now.
+    /// Whether the window has room for a message of `len` bytes now: its payload and the
+    /// most framing it is stored with. (`send` may still refuse it when the storage's free
+    /// bytes are split by the wrap-around.)
     pub fn can_send(&self, len: usize) -> bool {
         self.is_established()
             && self.sender.as_ref().is_some_and(|s| {
                 let (messages, bytes) = s.window_usage();
-                messages < s.config().window_messages && bytes + len <= s.config().window_bytes
+                messages < s.config().window_messages
+                    && bytes + len + MAX_FOLLOWING_PREFIX <= s.config().window_bytes
             })
     }
 

@@ -1,0 +1,141 @@
+//! Writing DATA frames: resends first, then new messages, a run of those in one copy.
+
+use std::time::Instant;
+
+use realmq_proto::{DatagramWriter, EncodedRun, Message, MAX_MESSAGES_PER_FRAME};
+
+use super::congestion::MESSAGE_OVERHEAD;
+use super::store::State;
+use super::Sender;
+
+impl Sender {
+    /// Writes one DATA frame into `w`: queued resends first (ascending IDs, original
+    /// timestamps), then new messages, as many as fit. Returns how many messages it wrote; 0
+    /// if there was nothing to send or the first message did not fit (start a fresh datagram).
+    pub fn write_data(&mut self, now: Instant, w: &mut DatagramWriter<'_>) -> usize {
+        let tx = self.next_tx;
+        let reliable = self.config.reliable;
+        let Some((id, resend)) = self.next_to_write(0, 0) else {
+            return 0;
+        };
+        // Bytes this datagram puts in flight; the congestion window bounds them, except in a
+        // timeout's probe.
+        let limited = reliable && !self.probe;
+        let mut flight = 0;
+        let (entry, payload) = self.window.entry_and_payload(id);
+        let cost = payload.len() + MESSAGE_OVERHEAD;
+        if limited && !self.congestion.can_send(cost) {
+            return 0;
+        }
+        let message = Message {
+            id,
+            timestamp_us: entry.timestamp_us,
+            payload,
+        };
+        let Ok(mut writer) = w.data(message) else {
+            return 0;
+        };
+        entry.mark_written(tx, now, resend, reliable);
+        flight += cost;
+        let (mut resends, mut news) = (usize::from(resend), usize::from(!resend));
+        // Payload bytes of the new messages.
+        let mut new_bytes = if resend { 0 } else { cost - MESSAGE_OVERHEAD };
+        while let Some((id, resend)) = self.next_to_write(resends, news) {
+            // New messages that continue the frame go in as one run of their stored form.
+            let (last_id, last_timestamp_us) = writer.last();
+            if !resend && id == last_id + 1 {
+                let budget = if limited {
+                    self.congestion.headroom(flight)
+                } else {
+                    usize::MAX
+                };
+                let max_count = MAX_MESSAGES_PER_FRAME - writer.count();
+                let run = self.window.run(id, writer.room(), budget, max_count);
+                let (count, added) = (run.count, run.flight);
+                let encoded = EncodedRun {
+                    bytes: run.bytes,
+                    count,
+                    first_id: id,
+                    previous_timestamp_us: last_timestamp_us,
+                    last_timestamp_us: run.last_timestamp_us,
+                };
+                if count == 0 || writer.push_run(encoded).is_err() {
+                    break;
+                }
+                self.window.mark_run_written(id, count, tx, now, reliable);
+                flight += added;
+                news += count as usize;
+                new_bytes += added - count as usize * MESSAGE_OVERHEAD;
+                continue;
+            }
+            let (entry, payload) = self.window.entry_and_payload(id);
+            let cost = payload.len() + MESSAGE_OVERHEAD;
+            if limited && !self.congestion.can_send(flight + cost) {
+                break;
+            }
+            let message = Message {
+                id,
+                timestamp_us: entry.timestamp_us,
+                payload,
+            };
+            if writer.push(message).is_err() {
+                break;
+            }
+            entry.mark_written(tx, now, resend, reliable);
+            flight += cost;
+            if resend {
+                resends += 1;
+            } else {
+                news += 1;
+                new_bytes += cost - MESSAGE_OVERHEAD;
+            }
+        }
+        let count = resends + news;
+        // Book-keeping outside the writer's borrow.
+        self.retransmit.drain(..resends);
+        self.queued -= resends;
+        self.stats.retransmitted += resends as u64;
+        let first_new = self.next_unsent;
+        self.next_unsent += news as u64;
+        if reliable {
+            self.unacked.extend(first_new..self.next_unsent);
+            self.unacked_bytes += new_bytes;
+        }
+        if news > 0 {
+            self.largest_sent = Some(self.next_unsent - 1);
+        }
+        self.stats.sent += news as u64;
+        self.stats.datagrams += 1;
+        self.next_tx += 1;
+        self.ack_now = false;
+        self.probe = false;
+        self.on_datagram_sent(now);
+        if self.config.reliable {
+            self.congestion.on_sent(flight);
+            self.rto_anchor = Some(now);
+        } else {
+            self.window.advance();
+        }
+        self.arm_rto();
+        log::trace!("tx {tx}: {resends} resent, {news} new");
+        count
+    }
+
+    /// The next message for a DATA frame that already holds `resends` resends and `news` new
+    /// messages: the next queued resend (dropping queue entries acknowledged meanwhile), else
+    /// the next unsent message. `true` marks a resend.
+    fn next_to_write(&mut self, resends: usize, news: usize) -> Option<(u64, bool)> {
+        while let Some(&id) = self.retransmit.get(resends) {
+            if self
+                .window
+                .get(id)
+                .is_some_and(|e| e.state == State::Queued)
+            {
+                return Some((id, true));
+            }
+            self.retransmit.remove(resends);
+        }
+        let id = self.next_unsent + news as u64;
+        (id < self.window.next_id()).then_some((id, false))
+    }
+}
