@@ -9,6 +9,7 @@ mod loss;
 mod store;
 #[cfg(test)]
 mod tests;
+mod unacked;
 mod write;
 
 use std::collections::VecDeque;
@@ -24,6 +25,7 @@ use crate::search::lower_bound;
 use crate::timer::{earliest, TimerKind, TimerTable};
 use congestion::{Congestion, MESSAGE_OVERHEAD};
 use store::{State, Window};
+use unacked::Unacked;
 
 pub use errors::{AckError, EnqueueError, SenderEvent, MAX_VIOLATING_ACKS};
 
@@ -151,7 +153,7 @@ pub struct Sender {
     next_unsent: u64,
     /// IDs written and neither acknowledged nor given up (states `InFlight` and `Queued`),
     /// ascending. New IDs are appended; ACK ranges remove runs found by search.
-    unacked: Vec<u64>,
+    unacked: Unacked,
     /// Payload bytes of the `unacked` messages.
     unacked_bytes: usize,
     /// IDs declared lost, ascending, to be resent before new messages. May hold IDs acked
@@ -210,7 +212,7 @@ impl Sender {
             rto_bounds,
             window: Window::new(config.window_messages, config.window_bytes),
             next_unsent: 0,
-            unacked: Vec::with_capacity(config.window_messages),
+            unacked: Unacked::with_capacity(config.window_messages),
             unacked_bytes: 0,
             retransmit: VecDeque::with_capacity(config.window_messages),
             queued: 0,
@@ -509,14 +511,15 @@ impl Sender {
         // And the end of the highest acknowledged run: past it nothing changed.
         let mut highest_end = 0;
         for range in frame.ranges() {
-            let end = lower_bound(&self.unacked[..upper], range.end().saturating_add(1));
-            let start = lower_bound(&self.unacked[..end], *range.start());
+            let unacked = self.unacked.as_slice();
+            let end = lower_bound(&unacked[..upper], range.end().saturating_add(1));
+            let start = lower_bound(&unacked[..end], *range.start());
             upper = start;
             if start == end {
                 continue;
             }
             highest_end = highest_end.max(end);
-            for &id in &self.unacked[start..end] {
+            for &id in &self.unacked.as_slice()[start..end] {
                 let entry = self.window.entry_mut(id);
                 // The path reorders (RFC 8985 §6.2 step 2): a message never resent arrived
                 // after one written later had been acknowledged.
@@ -561,20 +564,14 @@ impl Sender {
         if newly_acked == 0 {
             return;
         }
+        // Every ID between the lowest and the highest run was acknowledged when the runs lay
+        // back to back (as they do without loss): then nothing needs checking.
         let window = &self.window;
-        let mut kept = lowest;
-        for i in lowest..highest_end {
-            let id = self.unacked[i];
-            if window.entry(id).state != State::Acked {
-                self.unacked[kept] = id;
-                kept += 1;
-            }
-        }
-        // The messages still in flight after the highest run move down in one copy, not
-        // one state lookup each (with a full window that scan was most of an ACK's cost).
-        let len = self.unacked.len();
-        self.unacked.copy_within(highest_end..len, kept);
-        self.unacked.truncate(kept + (len - highest_end));
+        let all_acked = newly_acked as usize == highest_end - lowest;
+        self.unacked
+            .remove_acked(lowest..highest_end, all_acked, |id| {
+                window.entry(id).state == State::Acked
+            });
         self.stats.acked += newly_acked;
         if let Some((sample, sent)) = rtt_sample {
             self.on_rtt_sample(sample, sent, frame.delay_us());
