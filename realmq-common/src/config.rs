@@ -48,10 +48,10 @@ pub struct SenderConfig {
     /// Most messages in the window: from the oldest one not yet acknowledged (or given up) to
     /// the newest one accepted by `send`. `send` refuses more (back-pressure).
     pub window_messages: usize,
-    /// Bytes of message storage. The window's messages must fit in it, each payload with the
-    /// 3 to 5 bytes of DATA framing it is stored in (more only for payloads of 16 KiB and
-    /// up, or timestamps over an hour apart); it is allocated once when the sender is created
-    /// and never grows.
+    /// Bytes of message storage. The window's messages must fit in it, each payload under
+    /// 256 bytes with the 3 to 5 bytes of DATA framing it is stored in (more only for
+    /// timestamps over an hour apart); it is allocated once when the sender is created and
+    /// never grows.
     pub window_bytes: usize,
     /// RACK's reordering window as a fraction of the minimum RTT: a message is also lost
     /// once a datagram written at least `min_rtt / reordering_window_divisor` after it has

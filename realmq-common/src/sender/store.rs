@@ -39,12 +39,24 @@ impl Span {
         self.len as usize
     }
 
+    /// Whether the message is stored in its wire form (with its prefix), so it can join a
+    /// run.
+    pub(super) fn has_prefix(&self) -> bool {
+        self.prefix > 0
+    }
+
     /// Where the stored form (prefix and payload) starts and ends in the ring.
     fn encoded(&self) -> std::ops::Range<usize> {
         let start = self.offset as usize;
         start..start + usize::from(self.prefix) + self.len as usize
     }
 }
+
+/// Payloads of at least this many bytes are stored bare, without their prefix: one this large
+/// fills most of a datagram alone, so it gains nothing from runs, and stored behind a
+/// prefix it cost the client a fifth of its rate with 1,024-byte messages
+/// (`docs/BENCHMARKS.md`).
+const ALIGNED_FROM: usize = 256;
 
 /// A FIFO of byte strings in a fixed buffer. Strings are stored contiguously: one that does
 /// not fit before the end of the buffer skips the tail and starts at 0, and that tail counts
@@ -263,11 +275,15 @@ impl Window {
         if self.entries.len() >= self.max_messages {
             return None;
         }
-        let prefix = FollowingPrefix::new(self.last_timestamp_us, timestamp_us, payload.len())
-            .expect("a timestamp within range and a payload below the datagram size");
-        let span = self
-            .ring
-            .push(prefix.len(), payload, |bytes| prefix.write(bytes))?;
+        let span = if payload.len() >= ALIGNED_FROM {
+            // Stored bare (see `ALIGNED_FROM`): never part of a run.
+            self.ring.push(0, payload, |_| {})?
+        } else {
+            let prefix = FollowingPrefix::new(self.last_timestamp_us, timestamp_us, payload.len())
+                .expect("a timestamp within range and a payload below the datagram size");
+            self.ring
+                .push(prefix.len(), payload, |bytes| prefix.write(bytes))?
+        };
         let id = self.next_id();
         self.last_timestamp_us = timestamp_us;
         self.entries.push_back(Entry {
@@ -303,6 +319,7 @@ impl Window {
             let contiguous = previous_end.is_none_or(|e| e == encoded.start);
             if (end - start) as u64 == max_count
                 || !contiguous
+                || !entry.span.has_prefix()
                 || entry.state != State::Unsent
                 || bytes + encoded.len() > room
                 || flight + cost > flight_budget
