@@ -3,7 +3,7 @@
 //!
 //! Each pass of the loop reads datagrams until `WouldBlock` (at most [`RECV_BUDGET`]), runs
 //! the session's timers once their deadline has passed, offers new messages (as many as the
-//! token bucket and the send window allow, at most [`SEND_BATCH`]), writes what the session
+//! token bucket and the send window allow, at most [`send_batch`]), writes what the session
 //! has to send, and waits in `poll` for the earliest of: the session's timer, the next
 //! token, the end of `--duration`, the handshake deadline. A datagram that meets
 //! `WouldBlock` is kept and the socket registered for WRITABLE; nothing new is written until
@@ -35,12 +35,11 @@ const WAKER: Token = Token(0);
 const SOCKET: Token = Token(1);
 /// Datagrams read per pass.
 const RECV_BUDGET: usize = 256;
-/// Messages offered to the session per pass: at full speed, about one segmented send's worth
-/// of small messages (44 datagrams of 21 64-byte messages), so each pass makes one large
-/// send rather than several small ones, each with its syscall, its wake-up of the server and
-/// the ACK its last datagram asks for (256 gave about 12 datagrams a send and 16 % fewer
-/// messages a second, `docs/BENCHMARKS.md`).
-const SEND_BATCH: u64 = 1024;
+/// Bytes of messages offered per pass: well inside the client core's 1 MiB L2 cache, so
+/// that what `send` stored is still there when `poll_transmit` copies it into datagrams.
+const PASS_BYTES: usize = 256 * 1024;
+/// Framing bytes per message in a DATA frame, at most for payloads under 16 KiB.
+const MESSAGE_FRAMING: usize = 4;
 /// Datagrams written per pass.
 const SEND_BUDGET: usize = 512;
 /// Messages per receive call on a client thread (64 KiB of buffer each).
@@ -50,6 +49,16 @@ const CLIENT_RECV_MESSAGES: usize = 4;
 const MAX_SEGMENTS: usize = 44;
 
 /// The session configuration for a worker.
+/// Messages offered to the session per pass at full speed: [`PASS_BYTES`] of payload, and
+/// at least what fills one segmented send. Fewer (256 64-byte messages, 12 datagrams a send)
+/// made several small sends a pass, each with its system call, its wake-up of the server
+/// and the ACK its last datagram asks for, and more passes, each with its receive attempt,
+/// `poll` and clock readings; more (1,024 of 1,024 bytes) stored a pass's messages and then
+/// copied them into datagrams after they had left the cache (`docs/BENCHMARKS.md`).
+fn send_batch(size: usize) -> u64 {
+    (PASS_BYTES / (size + MESSAGE_FRAMING)).max(MAX_SEGMENTS) as u64
+}
+
 pub(crate) fn client_config(config: &WorkerConfig) -> ClientConfig {
     ClientConfig {
         sender: SenderConfig {
@@ -273,7 +282,11 @@ impl Worker<'_> {
             let phase = self.config.pause_at(now.saturating_duration_since(start));
             let paused = phase.is_some_and(|(paused, _)| paused);
             if self.client.is_established() && !window_full && idle && !paused {
-                let batch = if self.config.ping { 1 } else { SEND_BATCH };
+                let batch = if self.config.ping {
+                    1
+                } else {
+                    send_batch(self.config.size)
+                };
                 let granted = pacer.take(now, self.budget(now).min(batch));
                 let mut used = 0;
                 while used < granted {
@@ -564,6 +577,14 @@ impl Worker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pass_offers_a_quarter_mebibyte_and_at_least_one_segmented_send() {
+        assert_eq!(send_batch(64), 3855);
+        assert_eq!(send_batch(1024), 255);
+        assert_eq!(send_batch(8000), MAX_SEGMENTS as u64);
+        assert_eq!(send_batch(60_000), MAX_SEGMENTS as u64);
+    }
 
     #[test]
     fn the_documented_size_limit_is_the_session_layers() {
