@@ -66,11 +66,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, usize), DecodeError> {
     if first < 0x40 {
         return Ok((u64::from(first), 1));
     }
-    // And the two-byte form: a payload of 64 bytes to 16 KiB.
-    if first < 0x80 {
-        let second = *bytes.get(1).ok_or(DecodeError::Truncated)?;
-        return Ok(((u64::from(first & 0x3f) << 8) | u64::from(second), 2));
-    }
     let len = 1usize << (first >> 6);
     let raw = bytes.get(..len).ok_or(DecodeError::Truncated)?;
     let mut value = u64::from(first & 0x3f);
