@@ -3,8 +3,8 @@
 //!
 //! The client opens the session (the whole handshake, RETRY and cookie included) and writes
 //! the datagrams as the client binary does: 64-byte payloads stamped as the binary stamps
-//! them (`Stamper`: the body hashed once), sent in bursts of one full datagram (21 messages;
-//! 20 when authenticated, as the tag takes room), so each datagram ends a burst, carries
+//! them (`Stamper`: the body hashed once), sent in bursts of one full datagram (21 messages
+//! with or without authentication), so each datagram ends a burst, carries
 //! `ACK_NOW`, and the server writes an ACK after every one. The server's deliver callback
 //! does what the server binary's does per message: check the payload stamp and record the
 //! one-way latency in an HDR histogram (the binary also feeds its timeline and per-session
