@@ -22,14 +22,14 @@ use super::congestion::MESSAGE_OVERHEAD;
 /// Where a message lives in the [`ByteRing`]: its encoded prefix, then its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Span {
-    /// Where the prefix starts.
+    /// Where the stored form starts (the prefix, or the payload of one stored bare).
     offset: u32,
     /// The payload's length.
     len: u32,
     /// Bytes of the ring this message holds: prefix and payload, plus the tail it skipped to
     /// wrap.
     consumed: u32,
-    /// The prefix's length.
+    /// The prefix's length: 0 for a message stored bare.
     prefix: u8,
 }
 
@@ -56,7 +56,7 @@ impl Span {
 /// fills most of a datagram alone, so it gains nothing from runs, and stored behind a
 /// prefix it cost the client a fifth of its rate with 1,024-byte messages
 /// (`docs/BENCHMARKS.md`).
-const ALIGNED_FROM: usize = 256;
+const BARE_FROM: usize = 256;
 
 /// A FIFO of byte strings in a fixed buffer. Strings are stored contiguously: one that does
 /// not fit before the end of the buffer skips the tail and starts at 0, and that tail counts
@@ -275,14 +275,16 @@ impl Window {
         if self.entries.len() >= self.max_messages {
             return None;
         }
-        let span = if payload.len() >= ALIGNED_FROM {
-            // Stored bare (see `ALIGNED_FROM`): never part of a run.
-            self.ring.push(0, payload, |_| {})?
-        } else {
-            let prefix = FollowingPrefix::new(self.last_timestamp_us, timestamp_us, payload.len())
-                .expect("a timestamp within range and a payload below the datagram size");
-            self.ring
-                .push(prefix.len(), payload, |bytes| prefix.write(bytes))?
+        // Large payloads are stored bare (see `BARE_FROM`), and so would be one whose prefix
+        // cannot be encoded (the sender clamps timestamps, so none is): neither joins a run.
+        let prefix = (payload.len() < BARE_FROM)
+            .then(|| FollowingPrefix::new(self.last_timestamp_us, timestamp_us, payload.len()))
+            .and_then(Result::ok);
+        let span = match prefix {
+            Some(prefix) => self
+                .ring
+                .push(prefix.len(), payload, |bytes| prefix.write(bytes))?,
+            None => self.ring.push(0, payload, |_| {})?,
         };
         let id = self.next_id();
         self.last_timestamp_us = timestamp_us;
