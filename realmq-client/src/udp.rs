@@ -49,8 +49,8 @@ const CLIENT_RECV_MESSAGES: usize = 4;
 const MAX_SEGMENTS: usize = 44;
 
 /// The session configuration for a worker.
-/// Messages offered to the session per pass at full speed: [`PASS_BYTES`] of payload, and
-/// at least what fills one segmented send. Fewer (256 64-byte messages, 12 datagrams a send)
+/// Messages offered to the session per pass at full speed: [`PASS_BYTES`] of messages, and at
+/// least [`MAX_SEGMENTS`] (one segmented send of the largest, one to a datagram). Fewer (256 64-byte messages, 12 datagrams a send)
 /// made several small sends a pass, each with its system call, its wake-up of the server
 /// and the ACK its last datagram asks for, and more passes, each with its receive attempt,
 /// `poll` and clock readings; more (1,024 of 1,024 bytes) stored a pass's messages and then

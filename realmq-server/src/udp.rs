@@ -28,12 +28,12 @@ use crate::summary::UdpCounters;
 use crate::StopWhen;
 
 const SOCKET: Token = Token(1);
-/// Datagrams read per pass before timers and ACKs get their turn: about one client pass
-/// (1,024 small messages). The ACKs a pass owes go out only after it, so a budget larger
-/// than a client's send window (512 datagrams held 10,752 64-byte messages, against a window
+/// Datagrams read per pass before timers and ACKs get their turn: 64 hold 1,344 messages of
+/// 64 bytes, a sixth of a client's send window. The ACKs a pass owes go out only after it, so
+/// a budget larger than the window (512 datagrams held 10,752 such messages, against a window
 /// of 8,192) let a pass swallow the whole window before acknowledging any of it, and the
 /// client waited a pass for every window: 64 gave one client thread 26 % more messages a
-/// second, and two threads the same (`docs/BENCHMARKS.md`).
+/// second and left two threads' rate as it was (`docs/BENCHMARKS.md`).
 const RECV_BUDGET: usize = 64;
 /// Datagrams written per pass.
 const SEND_BUDGET: usize = 512;
