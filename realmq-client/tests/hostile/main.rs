@@ -231,10 +231,12 @@ fn late_datagrams_never_break_exactly_once() {
     );
 }
 
-/// The flood test's client: two threads of 50,000 messages at 15,000 per second each, so
-/// that the flood (about a second) falls within the sending.
+/// The flood test's client: two threads of 100,000 messages at 15,000 per second each, so
+/// that the flood (about a second) falls within the sending (about 6.7 s). With 50,000 one
+/// CI run on a loaded machine saw the flood begin more than 2 s into a 3.3 s run and end
+/// after a thread had drained.
 fn flooded(psk: Option<Psk>, seed: u64) -> (Outcome, u32, u64) {
-    let (threads, per_thread) = (2, 50_000);
+    let (threads, per_thread) = (2, 100_000);
     let o = run(Setup {
         threads,
         messages_per_thread: per_thread,
