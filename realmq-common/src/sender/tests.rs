@@ -31,6 +31,15 @@ fn one_per_datagram_rack() -> SenderConfig {
 
 /// Writes one datagram and returns the IDs it carries, parsed back from the bytes.
 fn write(s: &mut Sender, now: Instant) -> Vec<u64> {
+    written_messages(s, now)
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect()
+}
+
+/// Writes one datagram and returns the messages it carries, parsed back from the bytes: ID,
+/// timestamp, payload.
+fn written_messages(s: &mut Sender, now: Instant) -> Vec<(u64, u64, Vec<u8>)> {
     let mut buf = [0u8; 2048];
     let max = s.config().max_datagram_size;
     let mut w = DatagramWriter::new(&mut buf, max, Header::session(1)).unwrap();
@@ -39,13 +48,16 @@ fn write(s: &mut Sender, now: Instant) -> Vec<u64> {
     }
     let len = w.finish();
     let datagram = Datagram::parse(&buf[..len]).unwrap();
-    let mut ids = Vec::new();
+    let mut messages = Vec::new();
     for frame in datagram.frames() {
         if let Frame::Data(data) = frame {
-            ids.extend(data.messages().map(|m| m.id));
+            messages.extend(
+                data.messages()
+                    .map(|m| (m.id, m.timestamp_us, m.payload.to_vec())),
+            );
         }
     }
-    ids
+    messages
 }
 
 /// Feeds an ACK for `ranges` (newest first) with `delay_us` to the sender.
@@ -572,7 +584,7 @@ fn an_overstated_delay_cannot_drag_the_rtt_under_its_minimum() {
 /// ring's wrap-around and after resends in the same frame.
 #[test]
 fn stored_runs_come_out_as_the_messages_sent() {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     let t0 = Instant::now();
     let config = SenderConfig {
@@ -582,7 +594,7 @@ fn stored_runs_come_out_as_the_messages_sent() {
     let mut s = Sender::new(config, t0).unwrap();
     let mut rng = fastrand::Rng::with_seed(11);
     let mut expected: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
-    let mut delivered: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut delivered = BTreeSet::new();
     let mut now = t0;
     let mut timestamp = 1_000_000u64;
     // 300 rounds of sending with loss, then up to 20 without, to drain the window.
@@ -615,32 +627,20 @@ fn stored_runs_come_out_as_the_messages_sent() {
         }
         let mut written = Vec::new();
         loop {
-            let mut buf = [0u8; 2048];
-            let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
-            if s.write_data(now, &mut w) == 0 {
+            let messages = written_messages(&mut s, now);
+            if messages.is_empty() {
                 break;
             }
-            let len = w.finish();
-            let datagram = Datagram::parse(&buf[..len]).unwrap();
-            for frame in datagram.frames() {
-                let Frame::Data(data) = frame else { continue };
-                for m in data.messages() {
-                    let (ts, payload) = &expected[&m.id];
-                    assert_eq!(
-                        (m.timestamp_us, m.payload),
-                        (*ts, &payload[..]),
-                        "id {}",
-                        m.id
-                    );
-                    written.push(m.id);
-                }
+            for (id, timestamp_us, payload) in messages {
+                assert_eq!(expected[&id], (timestamp_us, payload), "id {id}");
+                written.push(id);
             }
         }
         // While sending, every seventh message's datagram is lost half the time: the rest is
         // acknowledged, so the sender resends those ahead of new messages in later frames.
         for &id in &written {
             if round >= 300 || id % 7 != 3 || rng.bool() {
-                *delivered.entry(id).or_default() += 1;
+                delivered.insert(id);
                 ack(&mut s, now, &[id..=id], 0).unwrap();
             }
         }
@@ -650,7 +650,7 @@ fn stored_runs_come_out_as_the_messages_sent() {
     assert!(expected.len() > 1_000, "the ring wrapped many times");
     assert!(s.is_idle(), "everything resolved in the end");
     // Each message was acknowledged or, lost too often, reported as given up.
-    let mut given_up = std::collections::BTreeSet::new();
+    let mut given_up = BTreeSet::new();
     while let Some(event) = s.poll_event() {
         if let SenderEvent::Undeliverable { id } = event {
             given_up.insert(id);
@@ -659,9 +659,9 @@ fn stored_runs_come_out_as_the_messages_sent() {
     assert_eq!(s.stats().undeliverable, given_up.len() as u64);
     for id in expected.keys() {
         assert!(
-            delivered.contains_key(id) != given_up.contains(id),
+            delivered.contains(id) != given_up.contains(id),
             "message {id}: delivered {}, given up {}",
-            delivered.contains_key(id),
+            delivered.contains(id),
             given_up.contains(id)
         );
     }
