@@ -79,6 +79,24 @@ proptest! {
     }
 }
 
+/// Pushes `run` after `first` and returns the error it was refused with and the room there
+/// was, having checked that the refusal wrote nothing: the datagram equals one holding
+/// `first` alone.
+fn refused(first: Message<'_>, run: EncodedRun<'_>) -> (EncodeError, usize) {
+    let alone = write(|w| {
+        w.data(first).unwrap();
+    });
+    let (mut error, mut room) = (None, 0);
+    let with_run = write(|w| {
+        let mut d = w.data(first).unwrap();
+        room = d.room();
+        error = d.push_run(run).err();
+        assert_eq!(d.room(), room);
+    });
+    assert_eq!(with_run, alone);
+    (error.expect("the run was refused"), room)
+}
+
 #[test]
 fn a_run_that_does_not_continue_the_frame_is_refused_and_writes_nothing() {
     let first = Message {
@@ -88,27 +106,20 @@ fn a_run_that_does_not_continue_the_frame_is_refused_and_writes_nothing() {
     };
     let bytes = stored(&[100], &[3], 100);
     for (first_id, previous_ts) in [(12, 100), (10, 100), (11, 99)] {
-        let alone = write(|w| {
-            w.data(first).unwrap();
-        });
-        let refused = write(|w| {
-            let mut d = w.data(first).unwrap();
-            let run = EncodedRun {
-                bytes: &bytes,
-                count: 1,
-                first_id,
-                previous_timestamp_us: previous_ts,
-                last_timestamp_us: 100,
-            };
-            assert_eq!(
-                d.push_run(run),
-                Err(EncodeError::RunNotContinuing {
-                    previous: 10,
-                    id: first_id
-                })
-            );
-        });
-        assert_eq!(refused, alone);
+        let run = EncodedRun {
+            bytes: &bytes,
+            count: 1,
+            first_id,
+            previous_timestamp_us: previous_ts,
+            last_timestamp_us: 100,
+        };
+        assert_eq!(
+            refused(first, run).0,
+            EncodeError::RunNotContinuing {
+                previous: 10,
+                id: first_id
+            }
+        );
     }
 }
 
@@ -120,25 +131,14 @@ fn a_run_that_does_not_fit_is_refused_and_writes_nothing() {
         payload: &[7; 1400],
     };
     let bytes = stored(&[0], &[100], 0);
-    let alone = write(|w| {
-        w.data(first).unwrap();
-    });
-    let refused = write(|w| {
-        let mut d = w.data(first).unwrap();
-        let room = d.room();
-        assert!(room < bytes.len());
-        let run = EncodedRun {
-            bytes: &bytes,
-            count: 1,
-            first_id: 1,
-            previous_timestamp_us: 0,
-            last_timestamp_us: 0,
-        };
-        assert!(matches!(
-            d.push_run(run),
-            Err(EncodeError::BufferFull { .. })
-        ));
-        assert_eq!(d.room(), room);
-    });
-    assert_eq!(refused, alone);
+    let run = EncodedRun {
+        bytes: &bytes,
+        count: 1,
+        first_id: 1,
+        previous_timestamp_us: 0,
+        last_timestamp_us: 0,
+    };
+    let (error, room) = refused(first, run);
+    assert!(room < bytes.len());
+    assert!(matches!(error, EncodeError::BufferFull { .. }));
 }
