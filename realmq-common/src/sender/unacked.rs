@@ -42,8 +42,7 @@ impl Unacked {
     pub(super) fn extend(&mut self, ids: Range<u64>) {
         let added = (ids.end - ids.start) as usize;
         if self.ids.len() + added > self.ids.capacity() {
-            self.ids.drain(..self.front);
-            self.front = 0;
+            self.compact();
         }
         debug_assert!(self.ids.len() + added <= self.ids.capacity());
         self.ids.extend(ids);
@@ -51,12 +50,18 @@ impl Unacked {
 
     /// Keeps only the IDs `keep` approves.
     pub(super) fn retain(&mut self, keep: impl FnMut(&u64) -> bool) {
-        self.ids.drain(..self.front);
-        self.front = 0;
+        self.compact();
         self.ids.retain(keep);
     }
 
-    /// Removes the acknowledged IDs among positions `lowest..highest_end`. `all_acked` says
+    /// Moves the IDs down to the start of the allocation.
+    fn compact(&mut self) {
+        self.ids.drain(..self.front);
+        self.front = 0;
+    }
+
+    /// Removes the acknowledged IDs among positions `span` (of [`as_slice`](Self::as_slice)).
+    /// `all_acked` says
     /// that every one of them is (the common case: nothing to check); otherwise `acked`
     /// tells. The shorter side of what stays is moved: an acknowledged oldest run just
     /// moves the front.
