@@ -24,7 +24,7 @@ use crate::rtt::{RtoBounds, RttEstimator};
 use crate::search::lower_bound;
 use crate::timer::{earliest, TimerKind, TimerTable};
 use congestion::{Congestion, MESSAGE_OVERHEAD};
-use store::{State, Window};
+use store::{Entry, State, Window};
 use unacked::Unacked;
 
 pub use errors::{AckError, EnqueueError, SenderEvent, MAX_VIOLATING_ACKS};
@@ -519,14 +519,13 @@ impl Sender {
                 continue;
             }
             highest_end = highest_end.max(end);
-            for &id in &self.unacked.as_slice()[start..end] {
-                let entry = self.window.entry_mut(id);
+            // What acknowledging one message does to the sender's state.
+            let largest_acked_tx = self.largest_acked_tx;
+            let mut ack = |id: u64, entry: &mut Entry| {
                 // The path reorders (RFC 8985 §6.2 step 2): a message never resent arrived
                 // after one written later had been acknowledged.
                 reordered |= entry.retries == 0
-                    && self
-                        .largest_acked_tx
-                        .is_some_and(|largest| entry.tx < largest);
+                    && largest_acked_tx.is_some_and(|largest| entry.tx < largest);
                 if entry.state == State::Queued {
                     self.queued -= 1;
                     self.stats.acked_after_lost += 1;
@@ -549,6 +548,19 @@ impl Sender {
                 // the simulation with 1000-byte messages showed the collapse.)
                 if entry.retries == 0 && largest_tx.is_none_or(|(tx, _)| entry.tx > tx) {
                     largest_tx = Some((entry.tx, entry.sent_time));
+                }
+            };
+            let run = &self.unacked.as_slice()[start..end];
+            let (first, last) = (run[0], run[run.len() - 1]);
+            if last - first == (run.len() - 1) as u64 {
+                // Consecutive IDs (always, without loss): their records are one run of the
+                // window, walked without an index computation per message.
+                for (id, entry) in (first..).zip(self.window.entries_mut(first, run.len())) {
+                    ack(id, entry);
+                }
+            } else {
+                for &id in run {
+                    ack(id, self.window.entry_mut(id));
                 }
             }
             lowest = start;

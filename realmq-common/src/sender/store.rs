@@ -314,15 +314,17 @@ impl Window {
         let start = (first - self.base) as usize;
         let mut end = start;
         let (mut bytes, mut flight) = (0, 0);
-        let mut previous_end = None;
-        for entry in self.entries.range(start..) {
+        // Where the next message of the run must start: right behind the one before.
+        let mut previous_end = self.entries[start].span.offset as usize;
+        let max_count = usize::try_from(max_count).unwrap_or(usize::MAX);
+        for entry in self.entries.range(start..).take(max_count) {
+            // Every message from `first` on is unsent: the sender writes new messages in ID
+            // order.
+            debug_assert_eq!(entry.state, State::Unsent);
             let encoded = entry.span.encoded();
             let cost = entry.span.len() + MESSAGE_OVERHEAD;
-            let contiguous = previous_end.is_none_or(|e| e == encoded.start);
-            if (end - start) as u64 == max_count
-                || !contiguous
+            if encoded.start != previous_end
                 || !entry.span.has_prefix()
-                || entry.state != State::Unsent
                 || bytes + encoded.len() > room
                 || flight + cost > flight_budget
             {
@@ -330,7 +332,7 @@ impl Window {
             }
             bytes += encoded.len();
             flight += cost;
-            previous_end = Some(encoded.end);
+            previous_end = encoded.end;
             end += 1;
         }
         if end == start {
@@ -379,6 +381,16 @@ impl Window {
     /// The record of `id`, which must be in the window.
     pub(super) fn entry_mut(&mut self, id: u64) -> &mut Entry {
         &mut self.entries[(id - self.base) as usize]
+    }
+
+    /// The records of `count` messages from `first` on, which must all be in the window.
+    pub(super) fn entries_mut(
+        &mut self,
+        first: u64,
+        count: usize,
+    ) -> impl Iterator<Item = &mut Entry> {
+        let start = (first - self.base) as usize;
+        self.entries.range_mut(start..start + count)
     }
 
     /// A record and its payload at once.
