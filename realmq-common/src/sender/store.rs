@@ -144,9 +144,10 @@ impl ByteRing {
         &self.buf[first.offset as usize..last.encoded().end]
     }
 
-    /// Releases the oldest live span.
-    pub(super) fn pop(&mut self, span: Span) {
-        let consumed = span.consumed as usize;
+    /// Releases the oldest live spans, which together consumed `consumed` bytes
+    /// ([`Span::consumed`] summed): each span's consumption starts where the one before it
+    /// ended, so the head just moves that far.
+    pub(super) fn release(&mut self, consumed: usize) {
         debug_assert!(consumed <= self.used);
         self.used -= consumed;
         // `head < cap` and `consumed <= cap`: at most one wrap, without a division (an
@@ -402,16 +403,18 @@ impl Window {
 
     /// Pops resolved messages off the front, releasing their payloads. Returns how many.
     pub(super) fn advance(&mut self) -> usize {
-        let mut popped = 0;
-        while let Some(front) = self.entries.front() {
-            if front.state.is_live() {
-                break;
-            }
-            self.ring.pop(front.span);
-            self.entries.pop_front();
-            self.base += 1;
+        let (mut popped, mut consumed) = (0, 0);
+        for entry in self.entries.iter().take_while(|e| !e.state.is_live()) {
             popped += 1;
+            consumed += entry.span.consumed as usize;
         }
+        if popped == 0 {
+            return 0;
+        }
+        self.ring.release(consumed);
+        // Records are `Copy`: draining the front just moves the start.
+        self.entries.drain(..popped);
+        self.base += popped as u64;
         popped
     }
 }
@@ -432,7 +435,7 @@ mod tests {
         let b = push(&mut ring, b"", b"bbbb").unwrap();
         // 2 bytes left at the end, none at the start: 3 bytes do not fit.
         assert_eq!(push(&mut ring, b"", b"ccc"), None);
-        ring.pop(a);
+        ring.release(a.consumed as usize);
         // Now 4 free at the start: "ccc" skips the 2-byte tail.
         let c = push(&mut ring, b"", b"ccc").unwrap();
         assert_eq!(ring.used(), 4 + 2 + 3);
@@ -442,9 +445,9 @@ mod tests {
         assert_eq!(push(&mut ring, b"", b"dd"), None);
         let d = push(&mut ring, b"", b"d").unwrap();
         assert_eq!(ring.used(), 10);
-        ring.pop(b);
-        ring.pop(c);
-        ring.pop(d);
+        ring.release(b.consumed as usize);
+        // c and d at once.
+        ring.release((c.consumed + d.consumed) as usize);
         assert_eq!(ring.used(), 0);
         let e = push(&mut ring, b"", b"eeeeeeeeee").unwrap();
         assert_eq!(ring.get(e), b"eeeeeeeeee");
@@ -457,8 +460,10 @@ mod tests {
         let mut live: VecDeque<(Span, Vec<u8>)> = VecDeque::new();
         for round in 0..20_000u32 {
             if rng.bool() && !live.is_empty() {
-                let (span, _) = live.pop_front().unwrap();
-                ring.pop(span);
+                // Release the oldest one to three spans.
+                let count = rng.usize(1..=3).min(live.len());
+                let consumed = live.drain(..count).map(|(s, _)| s.consumed as usize).sum();
+                ring.release(consumed);
             } else {
                 let len = rng.usize(0..20);
                 let data: Vec<u8> = (0..len).map(|i| (round as usize + i) as u8).collect();
