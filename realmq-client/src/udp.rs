@@ -251,7 +251,7 @@ impl Worker<'_> {
         let mut pacer = crate::pacing::TokenBucket::new(self.config.rate, start);
         // Every payload of 16 bytes or more carries its session and ID (payload_stamp), so
         // the server can tell a message delivered under another ID.
-        let mut payload = random_payload(self.config.size, self.config.index);
+        let payload = random_payload(self.config.size, self.config.index);
         let stamper = Stamper::new(&payload);
         let mut events = Events::with_capacity(16);
         let mut window_full = false;
@@ -288,20 +288,18 @@ impl Worker<'_> {
                     send_batch(self.config.size)
                 };
                 let granted = pacer.take(now, self.budget(now).min(batch));
-                let mut used = 0;
-                while used < granted {
-                    if let Some(id) = self.client.next_message_id() {
-                        stamper.stamp(&mut payload, self.client.session_id(), id);
-                    }
-                    match self.client.send(now, &payload) {
-                        Ok(_) => used += 1,
-                        Err(SendError::Backpressure) => {
-                            window_full = true;
-                            break;
-                        }
-                        Err(e) => bail!("cannot send: {e}"),
-                    }
-                }
+                let session_id = self.client.session_id();
+                // Each message is the shared payload with its own stamp, written in place.
+                let fill = |id, message: &mut [u8]| {
+                    message.copy_from_slice(&payload);
+                    stamper.stamp(message, session_id, id);
+                };
+                let used = match self.client.send_many(now, payload.len(), granted, fill) {
+                    Ok(used) => used,
+                    Err(SendError::Backpressure) => 0,
+                    Err(e) => bail!("cannot send: {e}"),
+                };
+                window_full = used < granted;
                 pacer.give_back(granted - used);
                 if used > 0 {
                     let before = self.client.stats().sent - used;

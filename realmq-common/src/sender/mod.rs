@@ -6,6 +6,8 @@
 mod congestion;
 mod errors;
 mod loss;
+#[cfg(test)]
+mod send_many_tests;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -255,21 +257,47 @@ impl Sender {
         timestamp_us: u64,
         payload: &[u8],
     ) -> Result<u64, EnqueueError> {
+        let timestamp_us = self.admit(timestamp_us, payload.len())?;
+        self.window
+            .push(now, timestamp_us, payload)
+            .ok_or(EnqueueError::Backpressure)
+    }
+
+    /// Accepts up to `count` messages of `len` bytes, all stamped `timestamp_us`, as `send`
+    /// would one by one, with the checks and the framing worked out once: each payload is
+    /// written into the window in place by `fill(id, payload)`. Returns how many were
+    /// accepted, fewer than `count` when the window filled (and
+    /// [`EnqueueError::Backpressure`] when it took none).
+    pub fn send_many(
+        &mut self,
+        now: Instant,
+        timestamp_us: u64,
+        len: usize,
+        count: u64,
+        fill: impl FnMut(u64, &mut [u8]),
+    ) -> Result<u64, EnqueueError> {
+        let timestamp_us = self.admit(timestamp_us, len)?;
+        let ids_left = MAX_MESSAGE_ID + 1 - self.window.next_id();
+        match self
+            .window
+            .push_many(now, timestamp_us, len, count.min(ids_left), fill)
+        {
+            0 if count > 0 => Err(EnqueueError::Backpressure),
+            accepted => Ok(accepted),
+        }
+    }
+
+    /// Checks that a message of `len` bytes may be sent, and returns `timestamp_us` clamped
+    /// to what a varint holds (2^62 − 1 µs: 146,000 years after the session's epoch).
+    fn admit(&self, timestamp_us: u64, len: usize) -> Result<u64, EnqueueError> {
         let max = self.config.max_payload();
-        if payload.len() > max {
-            return Err(EnqueueError::TooLarge {
-                len: payload.len(),
-                max,
-            });
+        if len > max {
+            return Err(EnqueueError::TooLarge { len, max });
         }
         if self.window.next_id() > MAX_MESSAGE_ID {
             return Err(EnqueueError::IdsExhausted);
         }
-        // A varint holds 2^62 − 1 µs: 146,000 years after the session's epoch.
-        let timestamp_us = timestamp_us.min(MAX_MESSAGE_ID);
-        self.window
-            .push(now, timestamp_us, payload)
-            .ok_or(EnqueueError::Backpressure)
+        Ok(timestamp_us.min(MAX_MESSAGE_ID))
     }
 
     /// Whether the next datagram should carry `Flags::ACK_NOW`: after a retransmission

@@ -89,16 +89,18 @@ impl ByteRing {
         self.used
     }
 
-    /// Stores a message: `prefix_len` bytes that `write_prefix` fills, then `payload`, back to
-    /// back. Returns `None` if there is no contiguous room for both.
+    /// Stores a message: `prefix_len` bytes, then `len` bytes of payload, back to back,
+    /// both filled by `write(prefix, payload)`. Returns `None` if there is no contiguous room
+    /// for both.
     pub(super) fn push(
         &mut self,
         prefix_len: usize,
-        payload: &[u8],
-        write_prefix: impl FnOnce(&mut [u8]),
+        len: usize,
+        write: impl FnOnce(&mut [u8], &mut [u8]),
     ) -> Option<Span> {
         let cap = self.buf.len();
-        let len = prefix_len + payload.len();
+        let payload_len = len;
+        let len = prefix_len + payload_len;
         if self.used == 0 {
             self.head = 0;
             self.tail = 0;
@@ -118,9 +120,8 @@ impl ByteRing {
         } else {
             return None;
         };
-        let (head, body) = self.buf[offset..offset + len].split_at_mut(prefix_len);
-        write_prefix(head);
-        body.copy_from_slice(payload);
+        let (prefix, body) = self.buf[offset..offset + len].split_at_mut(prefix_len);
+        write(prefix, body);
         self.used += consumed;
         // `offset + len <= cap`: a comparison, not a division (this runs per message).
         self.tail = if offset + len == cap { 0 } else { offset + len };
@@ -128,7 +129,7 @@ impl ByteRing {
         // and a prefix is at most `MAX_FOLLOWING_PREFIX` bytes.
         Some(Span {
             offset: offset as u32,
-            len: payload.len() as u32,
+            len: payload_len as u32,
             consumed: consumed as u32,
             prefix: prefix_len as u8,
         })
@@ -273,21 +274,70 @@ impl Window {
     /// Appends a message, or `None` if the window is full in messages or bytes.
     /// `timestamp_us` is at most `MAX_MESSAGE_ID` (the sender clamps it).
     pub(super) fn push(&mut self, now: Instant, timestamp_us: u64, payload: &[u8]) -> Option<u64> {
+        let prefix = self.prefix_after_last(timestamp_us, payload.len());
+        self.push_with(now, timestamp_us, payload.len(), prefix, |_, body| {
+            body.copy_from_slice(payload);
+        })
+    }
+
+    /// Appends up to `count` messages of `len` bytes, all stamped `timestamp_us`, each
+    /// written in place by `fill(id, payload)`. Returns how many fitted.
+    pub(super) fn push_many(
+        &mut self,
+        now: Instant,
+        timestamp_us: u64,
+        len: usize,
+        count: u64,
+        mut fill: impl FnMut(u64, &mut [u8]),
+    ) -> u64 {
+        // The first message's prefix counts from the last one pushed, every later one's from
+        // its predecessor in the batch: the same timestamp, so the same prefix for all.
+        let mut prefix = self.prefix_after_last(timestamp_us, len);
+        for pushed in 0..count {
+            if self
+                .push_with(now, timestamp_us, len, prefix, &mut fill)
+                .is_none()
+            {
+                return pushed;
+            }
+            if pushed == 0 {
+                prefix = self.prefix_after_last(timestamp_us, len);
+            }
+        }
+        count
+    }
+
+    /// The prefix a message of `len` bytes stamped `timestamp_us` is stored behind if it
+    /// comes next: `None` stores it bare. Large payloads are stored bare (see `BARE_FROM`),
+    /// and so would be one whose prefix cannot be encoded (the sender clamps timestamps, so
+    /// none is): neither joins a run.
+    fn prefix_after_last(&self, timestamp_us: u64, len: usize) -> Option<FollowingPrefix> {
+        (len < BARE_FROM)
+            .then(|| FollowingPrefix::new(self.last_timestamp_us, timestamp_us, len))
+            .and_then(Result::ok)
+    }
+
+    /// Appends a message of `len` bytes behind `prefix` (`None`: bare), its payload written
+    /// by `fill(id, payload)`.
+    fn push_with(
+        &mut self,
+        now: Instant,
+        timestamp_us: u64,
+        len: usize,
+        prefix: Option<FollowingPrefix>,
+        fill: impl FnOnce(u64, &mut [u8]),
+    ) -> Option<u64> {
         if self.entries.len() >= self.max_messages {
             return None;
         }
-        // Large payloads are stored bare (see `BARE_FROM`), and so would be one whose prefix
-        // cannot be encoded (the sender clamps timestamps, so none is): neither joins a run.
-        let prefix = (payload.len() < BARE_FROM)
-            .then(|| FollowingPrefix::new(self.last_timestamp_us, timestamp_us, payload.len()))
-            .and_then(Result::ok);
-        let span = match prefix {
-            Some(prefix) => self
-                .ring
-                .push(prefix.len(), payload, |bytes| prefix.write(bytes))?,
-            None => self.ring.push(0, payload, |_| {})?,
-        };
         let id = self.next_id();
+        let prefix_len = prefix.map_or(0, |p| p.len());
+        let span = self.ring.push(prefix_len, len, |head, body| {
+            if let Some(prefix) = prefix {
+                prefix.write(head);
+            }
+            fill(id, body);
+        })?;
         self.last_timestamp_us = timestamp_us;
         self.entries.push_back(Entry {
             span,
@@ -425,7 +475,10 @@ mod tests {
 
     /// Stores `prefix` and `payload`.
     fn push(ring: &mut ByteRing, prefix: &[u8], payload: &[u8]) -> Option<Span> {
-        ring.push(prefix.len(), payload, |b| b.copy_from_slice(prefix))
+        ring.push(prefix.len(), payload.len(), |head, body| {
+            head.copy_from_slice(prefix);
+            body.copy_from_slice(payload);
+        })
     }
 
     #[test]

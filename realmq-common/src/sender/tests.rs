@@ -39,7 +39,7 @@ fn write(s: &mut Sender, now: Instant) -> Vec<u64> {
 
 /// Writes one datagram and returns the messages it carries, parsed back from the bytes: ID,
 /// timestamp, payload.
-fn written_messages(s: &mut Sender, now: Instant) -> Vec<(u64, u64, Vec<u8>)> {
+pub(super) fn written_messages(s: &mut Sender, now: Instant) -> Vec<(u64, u64, Vec<u8>)> {
     let mut buf = [0u8; 2048];
     let max = s.config().max_datagram_size;
     let mut w = DatagramWriter::new(&mut buf, max, Header::session(1)).unwrap();

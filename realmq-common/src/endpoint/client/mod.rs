@@ -86,7 +86,7 @@ pub enum ClientEvent {
     },
 }
 
-/// Why [`Client::send`] refused a message.
+/// Why [`Client::send`] or [`Client::send_many`] refused a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// The window is full: wait for ACKs (poll and handle datagrams), then try again.
@@ -109,6 +109,16 @@ pub enum SendError {
         /// The largest payload accepted.
         max: usize,
     },
+}
+
+impl From<EnqueueError> for SendError {
+    fn from(e: EnqueueError) -> Self {
+        match e {
+            EnqueueError::Backpressure => SendError::Backpressure,
+            EnqueueError::TooLarge { len, max } => SendError::TooLarge { len, max },
+            EnqueueError::IdsExhausted => SendError::IdsExhausted,
+        }
+    }
 }
 
 /// A DATA datagram with less room left is padded to full size ([`Client::poll_transmit`]).
@@ -277,6 +287,35 @@ impl Client {
     /// Queues a message; it goes out with the next [`poll_transmit`](Self::poll_transmit).
     /// Returns its ID. The payload is copied into the sender's window.
     pub fn send(&mut self, now: Instant, payload: &[u8]) -> Result<u64, SendError> {
+        let (sender, timestamp_us) = self.sender_for(now)?;
+        let id = sender
+            .send(now, timestamp_us, payload)
+            .map_err(SendError::from)?;
+        self.stats.sent += 1;
+        Ok(id)
+    }
+
+    /// Queues up to `count` messages of `len` bytes, each written in place into the sender's
+    /// window by `fill(id, payload)`: `send` for a batch, without a copy of each payload to
+    /// make first. Returns how many were queued: fewer than `count` when the window filled
+    /// ([`SendError::Backpressure`] when none was).
+    pub fn send_many(
+        &mut self,
+        now: Instant,
+        len: usize,
+        count: u64,
+        fill: impl FnMut(u64, &mut [u8]),
+    ) -> Result<u64, SendError> {
+        let (sender, timestamp_us) = self.sender_for(now)?;
+        let accepted = sender
+            .send_many(now, timestamp_us, len, count, fill)
+            .map_err(SendError::from)?;
+        self.stats.sent += accepted;
+        Ok(accepted)
+    }
+
+    /// The sender, if messages may be sent now, and the timestamp of messages sent `now`.
+    fn sender_for(&mut self, now: Instant) -> Result<(&mut Sender, u64), SendError> {
         match self.state {
             ClientState::Handshaking => return Err(SendError::NotEstablished),
             ClientState::Established => {}
@@ -288,15 +327,7 @@ impl Client {
             _ => self.last_stamp.insert((now, self.timestamp_us(now))).1,
         };
         let sender = self.sender.as_mut().ok_or(SendError::NotEstablished)?;
-        let id = sender
-            .send(now, timestamp_us, payload)
-            .map_err(|e| match e {
-                EnqueueError::Backpressure => SendError::Backpressure,
-                EnqueueError::TooLarge { len, max } => SendError::TooLarge { len, max },
-                EnqueueError::IdsExhausted => SendError::IdsExhausted,
-            })?;
-        self.stats.sent += 1;
-        Ok(id)
+        Ok((sender, timestamp_us))
     }
 
     /// No more messages: once everything sent is acknowledged or given up, the client sends
