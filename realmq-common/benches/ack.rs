@@ -53,9 +53,7 @@ fn full_sender(epoch: Instant) -> (Sender, Instant) {
         assert!(round < 20, "the congestion window does not grow");
         let refill = WINDOW - sender.window_usage().0;
         for _ in 0..refill {
-            sender
-                .send(now, 0, &payload)
-                .expect("room after the last ACK");
+            sender.send(0, &payload).expect("room after the last ACK");
         }
         // Until the congestion window is full (`write_data` then writes nothing).
         while sender.has_pending_data() {

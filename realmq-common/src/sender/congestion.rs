@@ -10,7 +10,7 @@
 //! Bytes in flight are the payloads plus [`MESSAGE_OVERHEAD`] of the messages written and
 //! neither acknowledged nor declared lost.
 
-use std::time::Instant;
+use super::sent_time::SentTime;
 
 /// Bytes counted per message on top of its payload: the DATA framing of one message
 /// (ID gap, timestamp delta, length) and a share of the datagram header.
@@ -35,7 +35,7 @@ pub(super) struct Congestion {
     in_flight: usize,
     /// Start of the current recovery period: losses of messages sent before it belong to the
     /// same congestion event, and their acknowledgements do not grow the window (§7.3.2).
-    recovery_start: Option<Instant>,
+    recovery_start: Option<SentTime>,
     max_datagram: usize,
     /// The window never grows beyond this (the send window's bytes: more cannot be in flight).
     max_window: usize,
@@ -98,7 +98,7 @@ impl Congestion {
 
     /// `bytes` sent at `sent_time` were acknowledged: they leave the flight and, outside a
     /// recovery period, grow the window (§7.3.1 slow start, §7.3.3 congestion avoidance).
-    pub(super) fn on_acked(&mut self, bytes: usize, sent_time: Instant) {
+    pub(super) fn on_acked(&mut self, bytes: usize, sent_time: SentTime) {
         self.in_flight = self.in_flight.saturating_sub(bytes);
         if self.recovery_start.is_some_and(|start| sent_time <= start) {
             return;
@@ -119,7 +119,7 @@ impl Congestion {
     /// A loss of a message sent at `sent_time` was detected at `now`. The first loss of a
     /// congestion event halves the window (§7.3.2, kLossReductionFactor 0.5); later losses of
     /// messages sent before the recovery began are part of the same event.
-    pub(super) fn on_congestion_event(&mut self, now: Instant, sent_time: Instant) {
+    pub(super) fn on_congestion_event(&mut self, now: SentTime, sent_time: SentTime) {
         if self.recovery_start.is_some_and(|start| sent_time <= start) {
             return;
         }
@@ -130,7 +130,7 @@ impl Congestion {
 
     /// Persistent congestion (§7.6): ACKs stopped for several timeouts in a row. The window
     /// falls to its minimum.
-    pub(super) fn on_persistent_congestion(&mut self, now: Instant) {
+    pub(super) fn on_persistent_congestion(&mut self, now: SentTime) {
         self.recovery_start = Some(now);
         self.ssthresh = (self.window / 2).max(self.min_window());
         self.window = self.min_window();
@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn slow_start_doubles_then_avoidance_adds_a_datagram_per_window() {
-        let t0 = Instant::now();
+        let t0 = SentTime::default();
         let mut c = Congestion::new(MDS, 8 << 20);
         let w = c.window();
         c.on_sent(w);
@@ -175,11 +175,11 @@ mod tests {
             "slow start: +1 byte per byte acknowledged"
         );
 
-        c.on_congestion_event(t0 + Duration::from_millis(1), t0);
+        c.on_congestion_event(t0.after(Duration::from_millis(1)), t0);
         assert_eq!(c.window(), w, "a loss halves the window");
         let w = c.window();
         c.on_sent(w);
-        c.on_acked(w, t0 + Duration::from_millis(2));
+        c.on_acked(w, t0.after(Duration::from_millis(2)));
         assert_eq!(
             c.window(),
             w + MDS,
@@ -189,48 +189,48 @@ mod tests {
 
     #[test]
     fn one_congestion_event_per_recovery_period() {
-        let t0 = Instant::now();
+        let t0 = SentTime::default();
         let mut c = Congestion::new(MDS, 8 << 20);
         // Grow to four times the first window.
         let w = c.window();
         c.on_sent(3 * w);
         c.on_acked(3 * w, t0);
         assert_eq!(c.window(), 4 * w);
-        let recovery = t0 + Duration::from_millis(10);
+        let recovery = t0.after(Duration::from_millis(10));
         c.on_congestion_event(recovery, t0);
         assert_eq!(c.window(), 2 * w);
         // Another loss of a message sent before the recovery began: same event.
         c.on_congestion_event(
-            recovery + Duration::from_millis(1),
-            t0 + Duration::from_millis(5),
+            recovery.after(Duration::from_millis(1)),
+            t0.after(Duration::from_millis(5)),
         );
         assert_eq!(c.window(), 2 * w);
         // Acknowledgements of messages sent before the recovery do not grow the window.
         c.on_sent(1000);
-        c.on_acked(1000, t0 + Duration::from_millis(9));
+        c.on_acked(1000, t0.after(Duration::from_millis(9)));
         assert_eq!(c.window(), 2 * w);
         // A loss of a message sent after it starts a new event.
         c.on_congestion_event(
-            recovery + Duration::from_millis(20),
-            recovery + Duration::from_millis(1),
+            recovery.after(Duration::from_millis(20)),
+            recovery.after(Duration::from_millis(1)),
         );
         assert_eq!(c.window(), w);
         // Every new event halves again, down to the minimum and no further.
         for i in 0..4 {
-            let at = recovery + Duration::from_millis(40 + 20 * i);
-            c.on_congestion_event(at, at - Duration::from_millis(1));
+            let at = recovery.after(Duration::from_millis(40 + 20 * i));
+            c.on_congestion_event(at, at.checked_before(Duration::from_millis(1)).unwrap());
         }
         assert_eq!(c.window(), 32 * MDS, "never below the minimum");
     }
 
     #[test]
     fn persistent_congestion_falls_to_the_minimum_and_the_window_is_capped() {
-        let t0 = Instant::now();
+        let t0 = SentTime::default();
         let mut c = Congestion::new(MDS, 400_000);
         c.on_sent(400_000);
         c.on_acked(400_000, t0);
         assert_eq!(c.window(), 400_000, "capped at the send window's bytes");
-        c.on_persistent_congestion(t0 + Duration::from_millis(1));
+        c.on_persistent_congestion(t0.after(Duration::from_millis(1)));
         assert_eq!(c.window(), 32 * MDS);
     }
 }

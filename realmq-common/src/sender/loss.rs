@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::congestion::MESSAGE_OVERHEAD;
+use super::sent_time::SentTime;
 use super::store::State;
 use super::{Sender, SenderEvent, Timer};
 
@@ -16,7 +17,7 @@ impl Sender {
     /// ACK was lost): all of its delay is the wait for the probe, none of it the path, so it
     /// is subtracted whole (`docs/QOS.md`, "RTT samples after a timeout"). The histogram
     /// keeps the sample as measured.
-    pub(super) fn on_rtt_sample(&mut self, sample: Duration, sent: Instant, delay_us: u64) {
+    pub(super) fn on_rtt_sample(&mut self, sample: Duration, sent: SentTime, delay_us: u64) {
         let max_delay = self.config.peer_max_ack_delay;
         let reported = Duration::from_micros(delay_us);
         if reported > max_delay * 2 && self.last_timeout >= Some(sent) {
@@ -60,11 +61,12 @@ impl Sender {
                 let window = (min * self.reordering_window_mult
                     / self.config.reordering_window_divisor)
                     .min(self.rtt.smoothed());
-                sent.checked_sub(window)
+                sent.checked_before(window)
             }
             _ => None,
         };
-        let mut loss_time: Option<Instant> = None;
+        let now_sent = SentTime::new(self.epoch, now);
+        let mut loss_time: Option<SentTime> = None;
         let mut abandoned = false;
         // `unacked` is in ID order. A message never resent was first written no later than
         // any higher ID, so once one of those is at or past `largest_tx`, every later entry
@@ -82,13 +84,14 @@ impl Sender {
                 }
                 continue;
             }
-            let deadline = entry.sent_time + delay;
+            let deadline = entry.sent_time.after(delay);
             let reordering_ruled_out = rack.is_some_and(|latest| entry.sent_time <= latest);
             if entry.tx.saturating_add(threshold) <= largest_tx
                 || reordering_ruled_out
-                || deadline <= now
+                || deadline <= now_sent
             {
-                self.congestion.on_congestion_event(now, entry.sent_time);
+                self.congestion
+                    .on_congestion_event(now_sent, entry.sent_time);
                 abandoned |= self.declare_lost(id);
             } else {
                 loss_time = Some(loss_time.map_or(deadline, |t| t.min(deadline)));
@@ -97,6 +100,7 @@ impl Sender {
         if abandoned {
             self.forget_abandoned();
         }
+        let loss_time = loss_time.map(|t| t.instant(self.epoch));
         self.timers.set_or_stop(Timer::Loss, loss_time);
     }
 
@@ -128,14 +132,15 @@ impl Sender {
         self.stats.rto_fired += 1;
         // A first timeout may be spurious (ACKs stuck in a queue): it counts as one loss
         // event. Timeouts in a row mean the path is congested for good (RFC 9002 §7.6).
+        let now_sent = SentTime::new(self.epoch, now);
         if self.rto_backoff == 0 {
-            self.congestion.on_congestion_event(now, now);
+            self.congestion.on_congestion_event(now_sent, now_sent);
         } else {
-            self.congestion.on_persistent_congestion(now);
+            self.congestion.on_persistent_congestion(now_sent);
         }
         self.rto_backoff = self.rto_backoff.saturating_add(1);
         self.rto_anchor = Some(now);
-        self.last_timeout = Some(now);
+        self.last_timeout = Some(now_sent);
         self.ack_now = true;
         self.probe = true;
         let mut abandoned = false;
@@ -146,7 +151,7 @@ impl Sender {
             if entry.state != State::InFlight {
                 continue;
             }
-            if declared == 0 || entry.sent_time + expired <= now {
+            if declared == 0 || entry.sent_time.after(expired) <= now_sent {
                 declared += 1;
                 abandoned |= self.declare_lost(id);
             }

@@ -8,6 +8,7 @@ mod errors;
 mod loss;
 #[cfg(test)]
 mod send_many_tests;
+mod sent_time;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use crate::rtt::{RtoBounds, RttEstimator};
 use crate::search::lower_bound;
 use crate::timer::{earliest, TimerKind, TimerTable};
 use congestion::{Congestion, MESSAGE_OVERHEAD};
+use sent_time::SentTime;
 use store::{Entry, State, Window};
 use unacked::Unacked;
 
@@ -168,7 +170,7 @@ pub struct Sender {
     largest_acked: Option<u64>,
     largest_acked_tx: Option<u64>,
     /// When the transmission `largest_acked_tx` was written (RACK's `xmit_ts`).
-    largest_acked_sent: Option<Instant>,
+    largest_acked_sent: Option<SentTime>,
     /// RACK's `reo_wnd_mult` (RFC 8985 §6.2): the reordering window in units of
     /// `min_rtt / reordering_window_divisor`, grown each time the path is seen to reorder.
     reordering_window_mult: u32,
@@ -184,7 +186,7 @@ pub struct Sender {
     rto_anchor: Option<Instant>,
     /// When the retransmission timeout last fired (`docs/QOS.md`, "RTT samples after a
     /// timeout").
-    last_timeout: Option<Instant>,
+    last_timeout: Option<SentTime>,
     timers: TimerTable<Timer, 3>,
     ack_now: bool,
     heartbeat: HeartbeatSchedule,
@@ -251,15 +253,10 @@ impl Sender {
     /// (at most `MAX_MESSAGE_ID`; larger ones are clamped) travels with it unchanged,
     /// resends included. Refuses with
     /// [`EnqueueError::Backpressure`] when the window is full; never allocates.
-    pub fn send(
-        &mut self,
-        now: Instant,
-        timestamp_us: u64,
-        payload: &[u8],
-    ) -> Result<u64, EnqueueError> {
+    pub fn send(&mut self, timestamp_us: u64, payload: &[u8]) -> Result<u64, EnqueueError> {
         let timestamp_us = self.admit(timestamp_us, payload.len())?;
         self.window
-            .push(now, timestamp_us, payload)
+            .push(timestamp_us, payload)
             .ok_or(EnqueueError::Backpressure)
     }
 
@@ -270,7 +267,6 @@ impl Sender {
     /// [`EnqueueError::Backpressure`] when it took none).
     pub fn send_many(
         &mut self,
-        now: Instant,
         timestamp_us: u64,
         len: usize,
         count: u64,
@@ -280,7 +276,7 @@ impl Sender {
         let ids_left = MAX_MESSAGE_ID + 1 - self.window.next_id();
         match self
             .window
-            .push_many(now, timestamp_us, len, count.min(ids_left), fill)
+            .push_many(timestamp_us, len, count.min(ids_left), fill)
         {
             0 if count > 0 => Err(EnqueueError::Backpressure),
             accepted => Ok(accepted),
@@ -526,6 +522,7 @@ impl Sender {
         let mut newly_acked = 0u64;
         let mut largest_tx = None;
         let mut rtt_sample = None;
+        let now_sent = SentTime::new(self.epoch, now);
         // Ranges come newest first; each one's IDs form a run of `unacked`, found by search
         // in the part below the previous range. `unacked` is sorted and, after losses, sparse
         // but roughly uniform: interpolation search finds a run in O(log log n) probes, and
@@ -565,7 +562,7 @@ impl Sender {
                 self.unacked_bytes -= entry.span.len();
                 newly_acked += 1;
                 if id == largest && entry.retries == 0 {
-                    let sample = now.saturating_duration_since(entry.sent_time);
+                    let sample = now_sent.since(entry.sent_time);
                     rtt_sample = Some((sample, entry.sent_time));
                 }
                 // Karn's ambiguity applies to loss detection too: for a resent message we

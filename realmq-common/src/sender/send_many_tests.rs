@@ -23,15 +23,15 @@ fn send_many_stores_what_send_would() {
     // timestamp from the first batch's last, the others from their predecessor.
     for (timestamp_us, ids) in [(5, 0..30u64), (9, 30..50)] {
         for id in ids.clone() {
-            assert_eq!(one.send(t0, timestamp_us, &payload(id)), Ok(id));
+            assert_eq!(one.send(timestamp_us, &payload(id)), Ok(id));
         }
-        let accepted = many.send_many(t0, timestamp_us, 40, ids.end - ids.start, |id, p| {
+        let accepted = many.send_many(timestamp_us, 40, ids.end - ids.start, |id, p| {
             p.copy_from_slice(&payload(id));
         });
         assert_eq!(accepted, Ok(ids.end - ids.start));
     }
     assert_eq!(
-        many.send_many(t0, 9, 40, 3, |_, _| panic!("the window is full")),
+        many.send_many(9, 40, 3, |_, _| panic!("the window is full")),
         Err(EnqueueError::Backpressure)
     );
     let mut written = 0;
@@ -55,12 +55,12 @@ fn send_many_takes_what_fits_and_checks_the_size() {
     };
     let mut s = Sender::new(config, t0).unwrap();
     let mut filled = Vec::new();
-    assert_eq!(s.send_many(t0, 0, 8, 10, |id, _| filled.push(id)), Ok(4));
+    assert_eq!(s.send_many(0, 8, 10, |id, _| filled.push(id)), Ok(4));
     assert_eq!(filled, [0, 1, 2, 3]);
     assert_eq!(s.stats().sent, 0, "accepted, not yet written");
     let max = s.config().max_payload();
     assert_eq!(
-        s.send_many(t0, 0, max + 1, 1, |_, _| {}),
+        s.send_many(0, max + 1, 1, |_, _| {}),
         Err(EnqueueError::TooLarge { len: max + 1, max })
     );
 }

@@ -13,11 +13,11 @@
 //! piece ([`Window::run`]) instead of being encoded message by message.
 
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use realmq_proto::FollowingPrefix;
 
 use super::congestion::MESSAGE_OVERHEAD;
+use super::sent_time::SentTime;
 
 /// Where a message lives in the [`ByteRing`]: its encoded prefix, then its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +196,7 @@ pub(super) struct Entry {
     pub(super) span: Span,
     pub(super) timestamp_us: u64,
     /// When the latest transmission was written.
-    pub(super) sent_time: Instant,
+    pub(super) sent_time: SentTime,
     /// The sender-internal datagram number of the latest transmission (see `Sender`).
     pub(super) tx: u64,
     /// How many times it was resent.
@@ -206,7 +206,7 @@ pub(super) struct Entry {
 
 impl Entry {
     /// Records a transmission in datagram `tx` at `now`.
-    pub(super) fn mark_written(&mut self, tx: u64, now: Instant, resend: bool, reliable: bool) {
+    pub(super) fn mark_written(&mut self, tx: u64, now: SentTime, resend: bool, reliable: bool) {
         self.tx = tx;
         self.sent_time = now;
         if resend {
@@ -273,9 +273,9 @@ impl Window {
 
     /// Appends a message, or `None` if the window is full in messages or bytes.
     /// `timestamp_us` is at most `MAX_MESSAGE_ID` (the sender clamps it).
-    pub(super) fn push(&mut self, now: Instant, timestamp_us: u64, payload: &[u8]) -> Option<u64> {
+    pub(super) fn push(&mut self, timestamp_us: u64, payload: &[u8]) -> Option<u64> {
         let prefix = self.prefix_after_last(timestamp_us, payload.len());
-        self.push_with(now, timestamp_us, payload.len(), prefix, |_, body| {
+        self.push_with(timestamp_us, payload.len(), prefix, |_, body| {
             body.copy_from_slice(payload);
         })
     }
@@ -284,7 +284,6 @@ impl Window {
     /// written in place by `fill(id, payload)`. Returns how many fitted.
     pub(super) fn push_many(
         &mut self,
-        now: Instant,
         timestamp_us: u64,
         len: usize,
         count: u64,
@@ -295,7 +294,7 @@ impl Window {
         let mut prefix = self.prefix_after_last(timestamp_us, len);
         for pushed in 0..count {
             if self
-                .push_with(now, timestamp_us, len, prefix, &mut fill)
+                .push_with(timestamp_us, len, prefix, &mut fill)
                 .is_none()
             {
                 return pushed;
@@ -321,7 +320,6 @@ impl Window {
     /// by `fill(id, payload)`.
     fn push_with(
         &mut self,
-        now: Instant,
         timestamp_us: u64,
         len: usize,
         prefix: Option<FollowingPrefix>,
@@ -342,7 +340,7 @@ impl Window {
         self.entries.push_back(Entry {
             span,
             timestamp_us,
-            sent_time: now,
+            sent_time: SentTime::default(),
             tx: 0,
             retries: 0,
             state: State::Unsent,
@@ -409,7 +407,7 @@ impl Window {
         first: u64,
         count: u64,
         tx: u64,
-        now: Instant,
+        now: SentTime,
         reliable: bool,
     ) {
         let start = (first - self.base) as usize;
@@ -472,6 +470,13 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_takes_48_bytes() {
+        // Written when a message is sent and read when it is acknowledged: its size is
+        // memory traffic per message (`sent_time.rs`).
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
+    }
 
     /// Stores `prefix` and `payload`.
     fn push(ring: &mut ByteRing, prefix: &[u8], payload: &[u8]) -> Option<Span> {

@@ -78,9 +78,9 @@ fn ack(
     s.handle_ack(now, &frame)
 }
 
-fn send_n(s: &mut Sender, now: Instant, n: usize, len: usize) {
+fn send_n(s: &mut Sender, n: usize, len: usize) {
     for _ in 0..n {
-        s.send(now, 7, &vec![0xab; len]).unwrap();
+        s.send(7, &vec![0xab; len]).unwrap();
     }
 }
 
@@ -88,7 +88,7 @@ fn send_n(s: &mut Sender, now: Instant, n: usize, len: usize) {
 fn packet_threshold_declares_messages_three_transmissions_back_lost() {
     let t0 = Instant::now();
     let mut s = Sender::new(one_per_datagram(), t0).unwrap();
-    send_n(&mut s, t0, 5, 200);
+    send_n(&mut s, 5, 200);
     for id in 0..5 {
         assert_eq!(write(&mut s, t0), [id]);
     }
@@ -109,7 +109,7 @@ fn time_threshold_arms_a_loss_timer() {
     let t0 = Instant::now();
     let us = Duration::from_micros(1);
     let mut s = Sender::new(one_per_datagram(), t0).unwrap();
-    send_n(&mut s, t0, 3, 200);
+    send_n(&mut s, 3, 200);
     write(&mut s, t0);
     write(&mut s, t0 + us * 500);
     write(&mut s, t0 + us * 1000);
@@ -139,7 +139,7 @@ fn time_threshold_arms_a_loss_timer() {
 fn a_resend_is_judged_by_what_was_sent_after_it() {
     let t0 = Instant::now();
     let mut s = Sender::new(one_per_datagram(), t0).unwrap();
-    send_n(&mut s, t0, 4, 200);
+    send_n(&mut s, 4, 200);
     for _ in 0..4 {
         write(&mut s, t0);
     }
@@ -163,7 +163,7 @@ fn a_resend_is_judged_by_what_was_sent_after_it() {
 fn rto_resends_the_oldest_asks_for_an_ack_and_backs_off() {
     let t0 = Instant::now();
     let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
-    send_n(&mut s, t0, 3, 10);
+    send_n(&mut s, 3, 10);
     assert_eq!(write(&mut s, t0), [0, 1, 2]);
     // Before any sample: 100 ms + 4 · 50 ms + 2 ms peer ACK delay.
     let rto = MS * 302;
@@ -202,7 +202,7 @@ fn rto_backoff_stops_at_the_maximum() {
         t0,
     )
     .unwrap();
-    send_n(&mut s, t0, 1, 10);
+    send_n(&mut s, 1, 10);
     write(&mut s, t0);
     let mut now = t0;
     for _ in 0..20 {
@@ -218,7 +218,7 @@ fn rto_backoff_stops_at_the_maximum() {
 fn karn_only_never_resent_messages_give_rtt_samples() {
     let t0 = Instant::now();
     let mut s = Sender::new(one_per_datagram(), t0).unwrap();
-    send_n(&mut s, t0, 2, 200);
+    send_n(&mut s, 2, 200);
     write(&mut s, t0);
     write(&mut s, t0);
     let rto = s.rto();
@@ -247,7 +247,7 @@ fn retries_exhausted_make_a_message_undeliverable() {
         ..SenderConfig::default()
     };
     let mut s = Sender::new(config, t0).unwrap();
-    send_n(&mut s, t0, 1, 10);
+    send_n(&mut s, 1, 10);
     write(&mut s, t0);
     let mut now = t0;
     let mut written = 1;
@@ -280,30 +280,30 @@ fn back_pressure_at_the_message_and_byte_bounds() {
         ..SenderConfig::default()
     };
     let mut s = Sender::new(config, t0).unwrap();
-    send_n(&mut s, t0, 4, 10);
-    assert_eq!(s.send(t0, 0, b"x"), Err(EnqueueError::Backpressure));
+    send_n(&mut s, 4, 10);
+    assert_eq!(s.send(0, b"x"), Err(EnqueueError::Backpressure));
     write(&mut s, t0);
     // Acknowledging the middle frees nothing: the window starts at the oldest unacked.
     ack(&mut s, t0 + MS, &[1..=3], 0).unwrap();
-    assert_eq!(s.send(t0, 0, b"x"), Err(EnqueueError::Backpressure));
+    assert_eq!(s.send(0, b"x"), Err(EnqueueError::Backpressure));
     ack(&mut s, t0 + MS, &[0..=3], 0).unwrap();
-    assert_eq!(s.send(t0, 0, b"x"), Ok(4));
+    assert_eq!(s.send(0, b"x"), Ok(4));
 
     let config = SenderConfig {
         window_bytes: 1472,
         ..SenderConfig::default()
     };
     let mut s = Sender::new(config, t0).unwrap();
-    send_n(&mut s, t0, 7, 200);
-    assert_eq!(s.send(t0, 0, &[0; 200]), Err(EnqueueError::Backpressure));
+    send_n(&mut s, 7, 200);
+    assert_eq!(s.send(0, &[0; 200]), Err(EnqueueError::Backpressure));
     // Each is stored with its 4 bytes of DATA framing (ID gap, timestamp delta, length).
     assert_eq!(s.window_usage(), (7, 7 * 204));
     // Small messages still fit: 41 bytes and 3 of framing fill the 44 left.
-    assert_eq!(s.send(t0, 0, &[0; 42]), Err(EnqueueError::Backpressure));
-    assert_eq!(s.send(t0, 0, &[0; 41]), Ok(7));
+    assert_eq!(s.send(0, &[0; 42]), Err(EnqueueError::Backpressure));
+    assert_eq!(s.send(0, &[0; 41]), Ok(7));
     let max = s.config().max_payload();
     assert_eq!(
-        s.send(t0, 0, &vec![0; max + 1]),
+        s.send(0, &vec![0; max + 1]),
         Err(EnqueueError::TooLarge { len: max + 1, max })
     );
 }
@@ -312,7 +312,7 @@ fn back_pressure_at_the_message_and_byte_bounds() {
 fn repeated_ack_ranges_count_once() {
     let t0 = Instant::now();
     let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
-    send_n(&mut s, t0, 10, 10);
+    send_n(&mut s, 10, 10);
     write(&mut s, t0);
     ack(&mut s, t0 + MS, &[8..=9, 4..=5], 0).unwrap();
     ack(&mut s, t0 + MS, &[8..=9, 4..=5], 0).unwrap();
@@ -336,7 +336,7 @@ fn an_ack_naming_unsent_ids_costs_that_part_only() {
             largest_sent: None
         })
     );
-    send_n(&mut s, t0, 3, 10);
+    send_n(&mut s, 3, 10);
     write(&mut s, t0);
     // IDs 3..=5 were never sent: reported, ignored; 0..=2 are acknowledged.
     assert!(ack(&mut s, t0, &[0..=5], 0).is_err());
@@ -351,7 +351,7 @@ fn an_ack_naming_unsent_ids_costs_that_part_only() {
 fn a_run_of_acks_beyond_the_peer_window_is_a_protocol_violation() {
     let t0 = Instant::now();
     let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
-    send_n(&mut s, t0, 3, 10);
+    send_n(&mut s, 3, 10);
     write(&mut s, t0);
     let far = 2 + s.config().peer_id_window + 1;
     for _ in 0..MAX_VIOLATING_ACKS - 1 {
@@ -367,7 +367,7 @@ fn a_run_of_acks_beyond_the_peer_window_is_a_protocol_violation() {
     assert_eq!(s.poll_event(), Some(SenderEvent::ProtocolViolation));
     // Within the window, a forged ID the receiver accepted is no violation.
     let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
-    send_n(&mut s, t0, 3, 10);
+    send_n(&mut s, 3, 10);
     write(&mut s, t0);
     for _ in 0..100 {
         assert!(ack(&mut s, t0, &[10..=10, 0..=2], 0).is_err());
@@ -384,7 +384,7 @@ fn unreliable_mode_sends_once_and_keeps_nothing() {
         ..SenderConfig::default()
     };
     let mut s = Sender::new(config, t0).unwrap();
-    send_n(&mut s, t0, 100, 10);
+    send_n(&mut s, 100, 10);
     let ids = write(&mut s, t0);
     assert_eq!(ids, (0..100).collect::<Vec<_>>());
     assert!(s.is_idle());
@@ -405,7 +405,7 @@ fn heartbeat_is_due_after_an_idle_interval() {
     let mut buf = [0u8; 1500];
     let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
     assert!(!s.write_heartbeat(t0 + h / 2, &mut w));
-    send_n(&mut s, t0, 1, 10);
+    send_n(&mut s, 1, 10);
     write(&mut s, t0 + h / 2);
     assert!(!s.heartbeat_due(t0 + h));
     assert!(s.write_heartbeat(t0 + h / 2 + h, &mut w));
@@ -426,7 +426,7 @@ fn silence_after_acks_makes_the_peer_unreachable() {
     let t0 = Instant::now();
     let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
     let h = s.config().heartbeat_interval;
-    send_n(&mut s, t0, 1, 10);
+    send_n(&mut s, 1, 10);
     write(&mut s, t0);
     for i in 1..=20u32 {
         ack(&mut s, t0 + h * i, &[0..=0], 0).unwrap();
@@ -453,7 +453,7 @@ fn silence_after_acks_makes_the_peer_unreachable() {
 fn ids_survive_reordering_behind_later_datagrams() {
     let t0 = Instant::now();
     let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
-    send_n(&mut s, t0, 1000, 8);
+    send_n(&mut s, 1000, 8);
     // Write the first 1000, acknowledging as the congestion window fills.
     let mut written = 0;
     while written < 1000 {
@@ -463,13 +463,13 @@ fn ids_survive_reordering_behind_later_datagrams() {
         }
     }
     ack(&mut s, t0 + MS, &[0..=999], 0).unwrap();
-    send_n(&mut s, t0, 20, 8);
+    send_n(&mut s, 20, 8);
     let mut early = [0u8; 1500];
     let mut w = DatagramWriter::new(&mut early, 1472, Header::session(1)).unwrap();
     assert_eq!(s.write_data(t0, &mut w), 20);
     let early_len = w.finish();
     // 500 more messages overtake it.
-    send_n(&mut s, t0, 500, 8);
+    send_n(&mut s, 500, 8);
     let mut largest_received = Some(999);
     loop {
         let mut buf = [0u8; 1500];
@@ -499,7 +499,7 @@ fn a_transmission_written_a_reordering_window_later_proves_a_loss_at_once() {
     let t0 = Instant::now();
     let us = Duration::from_micros(1);
     let mut s = Sender::new(one_per_datagram_rack(), t0).unwrap();
-    send_n(&mut s, t0, 4, 200);
+    send_n(&mut s, 4, 200);
     // 0 and 1 in one burst; 2 and 3 in the next, 200 µs later (a paced sender on a LAN).
     assert_eq!(write(&mut s, t0), [0]);
     assert_eq!(write(&mut s, t0), [1]);
@@ -520,7 +520,7 @@ fn without_the_reordering_window_the_same_loss_waits_for_the_time_threshold() {
     let t0 = Instant::now();
     let us = Duration::from_micros(1);
     let mut s = Sender::new(one_per_datagram(), t0).unwrap();
-    send_n(&mut s, t0, 4, 200);
+    send_n(&mut s, 4, 200);
     write(&mut s, t0);
     write(&mut s, t0);
     write(&mut s, t0 + us * 200);
@@ -539,12 +539,12 @@ fn without_the_reordering_window_the_same_loss_waits_for_the_time_threshold() {
 fn timed_out_with_one_message_waiting() -> (Sender, Instant, Instant) {
     let t0 = Instant::now();
     let mut s = Sender::new(one_per_datagram(), t0).unwrap();
-    send_n(&mut s, t0, 1, 200);
+    send_n(&mut s, 1, 200);
     write(&mut s, t0);
     ack(&mut s, t0 + MS, &[0..=0], 0).unwrap();
     assert_eq!(s.rtt().latest(), MS);
     let t1 = t0 + MS * 2;
-    send_n(&mut s, t1, 2, 200);
+    send_n(&mut s, 2, 200);
     assert_eq!(write(&mut s, t1), [1]);
     assert_eq!(write(&mut s, t1 + MS), [2]);
     let fire = s.timers.get(Timer::Rto).unwrap();
@@ -618,7 +618,7 @@ fn stored_runs_come_out_as_the_messages_sent() {
                     rng.usize(0..120)
                 };
                 let payload: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
-                match s.send(now, timestamp, &payload) {
+                match s.send(timestamp, &payload) {
                     Ok(id) => expected.insert(id, (timestamp, payload)),
                     Err(EnqueueError::Backpressure) => break,
                     Err(e) => panic!("{e}"),

@@ -5,6 +5,7 @@ use std::time::Instant;
 use realmq_proto::{DatagramWriter, EncodedRun, Message, MAX_MESSAGES_PER_FRAME};
 
 use super::congestion::MESSAGE_OVERHEAD;
+use super::sent_time::SentTime;
 use super::store::State;
 use super::Sender;
 
@@ -14,6 +15,7 @@ impl Sender {
     /// if there was nothing to send or the first message did not fit (start a fresh datagram).
     pub fn write_data(&mut self, now: Instant, w: &mut DatagramWriter<'_>) -> usize {
         let tx = self.next_tx;
+        let sent_at = SentTime::new(self.epoch, now);
         let reliable = self.config.reliable;
         let Some((id, resend)) = self.next_to_write(0, 0) else {
             return 0;
@@ -35,7 +37,7 @@ impl Sender {
         let Ok(mut writer) = w.data(message) else {
             return 0;
         };
-        entry.mark_written(tx, now, resend, reliable);
+        entry.mark_written(tx, sent_at, resend, reliable);
         flight += cost;
         let (mut resends, mut news) = (usize::from(resend), usize::from(!resend));
         // Payload bytes of the new messages.
@@ -62,7 +64,8 @@ impl Sender {
                 if count == 0 || writer.push_run(encoded).is_err() {
                     break;
                 }
-                self.window.mark_run_written(id, count, tx, now, reliable);
+                self.window
+                    .mark_run_written(id, count, tx, sent_at, reliable);
                 flight += added;
                 news += count as usize;
                 new_bytes += added - count as usize * MESSAGE_OVERHEAD;
@@ -81,7 +84,7 @@ impl Sender {
             if writer.push(message).is_err() {
                 break;
             }
-            entry.mark_written(tx, now, resend, reliable);
+            entry.mark_written(tx, sent_at, resend, reliable);
             flight += cost;
             if resend {
                 resends += 1;

@@ -80,7 +80,7 @@ impl App {
             self.scratch.clear();
             self.scratch
                 .extend((0..self.payload_len).map(|i| payload_byte(id, i)));
-            match sender.send(now, (now - origin).as_micros() as u64, &self.scratch) {
+            match sender.send((now - origin).as_micros() as u64, &self.scratch) {
                 Ok(sent) => {
                     assert_eq!(sent, id, "IDs are consecutive from 0");
                     self.next_id += 1;

@@ -289,7 +289,7 @@ impl Client {
     pub fn send(&mut self, now: Instant, payload: &[u8]) -> Result<u64, SendError> {
         let (sender, timestamp_us) = self.sender_for(now)?;
         let id = sender
-            .send(now, timestamp_us, payload)
+            .send(timestamp_us, payload)
             .map_err(SendError::from)?;
         self.stats.sent += 1;
         Ok(id)
@@ -308,7 +308,7 @@ impl Client {
     ) -> Result<u64, SendError> {
         let (sender, timestamp_us) = self.sender_for(now)?;
         let accepted = sender
-            .send_many(now, timestamp_us, len, count, fill)
+            .send_many(timestamp_us, len, count, fill)
             .map_err(SendError::from)?;
         self.stats.sent += accepted;
         Ok(accepted)
