@@ -2,13 +2,14 @@
 //! per-message benches of either end (`server_path`, `client_path`).
 //!
 //! The client opens the session (the whole handshake, RETRY and cookie included) and writes
-//! the datagrams as the client binary does: 64-byte payloads stamped as the binary stamps
-//! them (`Stamper`: the body hashed once), sent in bursts of one full datagram (21 messages
-//! with or without authentication), so each datagram ends a burst, carries
-//! `ACK_NOW`, and the server writes an ACK after every one. The server's deliver callback
-//! does what the server binary's does per message: check the payload stamp and record the
-//! one-way latency in an HDR histogram (the binary also feeds its timeline and per-session
-//! histogram, which are private to it).
+//! the datagrams as the client binary does: 64-byte payloads written in place by
+//! `Client::send_many` and stamped as the binary stamps them (`Stamper`: the body hashed
+//! once), sent in bursts of one full datagram (21 messages with or without authentication),
+//! so each datagram ends a burst, carries `ACK_NOW`, and the server writes an ACK after
+//! every one. The server's deliver callback does what the server binary's does per message:
+//! check the payload stamp (`StampChecker`, which hashes a body shared by consecutive
+//! messages once) and record the one-way latency in an HDR histogram (the binary also feeds
+//! its timeline and per-session histogram, which are private to it).
 //!
 //! The benches run in chunks of [`CHUNK`] datagrams: the client writes a chunk, the server
 //! takes it in and answers it, and the client takes the ACKs, so its window never fills.
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use hdrhistogram::Histogram;
 use realmq_common::endpoint::{Client, ClientConfig, Server, ServerConfig, ServerSecrets};
-use realmq_common::payload_stamp::{check_stamp, StampCheck, Stamper};
+use realmq_common::payload_stamp::{StampCheck, StampChecker, Stamper};
 use realmq_common::security::Psk;
 use realmq_common::stats::{latency_histogram, one_way_latency_us, record_latency_us};
 
@@ -60,6 +61,7 @@ struct Bench {
     per_datagram: usize,
     payload: Vec<u8>,
     stamper: Stamper,
+    checker: StampChecker,
     datagrams: Vec<Vec<u8>>,
     lens: Vec<usize>,
     acks: Vec<Vec<u8>>,
@@ -88,6 +90,7 @@ impl Bench {
             per_datagram: 0,
             payload: vec![b'x'; SIZE],
             stamper: Stamper::new(&[b'x'; SIZE]),
+            checker: StampChecker::new(),
             datagrams: vec![vec![0; 1472]; CHUNK],
             lens: vec![0; CHUNK],
             acks: vec![vec![0; 1472]; CHUNK],
@@ -124,9 +127,7 @@ impl Bench {
     fn messages_per_full_datagram(&mut self) -> usize {
         let mut fits = 0;
         for n in 1..100 {
-            for _ in 0..n {
-                self.send_one();
-            }
+            self.send(n);
             let mut count = 0;
             while self.client_transmit(0) {
                 count += 1;
@@ -141,13 +142,18 @@ impl Bench {
         panic!("a datagram holds 100 messages?");
     }
 
-    fn send_one(&mut self) {
-        let id = self.client.next_message_id().expect("established");
-        self.stamper
-            .stamp(&mut self.payload, self.client.session_id(), id);
-        self.client
-            .send(self.now, &self.payload)
+    /// Sends `n` messages at once, as the client binary does.
+    fn send(&mut self, n: usize) {
+        let (payload, stamper) = (&self.payload, self.stamper);
+        let session_id = self.client.session_id();
+        let sent = self
+            .client
+            .send_many(self.now, payload.len(), n as u64, |id, message| {
+                message.copy_from_slice(payload);
+                stamper.stamp(message, session_id, id);
+            })
             .expect("room in the window");
+        assert_eq!(sent, n as u64, "room in the window");
     }
 
     /// The client writes its next datagram into slot `k`; false if it had none.
@@ -164,14 +170,18 @@ impl Bench {
     /// The server takes the datagram in slot `k` and writes the ACK it owes, if any, into
     /// slot `k` of the ACKs (length 0 if none).
     fn server_take(&mut self, k: usize) {
-        let (latency, delivered, corrupt) =
-            (&mut self.latency, &mut self.delivered, &mut self.corrupt);
+        let (latency, delivered, corrupt, checker) = (
+            &mut self.latency,
+            &mut self.delivered,
+            &mut self.corrupt,
+            &mut self.checker,
+        );
         let now = self.now;
         // The server binary reads the wall clock once per datagram.
         let now_unix_us = EPOCH_UNIX_US + (now - self.epoch).as_micros() as u64 + 20;
         self.server
             .handle_datagram(now, CLIENT, None, &self.datagrams[k][..self.lens[k]], |d| {
-                if check_stamp(d.payload, d.session_id, d.id) != StampCheck::Intact {
+                if checker.check(d.payload, d.session_id, d.id) != StampCheck::Intact {
                     *corrupt += 1;
                 }
                 record_latency_us(latency, one_way_latency_us(now_unix_us, d.sent_unix_us));
@@ -202,9 +212,7 @@ impl Bench {
             for (k, at) in arrivals.iter_mut().enumerate().take(n) {
                 self.now += GAP;
                 *at = self.now;
-                for _ in 0..self.per_datagram {
-                    self.send_one();
-                }
+                self.send(self.per_datagram);
                 assert!(self.client_transmit(black_box(k)), "a datagram");
             }
             let client_sending = start.elapsed();
