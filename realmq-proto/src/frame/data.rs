@@ -432,6 +432,7 @@ impl FollowingPrefix {
     }
 
     /// Writes it at the start of `out`, which holds at least [`len`](Self::len) bytes.
+    #[inline] // once per message stored: a call was 6 % of the load client's time
     pub fn write(&self, out: &mut [u8]) {
         let (delta_len, len_len) = (
             usize::from(self.delta_len),
