@@ -499,7 +499,13 @@ impl Worker<'_> {
             return Ok(false);
         }
         let s = self.client.stats();
-        let unacked = s.sent - s.acked - s.undeliverable;
+        // Without QoS nothing is acknowledged or kept, so nothing is owed: what the lost
+        // session did not deliver is loss, as it would have been without the reconnect.
+        let unacked = if self.config.reliable {
+            s.sent - s.acked - s.undeliverable
+        } else {
+            0
+        };
         merge_latency(&mut self.result.rtt, self.client.rtt_histogram());
         self.result.clock_offset = self.client.clock_offset().or(self.result.clock_offset);
         let e = &mut self.earlier;

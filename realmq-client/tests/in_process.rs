@@ -186,6 +186,15 @@ fn start_client_until_acked(
     config: WorkerConfig,
     acked: u64,
 ) -> thread::JoinHandle<anyhow::Result<realmq_client::RunOutcome>> {
+    start_client_until(config, |_, a| a >= acked)
+}
+
+/// Runs one UDP worker with `config` on a thread, publishing its progress; returns once
+/// `reached(sent, acked)` holds (bounded wait), with the thread's handle.
+fn start_client_until(
+    config: WorkerConfig,
+    reached: impl Fn(u64, u64) -> bool,
+) -> thread::JoinHandle<anyhow::Result<realmq_client::RunOutcome>> {
     use realmq_client::{run_workers_reporting, Progress, Reporting};
     let progress = Progress::for_threads(1);
     let client = {
@@ -205,7 +214,11 @@ fn start_client_until_acked(
         })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while Progress::total(&progress).1 < acked {
+    loop {
+        let (sent, acked) = Progress::total(&progress);
+        if reached(sent, acked) {
+            break;
+        }
         assert!(std::time::Instant::now() < deadline, "no progress");
         thread::yield_now();
     }
@@ -250,6 +263,38 @@ fn a_server_restart_costs_a_reconnect_not_the_run() {
         "{both}"
     );
     assert_eq!(second.counters.corrupt + first.counters.corrupt, 0);
+}
+
+#[test]
+fn without_qos_a_reconnect_owes_nothing() {
+    let (addr, first_down, first) = start_stoppable_server();
+    let mut config = worker(0, addr, 60_000);
+    config.reliable = false;
+    config.rate = 20_000.0;
+    config.reconnect_timeout = Duration::from_secs(20);
+    let client = start_client_until(config, |sent, _| sent >= 15_000);
+    first_down.trigger();
+    first.join().unwrap().unwrap();
+    let socket = socket::bind_udp(addr, 1 << 20).expect("the port is free again");
+    let options = ServeOptions {
+        exit_after_sessions: Some(1),
+        ..ServeOptions::default()
+    };
+    let second = thread::spawn(move || serve(Listener::Udp(socket), &options, &Shutdown::new()));
+    let outcome = client.join().unwrap().unwrap();
+    let r = outcome
+        .results
+        .into_iter()
+        .next()
+        .unwrap()
+        .1
+        .expect("the run survives");
+    second.join().unwrap().unwrap();
+    assert_eq!(r.reconnects, 1);
+    // Nothing was kept to send again: the quota is the quota, and what the first server
+    // did not get is loss.
+    assert_eq!(r.resent_after_reconnect, 0);
+    assert_eq!(r.sent, 60_000);
 }
 
 #[test]
