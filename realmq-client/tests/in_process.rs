@@ -225,6 +225,34 @@ fn start_client_until(
     client
 }
 
+/// Restarts the server at `addr` under a running `client`: stops the first (`down`,
+/// `first`), starts a second on the same address that exits after one session, and waits
+/// for the run to end. Returns both servers' summaries and the client thread's result.
+fn restart_during(
+    addr: std::net::SocketAddr,
+    down: Shutdown,
+    first: thread::JoinHandle<anyhow::Result<ServerSummary>>,
+    client: thread::JoinHandle<anyhow::Result<realmq_client::RunOutcome>>,
+) -> (ServerSummary, ServerSummary, realmq_client::ThreadResult) {
+    down.trigger();
+    let first = first.join().unwrap().unwrap();
+    let socket = socket::bind_udp(addr, 1 << 20).expect("the port is free again");
+    let options = ServeOptions {
+        exit_after_sessions: Some(1),
+        ..ServeOptions::default()
+    };
+    let second = thread::spawn(move || serve(Listener::Udp(socket), &options, &Shutdown::new()));
+    let outcome = client.join().unwrap().unwrap();
+    let result = outcome
+        .results
+        .into_iter()
+        .next()
+        .unwrap()
+        .1
+        .expect("the run survives");
+    (first, second.join().unwrap().unwrap(), result)
+}
+
 #[test]
 fn a_server_restart_costs_a_reconnect_not_the_run() {
     let (addr, first_down, first) = start_stoppable_server();
@@ -233,24 +261,7 @@ fn a_server_restart_costs_a_reconnect_not_the_run() {
     config.reconnect_timeout = Duration::from_secs(20);
     // Once a quarter has been acknowledged, stop the first server.
     let client = start_client_until_acked(config, 15_000);
-    first_down.trigger();
-    let first = first.join().unwrap().unwrap();
-    // A new server on the same address: a restart.
-    let socket = socket::bind_udp(addr, 1 << 20).expect("the port is free again");
-    let options = ServeOptions {
-        exit_after_sessions: Some(1),
-        ..ServeOptions::default()
-    };
-    let second = thread::spawn(move || serve(Listener::Udp(socket), &options, &Shutdown::new()));
-    let outcome = client.join().unwrap().unwrap();
-    let r = outcome
-        .results
-        .into_iter()
-        .next()
-        .unwrap()
-        .1
-        .expect("the run survives");
-    let second = second.join().unwrap().unwrap();
+    let (first, second, r) = restart_during(addr, first_down, first, client);
     assert_eq!(r.sent, 60_000);
     assert_eq!(r.acked, 60_000, "every message acknowledged in the end");
     assert_eq!(r.reconnects, 1);
@@ -273,23 +284,7 @@ fn without_qos_a_reconnect_owes_nothing() {
     config.rate = 20_000.0;
     config.reconnect_timeout = Duration::from_secs(20);
     let client = start_client_until(config, |sent, _| sent >= 15_000);
-    first_down.trigger();
-    first.join().unwrap().unwrap();
-    let socket = socket::bind_udp(addr, 1 << 20).expect("the port is free again");
-    let options = ServeOptions {
-        exit_after_sessions: Some(1),
-        ..ServeOptions::default()
-    };
-    let second = thread::spawn(move || serve(Listener::Udp(socket), &options, &Shutdown::new()));
-    let outcome = client.join().unwrap().unwrap();
-    let r = outcome
-        .results
-        .into_iter()
-        .next()
-        .unwrap()
-        .1
-        .expect("the run survives");
-    second.join().unwrap().unwrap();
+    let (_, _, r) = restart_during(addr, first_down, first, client);
     assert_eq!(r.reconnects, 1);
     // Nothing was kept to send again: the quota is the quota, and what the first server
     // did not get is loss.
