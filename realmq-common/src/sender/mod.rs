@@ -7,8 +7,6 @@ mod congestion;
 mod errors;
 mod loss;
 #[cfg(test)]
-mod no_qos_tests;
-#[cfg(test)]
 mod send_many_tests;
 mod sent_time;
 mod store;
@@ -307,7 +305,7 @@ impl Sender {
     /// Whether `write_data` has something to write: resends or new messages.
     /// False also while the congestion window is full: ACKs must make room first.
     pub fn has_pending_data(&self) -> bool {
-        let pending = self.queued > 0 || self.next_unsent < self.new_ids_end();
+        let pending = self.queued > 0 || self.next_unsent < self.window.next_id();
         pending && (!self.config.reliable || self.probe || self.congestion.can_send(1))
     }
 
@@ -386,13 +384,9 @@ impl Sender {
         } else {
             self.violating_acks = 0;
         }
-        if let Some(sent) = self.largest_sent {
-            if self.config.reliable {
+        if self.config.reliable {
+            if let Some(sent) = self.largest_sent {
                 self.on_ack_received(now, frame, largest.min(sent));
-            } else {
-                // Without QoS an ACK only moves the peer's plausibility horizon.
-                let largest = largest.min(sent);
-                self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
             }
         }
         if unsent {
@@ -402,27 +396,6 @@ impl Sender {
             });
         }
         Ok(())
-    }
-
-    /// The end of the new IDs `write_data` may write now: the window's end and, without QoS,
-    /// the peer's plausibility horizon. The peer drops a message whose ID lies more than its
-    /// `id_window` beyond the largest it received (at least the largest it acknowledged).
-    /// With QoS the send window keeps every ID inside it; without, a sender that outruns the
-    /// receiver by more than the window in one burst of losses would have every later
-    /// message dropped, and the session die, so it waits for an ACK instead.
-    fn new_ids_end(&self) -> u64 {
-        let end = self.window.next_id();
-        if self.config.reliable {
-            return end;
-        }
-        let horizon = self
-            .largest_acked
-            .map_or(self.config.peer_id_window, |acked| {
-                acked
-                    .saturating_add(1)
-                    .saturating_add(self.config.peer_id_window)
-            });
-        end.min(horizon)
     }
 
     /// Handles every timer whose deadline is at or before `now`: loss detection, the

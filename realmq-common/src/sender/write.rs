@@ -51,8 +51,7 @@ impl Sender {
                 } else {
                     usize::MAX
                 };
-                let max_count =
-                    (MAX_MESSAGES_PER_FRAME - writer.count()).min(self.new_ids_end() - id);
+                let max_count = MAX_MESSAGES_PER_FRAME - writer.count();
                 let run = self.window.run(id, writer.room(), budget, max_count);
                 let (count, added) = (run.count, run.flight);
                 let encoded = EncodedRun {
@@ -140,6 +139,6 @@ impl Sender {
             self.retransmit.remove(resends);
         }
         let id = self.next_unsent + news as u64;
-        (id < self.new_ids_end()).then_some((id, false))
+        (id < self.window.next_id()).then_some((id, false))
     }
 }
