@@ -4,7 +4,7 @@
 # Usage: scripts/loadtest.sh [--quick] [--messages N | --duration SECS] [--rate N] [--psk]
 #                            [--only REGEX] [--out DIR] [--socket-buffer BYTES]
 #
-#   --quick       200000 messages per scenario (default: 1000000)
+#   --quick       200000 messages per scenario (default: 1000000; with --compare 10000000)
 #   --messages N  N messages per scenario
 #   --duration S  send for S seconds per scenario instead of a number of messages
 #   --rate N      messages per second per scenario (default: as fast as possible)
@@ -15,7 +15,10 @@
 #   --only REGEX  run only the scenarios whose name matches (e.g. 'udp-(qos|psk)-t1')
 #   --compare     raw UDP (the same batching and system calls, no protocol), RealMQ with and
 #                 without QoS and TCP, repeated 3 times alternating (A B C D A B C D ...),
-#                 then one table of medians with the ratios RealMQ/raw and RealMQ/TCP
+#                 then one table of medians with the ratios RealMQ/raw and RealMQ/TCP. Ten
+#                 million messages per run unless --messages, --quick or --duration says
+#                 otherwise: a million is 40-50 ms of sending at full speed, mostly start-up,
+#                 and its medians moved by a third from one invocation to the next
 #   --repeat N    with --compare: N rounds instead of 3
 #
 # Builds the release binaries, then for every scenario (protocol x QoS x threads x size)
@@ -26,7 +29,7 @@
 # scenario that should not lose messages (UDP with QoS, TCP) lost one, or a process failed.
 set -euo pipefail
 
-messages=1000000
+messages=""
 psk=0
 compare=0
 repeats=1
@@ -86,6 +89,10 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
+if [[ -z "$messages" ]]; then
+    messages=1000000
+    [[ $compare -eq 1 ]] && messages=10000000
+fi
 [[ "$messages" =~ ^[1-9][0-9]*$ ]] || { echo "error: --messages wants a positive integer" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "error: python3 is needed to read the JSON summaries" >&2; exit 2; }
 command -v cargo >/dev/null || { echo "error: cargo is needed to build the binaries" >&2; exit 2; }
