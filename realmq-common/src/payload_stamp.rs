@@ -94,11 +94,10 @@ pub fn check_integrity(payload: &[u8]) -> StampCheck {
 /// The remembered body grows to the largest body checked, at most the largest payload.
 #[derive(Debug, Default, Clone)]
 pub struct StampChecker {
-    /// The last body hashed, and its checksum (meaningless while `body` is empty and
-    /// `hashed` false).
+    /// The last body hashed.
     body: Vec<u8>,
-    crc: u32,
-    hashed: bool,
+    /// Its checksum; `None` before any body was hashed.
+    crc: Option<u32>,
 }
 
 impl StampChecker {
@@ -120,13 +119,16 @@ impl StampChecker {
     /// The CRC-32 of `body`: remembered if it is the last body hashed, else computed and
     /// remembered.
     fn checksum(&mut self, body: &[u8]) -> u32 {
-        if !(self.hashed && same_bytes(&self.body, body)) {
-            self.crc = crc32fast::hash(body);
-            self.body.clear();
-            self.body.extend_from_slice(body);
-            self.hashed = true;
+        match self.crc {
+            Some(crc) if same_bytes(&self.body, body) => crc,
+            _ => {
+                let crc = crc32fast::hash(body);
+                self.body.clear();
+                self.body.extend_from_slice(body);
+                self.crc = Some(crc);
+                crc
+            }
         }
-        self.crc
     }
 }
 
