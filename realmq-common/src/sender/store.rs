@@ -89,17 +89,16 @@ impl ByteRing {
         self.used
     }
 
-    /// Stores a message: `prefix_len` bytes, then `len` bytes of payload, back to back,
-    /// both filled by `write(prefix, payload)`. Returns `None` if there is no contiguous room
-    /// for both.
+    /// Stores a message: `prefix_len` bytes, then `payload_len` bytes of payload, back to
+    /// back, both filled by `write(prefix, payload)`. Returns `None` if there is no
+    /// contiguous room for both.
     pub(super) fn push(
         &mut self,
         prefix_len: usize,
-        len: usize,
+        payload_len: usize,
         write: impl FnOnce(&mut [u8], &mut [u8]),
     ) -> Option<Span> {
         let cap = self.buf.len();
-        let payload_len = len;
         let len = prefix_len + payload_len;
         if self.used == 0 {
             self.head = 0;

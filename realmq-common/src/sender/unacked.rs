@@ -61,10 +61,9 @@ impl Unacked {
     }
 
     /// Removes the acknowledged IDs among positions `span` (of [`as_slice`](Self::as_slice)).
-    /// `all_acked` says
-    /// that every one of them is (the common case: nothing to check); otherwise `acked`
-    /// tells. The shorter side of what stays is moved: an acknowledged oldest run just
-    /// moves the front.
+    /// `all_acked` says that every one of them is (the common case: nothing to check);
+    /// otherwise `acked` tells. The shorter side of what stays is moved: an acknowledged
+    /// oldest run just moves the front.
     pub(super) fn remove_acked(
         &mut self,
         span: Range<usize>,
