@@ -499,13 +499,10 @@ impl Worker<'_> {
             return Ok(false);
         }
         let s = self.client.stats();
-        // Without QoS nothing is acknowledged or kept, so nothing is owed: what the lost
-        // session did not deliver is loss, as it would have been without the reconnect.
-        let unacked = if self.config.reliable {
-            s.sent - s.acked - s.undeliverable
-        } else {
-            0
-        };
+        // What the lost session still held: written and not acknowledged, or never written.
+        // Without QoS nothing written is held, so what the server did not get is loss, as it
+        // would have been without the reconnect.
+        let unacked = (self.client.in_flight() + self.client.unsent()) as u64;
         merge_latency(&mut self.result.rtt, self.client.rtt_histogram());
         self.result.clock_offset = self.client.clock_offset().or(self.result.clock_offset);
         let e = &mut self.earlier;

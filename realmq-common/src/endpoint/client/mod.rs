@@ -233,6 +233,11 @@ impl Client {
         self.sender.as_ref().map_or(0, Sender::in_flight)
     }
 
+    /// Messages accepted by [`send`](Self::send) and not yet written.
+    pub fn unsent(&self) -> usize {
+        self.sender.as_ref().map_or(0, Sender::unsent)
+    }
+
     /// The ID the next message accepted by [`send`](Self::send) will get, once established.
     pub fn next_message_id(&self) -> Option<u64> {
         self.sender.as_ref().map(Sender::next_id)
