@@ -48,17 +48,18 @@ const CLIENT_RECV_MESSAGES: usize = 4;
 /// 64 KiB limit on one send.
 const MAX_SEGMENTS: usize = 44;
 
-/// The session configuration for a worker.
 /// Messages offered to the session per pass at full speed: [`PASS_BYTES`] of messages, and at
-/// least [`MAX_SEGMENTS`] (one segmented send of the largest, one to a datagram). Fewer (256 64-byte messages, 12 datagrams a send)
-/// made several small sends a pass, each with its system call, its wake-up of the server
-/// and the ACK its last datagram asks for, and more passes, each with its receive attempt,
-/// `poll` and clock readings; more (1,024 of 1,024 bytes) stored a pass's messages and then
-/// copied them into datagrams after they had left the cache (`docs/BENCHMARKS.md`).
+/// least [`MAX_SEGMENTS`] (one segmented send of the largest, one to a datagram). Fewer (256
+/// 64-byte messages, 12 datagrams a send) made several small sends a pass, each with its
+/// system call, its wake-up of the server and the ACK its last datagram asks for, and more
+/// passes, each with its receive attempt, `poll` and clock readings; more (1,024 of 1,024
+/// bytes) stored a pass's messages and then copied them into datagrams after they had left
+/// the cache (`docs/BENCHMARKS.md`).
 fn send_batch(size: usize) -> u64 {
     (PASS_BYTES / (size + MESSAGE_FRAMING)).max(MAX_SEGMENTS) as u64
 }
 
+/// The session configuration for a worker.
 pub(crate) fn client_config(config: &WorkerConfig) -> ClientConfig {
     ClientConfig {
         sender: SenderConfig {
