@@ -500,9 +500,11 @@ impl Worker<'_> {
             return Ok(false);
         }
         let s = self.client.stats();
-        // What the lost session still held: written and not acknowledged, or never written.
+        // What the lost session still held: written and not acknowledged, or never written
+        // (`sent` counts messages accepted, so both are subtracted from it once sent again).
         // Without QoS nothing written is held, so what the server did not get is loss, as it
-        // would have been without the reconnect.
+        // would have been without the reconnect; what the plausibility window held back
+        // unwritten moves over.
         let unacked = (self.client.in_flight() + self.client.unsent()) as u64;
         merge_latency(&mut self.result.rtt, self.client.rtt_histogram());
         self.result.clock_offset = self.client.clock_offset().or(self.result.clock_offset);

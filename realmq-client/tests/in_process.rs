@@ -286,9 +286,16 @@ fn without_qos_a_reconnect_owes_nothing() {
     let client = start_client_until(config, |sent, _| sent >= 15_000);
     let (_, _, r) = restart_during(addr, first_down, first, client);
     assert_eq!(r.reconnects, 1);
-    // Nothing was kept to send again: the quota is the quota, and what the first server
-    // did not get is loss.
-    assert_eq!(r.resent_after_reconnect, 0);
+    // Nothing written was kept to send again: what the first server did not get is loss.
+    // Only messages the lost session never wrote (held back by the server's plausibility
+    // window, `docs/QOS.md`) move to the new one: at most a window of them. Counting every
+    // message of the lost session as owed gave 34,385 here.
+    let window = realmq_common::config::SenderConfig::default().window_messages as u64;
+    assert!(
+        r.resent_after_reconnect <= window,
+        "{}",
+        r.resent_after_reconnect
+    );
     assert_eq!(r.sent, 60_000);
 }
 

@@ -13,6 +13,9 @@ mod store;
 #[cfg(test)]
 mod tests;
 mod unacked;
+mod unreliable;
+#[cfg(test)]
+mod unreliable_tests;
 mod write;
 
 use std::collections::VecDeque;
@@ -50,6 +53,9 @@ pub struct SenderStats {
     pub undeliverable: u64,
     /// Retransmission timeouts that fired.
     pub rto_fired: u64,
+    /// Tail probes written without QoS: the newest written message again, when the peer's
+    /// plausibility window held new ones back (`docs/QOS.md`, "Unreliable mode").
+    pub tail_probes: u64,
     /// DATA datagrams written.
     pub datagrams: u64,
     /// HEARTBEAT frames written.
@@ -73,6 +79,7 @@ impl Default for SenderStats {
             lost: 0,
             undeliverable: 0,
             rto_fired: 0,
+            tail_probes: 0,
             datagrams: 0,
             heartbeats: 0,
             acks_received: 0,
@@ -193,6 +200,8 @@ pub struct Sender {
     liveness: PeerLiveness,
     /// ACKs in a row that named IDs beyond the peer's plausibility window.
     violating_acks: u32,
+    /// Without QoS: the horizon the last tail probe was written at (`unreliable.rs`).
+    probed_horizon: Option<u64>,
     epoch: Instant,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
@@ -237,6 +246,7 @@ impl Sender {
             heartbeat,
             liveness: PeerLiveness::new(&config.liveness, epoch),
             violating_acks: 0,
+            probed_horizon: None,
             epoch,
             events: VecDeque::new(),
             stats: SenderStats::default(),
@@ -305,7 +315,8 @@ impl Sender {
     /// Whether `write_data` has something to write: resends or new messages.
     /// False also while the congestion window is full: ACKs must make room first.
     pub fn has_pending_data(&self) -> bool {
-        let pending = self.queued > 0 || self.next_unsent < self.window.next_id();
+        let pending =
+            self.queued > 0 || self.next_unsent < self.new_ids_end() || self.tail_probe_due();
         pending && (!self.config.reliable || self.probe || self.congestion.can_send(1))
     }
 
@@ -384,9 +395,11 @@ impl Sender {
         } else {
             self.violating_acks = 0;
         }
-        if self.config.reliable {
-            if let Some(sent) = self.largest_sent {
+        if let Some(sent) = self.largest_sent {
+            if self.config.reliable {
                 self.on_ack_received(now, frame, largest.min(sent));
+            } else {
+                self.on_unreliable_ack(largest.min(sent));
             }
         }
         if unsent {
@@ -414,7 +427,7 @@ impl Sender {
                 Timer::Loss => self.on_loss_timeout(now),
                 Timer::Rto => self.on_rto(now),
                 // Stays due until written; only its deadline leaves `poll_timeout`.
-                Timer::Heartbeat => {}
+                Timer::Heartbeat => self.on_quiet_interval(),
             }
         }
         if self.liveness.handle_timeout(now) {

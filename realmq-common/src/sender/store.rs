@@ -421,6 +421,12 @@ impl Window {
         self.entries.get(index)
     }
 
+    /// The record of `id`, if it is in the window, to change.
+    pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut Entry> {
+        let index = usize::try_from(id.checked_sub(self.base)?).ok()?;
+        self.entries.get_mut(index)
+    }
+
     /// The record of `id`, which must be in the window.
     pub(super) fn entry(&self, id: u64) -> &Entry {
         &self.entries[(id - self.base) as usize]
@@ -450,8 +456,20 @@ impl Window {
 
     /// Pops resolved messages off the front, releasing their payloads. Returns how many.
     pub(super) fn advance(&mut self) -> usize {
+        self.advance_below(self.next_id())
+    }
+
+    /// Pops resolved messages with IDs below `end` off the front, releasing their payloads.
+    /// Returns how many.
+    pub(super) fn advance_below(&mut self, end: u64) -> usize {
+        let below = usize::try_from(end.saturating_sub(self.base)).unwrap_or(usize::MAX);
         let (mut popped, mut consumed) = (0, 0);
-        for entry in self.entries.iter().take_while(|e| !e.state.is_live()) {
+        for entry in self
+            .entries
+            .iter()
+            .take(below)
+            .take_while(|e| !e.state.is_live())
+        {
             popped += 1;
             consumed += entry.span.consumed as usize;
         }

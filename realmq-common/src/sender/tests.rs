@@ -1,5 +1,5 @@
 //! Unit tests of the sender: loss detection, timeout and backoff, Karn's rule, retries,
-//! back-pressure, unreliable mode and ID truncation under reordering.
+//! back-pressure and ID truncation under reordering.
 
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
@@ -8,7 +8,7 @@ use realmq_proto::{Datagram, DatagramWriter, Flags, Frame, Header};
 
 use super::*;
 
-const MS: Duration = Duration::from_millis(1);
+pub(super) const MS: Duration = Duration::from_millis(1);
 
 /// One message per datagram: 300-byte datagrams and 200-byte payloads; the RFC 9002
 /// thresholds from the start (most tests here are about them).
@@ -30,7 +30,7 @@ fn one_per_datagram_rack() -> SenderConfig {
 }
 
 /// Writes one datagram and returns the IDs it carries, parsed back from the bytes.
-fn write(s: &mut Sender, now: Instant) -> Vec<u64> {
+pub(super) fn write(s: &mut Sender, now: Instant) -> Vec<u64> {
     written_messages(s, now)
         .into_iter()
         .map(|(id, _, _)| id)
@@ -61,7 +61,7 @@ pub(super) fn written_messages(s: &mut Sender, now: Instant) -> Vec<(u64, u64, V
 }
 
 /// Feeds an ACK for `ranges` (newest first) with `delay_us` to the sender.
-fn ack(
+pub(super) fn ack(
     s: &mut Sender,
     now: Instant,
     ranges: &[RangeInclusive<u64>],
@@ -78,7 +78,7 @@ fn ack(
     s.handle_ack(now, &frame)
 }
 
-fn send_n(s: &mut Sender, n: usize, len: usize) {
+pub(super) fn send_n(s: &mut Sender, n: usize, len: usize) {
     for _ in 0..n {
         s.send(7, &vec![0xab; len]).unwrap();
     }
@@ -374,27 +374,6 @@ fn a_run_of_acks_beyond_the_peer_window_is_a_protocol_violation() {
     }
     assert_eq!(s.poll_event(), None);
     assert_eq!(s.stats().acked, 3);
-}
-
-#[test]
-fn unreliable_mode_sends_once_and_keeps_nothing() {
-    let t0 = Instant::now();
-    let config = SenderConfig {
-        reliable: false,
-        ..SenderConfig::default()
-    };
-    let mut s = Sender::new(config, t0).unwrap();
-    send_n(&mut s, 100, 10);
-    let ids = write(&mut s, t0);
-    assert_eq!(ids, (0..100).collect::<Vec<_>>());
-    assert!(s.is_idle());
-    assert_eq!(s.window_usage(), (0, 0));
-    assert_eq!(s.in_flight(), 0);
-    assert_eq!(s.timers.get(Timer::Loss), None);
-    assert_eq!(s.timers.get(Timer::Rto), None);
-    ack(&mut s, t0 + MS, &[0..=50], 0).unwrap();
-    assert_eq!(s.stats().acked, 0);
-    assert_eq!(s.stats().sent, 100);
 }
 
 #[test]

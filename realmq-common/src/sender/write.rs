@@ -14,6 +14,7 @@ impl Sender {
     /// timestamps), then new messages, as many as fit. Returns how many messages it wrote; 0
     /// if there was nothing to send or the first message did not fit (start a fresh datagram).
     pub fn write_data(&mut self, now: Instant, w: &mut DatagramWriter<'_>) -> usize {
+        self.queue_tail_probe();
         let tx = self.next_tx;
         let sent_at = SentTime::new(self.epoch, now);
         let reliable = self.config.reliable;
@@ -51,7 +52,8 @@ impl Sender {
                 } else {
                     usize::MAX
                 };
-                let max_count = MAX_MESSAGES_PER_FRAME - writer.count();
+                let max_count =
+                    (MAX_MESSAGES_PER_FRAME - writer.count()).min(self.new_ids_end() - id);
                 let run = self.window.run(id, writer.room(), budget, max_count);
                 let (count, added) = (run.count, run.flight);
                 let encoded = EncodedRun {
@@ -97,7 +99,11 @@ impl Sender {
         // Book-keeping outside the writer's borrow.
         self.retransmit.drain(..resends);
         self.queued -= resends;
-        self.stats.retransmitted += resends as u64;
+        if reliable {
+            self.stats.retransmitted += resends as u64;
+        } else {
+            self.stats.tail_probes += resends as u64;
+        }
         let first_new = self.next_unsent;
         self.next_unsent += news as u64;
         if reliable {
@@ -117,7 +123,10 @@ impl Sender {
             self.congestion.on_sent(flight);
             self.rto_anchor = Some(now);
         } else {
-            self.window.advance();
+            // Everything written is released, except the newest message: the tail probe
+            // (`unreliable.rs`).
+            self.window
+                .advance_below(self.next_unsent.saturating_sub(1));
         }
         self.arm_rto();
         log::trace!("tx {tx}: {resends} resent, {news} new");
@@ -139,6 +148,6 @@ impl Sender {
             self.retransmit.remove(resends);
         }
         let id = self.next_unsent + news as u64;
-        (id < self.window.next_id()).then_some((id, false))
+        (id < self.new_ids_end()).then_some((id, false))
     }
 }
