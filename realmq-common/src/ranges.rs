@@ -143,6 +143,21 @@ impl RangeSet {
         Insert::New
     }
 
+    /// Inserts `first..=last` when it directly follows the largest ID held (or starts the
+    /// set at the cumulative point): the in-order case, one update whatever its length.
+    /// Returns false, changing nothing, for any other range (insert those ID by ID).
+    pub fn extend_newest(&mut self, first: u64, last: u64) -> bool {
+        if last < first || last == u64::MAX {
+            return false;
+        }
+        match self.ranges.last_mut() {
+            Some(newest) if newest.1.checked_add(1) == Some(first) => newest.1 = last,
+            None if first == self.cumulative => self.cumulative = last + 1,
+            _ => return false,
+        }
+        true
+    }
+
     /// The set as ranges, newest (highest) first, the last one ending just below the
     /// cumulative point: what an ACK frame lists. Consecutive ranges are separated by at least
     /// one missing ID. Empty if the set is.
@@ -249,6 +264,34 @@ mod tests {
             for id in 0..310 {
                 prop_assert_eq!(set.contains(id), oracle.contains(&id));
             }
+        }
+
+        /// Runs appended with `extend_newest` among single inserts: the set is exactly a
+        /// `BTreeSet`, and a run is taken exactly when it starts right above the largest ID.
+        #[test]
+        fn extending_the_newest_range_matches_a_btreeset(
+            ops in proptest::collection::vec((0u64..300, 0u64..20, any::<bool>()), 0..200),
+        ) {
+            let mut set = RangeSet::new(1000);
+            let mut oracle = BTreeSet::new();
+            for (id, len, run) in ops {
+                if run {
+                    // Half the runs start right above the largest ID, the rest anywhere.
+                    let next = oracle.last().map_or(0, |&l| l + 1);
+                    let first = if id % 2 == 0 { next } else { id };
+                    let last = first + len;
+                    let follows = first == next;
+                    prop_assert_eq!(set.extend_newest(first, last), follows);
+                    if follows {
+                        oracle.extend(first..=last);
+                    }
+                } else {
+                    let expected = if oracle.insert(id) { Insert::New } else { Insert::Duplicate };
+                    prop_assert_eq!(set.insert(id), expected);
+                }
+            }
+            prop_assert_eq!(ranges_of(&set), oracle_ranges(&oracle));
+            prop_assert_eq!(set.largest(), oracle.last().copied());
         }
 
         /// With few ranges, refusals happen, but the set still holds exactly the IDs it

@@ -51,6 +51,32 @@ pub struct DataFrame<'a> {
     body: &'a [u8],
     /// The messages as the parse decoded them (`Datagram::parse_indexed`), if it kept them.
     indexed: Option<&'a [IndexedMessage]>,
+    /// Set when every message follows the one before with the same framing (see
+    /// [`Uniform`]): the messages are then found by arithmetic, neither indexed nor decoded
+    /// again.
+    uniform: Option<Uniform>,
+}
+
+/// The shape of a frame whose messages all follow the first one by one: consecutive IDs,
+/// one timestamp, payloads of one length behind length fields of one width. Every message
+/// after the first is then `00 00 <length> <payload>` (ID gap 0, timestamp delta 0), a
+/// fixed stride apart: what a sender's run of equal messages looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Uniform {
+    /// The payload length.
+    len: u32,
+    /// Bytes of each payload-length field.
+    len_bytes: u32,
+}
+
+impl Uniform {
+    /// Where message `index`'s payload starts in the frame's body.
+    fn payload_start(self, index: u64) -> usize {
+        // The first payload follows its length field; each later message adds the gap and
+        // delta (2 bytes), its length field and its payload.
+        let stride = 2 + self.len_bytes as usize + self.len as usize;
+        self.len_bytes as usize + index as usize * stride
+    }
 }
 
 /// The most messages one [`MessageIndex`] keeps: a DATA frame with more is walked again
@@ -107,8 +133,17 @@ impl<'a> DataFrame<'a> {
             first_id: self.first_id,
             base_timestamp_us: self.base_timestamp_us,
             indexed: self.indexed,
+            uniform: self.uniform.map(|shape| (shape, 0, self.count)),
             body: self.body,
         }
+    }
+
+    /// The IDs of a frame whose messages follow one another one by one, with one
+    /// timestamp and one payload length (a sender's run of equal messages); `None` for any
+    /// other frame, whatever its IDs.
+    pub fn consecutive_ids(&self) -> Option<core::ops::RangeInclusive<u64>> {
+        self.uniform
+            .map(|_| self.first_id..=self.first_id + (self.count - 1))
     }
 
     /// This frame with the messages its parse decoded into an index.
@@ -144,12 +179,60 @@ impl<'a> DataFrame<'a> {
         {
             index = None;
         }
-        let mut previous: Option<(u64, u64)> = None;
-        for _ in 0..count {
-            let message = read_message(r, previous, first_id, base_timestamp_us)?;
-            previous = Some((message.id, message.timestamp_us));
+        let first = read_message(r, None, first_id, base_timestamp_us)?;
+        // Within `start`, which is at most a datagram (< 4 GiB) long.
+        let len_bytes = (start.len() - r.remaining() - first.payload.len()) as u32;
+        let mut uniform = Some(Uniform {
+            len: first.payload.len() as u32,
+            len_bytes,
+        });
+        let mut previous = (first.id, first.timestamp_us);
+        for walked in 1..count {
+            let before = r.remaining();
+            let (message, follows) = match r.rest() {
+                // ID gap 0 and timestamp delta 0, the common case, without the varint
+                // decoder; the same checks as `read_message`.
+                [0, 0, ..] => {
+                    r.fixed(2)?;
+                    let len = r.varint()?;
+                    let payload = r.bytes(len)?;
+                    let id = previous.0 + 1;
+                    if id > MAX_MESSAGE_ID {
+                        return Err(DecodeError::VarintOverflow("message id"));
+                    }
+                    let message = Message {
+                        id,
+                        timestamp_us: previous.1,
+                        payload,
+                    };
+                    (message, true)
+                }
+                _ => (
+                    read_message(r, Some(previous), first_id, base_timestamp_us)?,
+                    false,
+                ),
+            };
+            previous = (message.id, message.timestamp_us);
+            if let Some(shape) = uniform {
+                let len = message.payload.len();
+                if follows
+                    && shape.len as usize == len
+                    && before - r.remaining() == 2 + shape.len_bytes as usize + len
+                {
+                    continue;
+                }
+                // Not uniform after all: index the messages walked so far.
+                uniform = None;
+                if let Some(index) = index.as_mut() {
+                    index.extend((0..walked).map(|i| IndexedMessage {
+                        id: first_id + i,
+                        timestamp_us: base_timestamp_us,
+                        start: shape.payload_start(i) as u32,
+                        len: shape.len,
+                    }));
+                }
+            }
             if let Some(index) = index.as_mut() {
-                // Within `start`, which is at most a datagram (< 4 GiB) long.
                 let at = start.len() - r.remaining() - message.payload.len();
                 index.push(IndexedMessage {
                     id: message.id,
@@ -166,6 +249,7 @@ impl<'a> DataFrame<'a> {
             count,
             body: &start[..used],
             indexed: None,
+            uniform,
         })
     }
 }
@@ -212,6 +296,9 @@ pub struct Messages<'a> {
     base_timestamp_us: u64,
     /// The messages decoded by the parse, handed out instead of decoding again.
     indexed: Option<&'a [IndexedMessage]>,
+    /// A uniform frame's shape, the index of its next message and its message count: the
+    /// messages are found by arithmetic.
+    uniform: Option<(Uniform, u64, u64)>,
     body: &'a [u8],
 }
 
@@ -219,6 +306,20 @@ impl<'a> Iterator for Messages<'a> {
     type Item = Message<'a>;
 
     fn next(&mut self) -> Option<Message<'a>> {
+        if let Some((shape, next, count)) = &mut self.uniform {
+            if *next == *count {
+                return None;
+            }
+            let start = shape.payload_start(*next);
+            let payload = self.body.get(start..start + shape.len as usize)?;
+            let id = self.first_id + *next;
+            *next += 1;
+            return Some(Message {
+                id,
+                timestamp_us: self.base_timestamp_us,
+                payload,
+            });
+        }
         if let Some(indexed) = &mut self.indexed {
             let (m, rest) = indexed.split_first()?;
             *indexed = rest;

@@ -1,0 +1,104 @@
+//! The in-order run path of `Receiver::handle_data` against the message-by-message path:
+//! fed the same frames, two receivers must deliver the same messages and end in the same
+//! state, whatever the frames hold (runs in order, gaps, duplicates, old IDs, IDs beyond
+//! the plausibility window, a full range set).
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use realmq_proto::{Datagram, DatagramWriter, Frame, Header, Message};
+
+use super::*;
+
+/// One frame: its first ID relative to the largest received so far, its message count, and
+/// whether its IDs skip (a gap of one after every message) instead of following one by one.
+type FrameSpec = (i64, u64, bool);
+
+/// Writes the frame `spec` describes, given the largest ID received so far.
+fn frame_bytes(spec: FrameSpec, largest: Option<u64>, buf: &mut [u8]) -> usize {
+    let (offset, count, skip) = spec;
+    let next = largest.map_or(0, |l| l + 1);
+    let first = next.saturating_add_signed(offset);
+    let mut w = DatagramWriter::new(buf, 1472, Header::session(1)).unwrap();
+    let step = if skip { 2 } else { 1 };
+    let payload = [0x5a; 8];
+    let msg = |i: u64| Message {
+        id: first + i * step,
+        timestamp_us: 3,
+        payload: &payload,
+    };
+    let mut d = w.data(msg(0)).unwrap();
+    for i in 1..count {
+        d.push(msg(i)).unwrap();
+    }
+    w.finish()
+}
+
+/// Everything a caller can observe of a receiver.
+fn observed(r: &Receiver, now: Instant) -> impl PartialEq + std::fmt::Debug {
+    (
+        *r.stats(),
+        r.largest_received(),
+        r.received().iter_newest_first().collect::<Vec<_>>(),
+        r.ack_pending(),
+        r.ack_due(now),
+        r.poll_timeout(),
+        r.largest_arrival,
+        r.unacked_messages,
+    )
+}
+
+fn frames() -> impl Strategy<Value = Vec<FrameSpec>> {
+    prop::collection::vec(
+        (
+            prop_oneof![Just(0i64), -40i64..40, Just(30i64)],
+            1u64..30,
+            prop::bool::weighted(0.2),
+        ),
+        1..40,
+    )
+}
+
+proptest! {
+    #[test]
+    fn the_run_path_does_what_the_message_path_does(
+        frames in frames(),
+        max_ranges in prop_oneof![Just(2usize), Just(64)],
+        id_window in prop_oneof![Just(1u64), Just(25), Just(16_384)],
+        ack_every in prop_oneof![Just(2u32), Just(10), Just(1_000)],
+    ) {
+        let t0 = Instant::now();
+        let config = ReceiverConfig {
+            max_ranges,
+            id_window,
+            ack_every,
+            ..ReceiverConfig::default()
+        };
+        let mut fast = Receiver::new(config.clone(), t0).unwrap();
+        let mut general = Receiver::new(config, t0).unwrap();
+        let mut buf = [0u8; 1500];
+        for (i, spec) in frames.into_iter().enumerate() {
+            let now = t0 + Duration::from_micros(100 * i as u64);
+            let len = frame_bytes(spec, general.largest_received(), &mut buf);
+            let datagram = Datagram::parse(&buf[..len]).unwrap();
+            let Some(Frame::Data(frame)) = datagram.frames().next() else {
+                panic!("no DATA frame");
+            };
+            let ack_now = i % 7 == 3;
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let n = fast.handle_data(now, &frame, ack_now, |m| a.push(m.id));
+            general.liveness.handle_arrival(now);
+            let m = general.handle_each(now, &frame, ack_now, |m| b.push(m.id));
+            prop_assert_eq!((n, &a), (m, &b));
+            prop_assert_eq!(observed(&fast, now), observed(&general, now));
+            // An ACK now and then, as a session would write it.
+            if i % 5 == 4 {
+                let mut out = [0u8; 1500];
+                let mut w = DatagramWriter::new(&mut out, 1472, Header::session(1)).unwrap();
+                let wrote = fast.write_ack(now, &mut w);
+                let mut w = DatagramWriter::new(&mut out, 1472, Header::session(1)).unwrap();
+                prop_assert_eq!(wrote, general.write_ack(now, &mut w));
+            }
+        }
+    }
+}
