@@ -317,6 +317,11 @@ impl Worker<'_> {
                 offered_all = used < batch;
             }
             let sent_all = self.transmit(now)?;
+            // Without QoS writing is what makes room in the window (with QoS an ACK does,
+            // handled in `receive`): offer again once there is some.
+            if window_full && self.client.can_send(payload.len()) {
+                window_full = false;
+            }
             self.handle_events(now);
             progress.publish(self.client.stats().sent, self.client.stats().acked);
             let more_work = !offered_all || !sent_all;

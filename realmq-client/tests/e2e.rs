@@ -190,6 +190,42 @@ fn no_qos_completes_and_reports_what_arrived() {
 }
 
 #[test]
+fn no_qos_survives_steady_loss_on_both_ends() {
+    // 30 % of the client's DATA and of the server's ACKs dropped: the server's record of
+    // gaps (1,024 ranges) fills within milliseconds, and before `NO_RESEND` every later
+    // message that opened a gap was refused, the ACKs stopped and the session died.
+    let (client, server) = serve_and_send(
+        &[
+            "--exit-after-sessions",
+            "1",
+            "--simulate-loss",
+            "30",
+            "--loss-seed",
+            "3",
+        ],
+        &[
+            "--messages",
+            "200000",
+            "--no-qos",
+            "--rate",
+            "0",
+            "--simulate-loss",
+            "30",
+            "--loss-seed",
+            "5",
+        ],
+    );
+    assert_eq!(client["sent"], 200_000);
+    assert_eq!(client["reconnects"], 0, "client: {client}");
+    assert_eq!(client["delivered"], server["received"]);
+    // What the client's simulated loss took is lost; nothing else is.
+    let lost = client["lost"].as_u64().unwrap();
+    let dropped = client["simulated_drops"].as_u64().unwrap();
+    assert!(lost > 0 && dropped > 0, "client: {client}");
+    assert_eq!(server["malformed"], 0);
+}
+
+#[test]
 fn tcp_baseline_completes() {
     let (client, server) = serve_and_send(
         &["--exit-after-sessions", "2", "--protocol", "tcp"],

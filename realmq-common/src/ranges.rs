@@ -143,6 +143,25 @@ impl RangeSet {
         Insert::New
     }
 
+    /// Gives up the oldest gaps, at most `count` of them and only those wholly below `id`:
+    /// the cumulative point moves past each one and the range above it, as if the gap's IDs
+    /// had arrived. For a sender that never resends, whose gaps never fill, this makes room
+    /// for `id`. Returns how many IDs were given up.
+    pub fn forget_gaps_below(&mut self, id: u64, count: usize) -> u64 {
+        let gaps = self
+            .ranges
+            .partition_point(|&(_, last)| last < id)
+            .min(count);
+        let Some(&(_, last)) = gaps.checked_sub(1).and_then(|i| self.ranges.get(i)) else {
+            return 0;
+        };
+        let held: u64 = self.ranges[..gaps].iter().map(|&(f, l)| l - f + 1).sum();
+        let forgotten = last + 1 - self.cumulative - held;
+        self.cumulative = last + 1;
+        self.ranges.drain(..gaps);
+        forgotten
+    }
+
     /// Inserts `first..=last` when it directly follows the largest ID held (or starts the
     /// set at the cumulative point): the in-order case, one update whatever its length.
     /// Returns false, changing nothing, for any other range (insert those ID by ID).
@@ -292,6 +311,39 @@ mod tests {
             }
             prop_assert_eq!(ranges_of(&set), oracle_ranges(&oracle));
             prop_assert_eq!(set.largest(), oracle.last().copied());
+        }
+
+        /// Forgetting gaps below an ID: the set is the oracle with those gaps filled, and the
+        /// count returned is how many IDs were filled in.
+        #[test]
+        fn forgotten_gaps_read_as_received(
+            ids in proptest::collection::vec(0u64..300, 0..200),
+            below in 0u64..320,
+            count in 0usize..8,
+        ) {
+            let mut set = RangeSet::new(1000);
+            let mut oracle = BTreeSet::new();
+            for id in ids {
+                set.insert(id);
+                oracle.insert(id);
+            }
+            let ranges: Vec<_> = oracle_ranges(&oracle).into_iter().rev().collect();
+            // Ranges above the cumulative point, oldest first; the oldest `count` of them
+            // that end below `below` are the ones whose gaps go.
+            let above: Vec<_> = ranges
+                .iter()
+                .filter(|r| *r.start() > 0)
+                .filter(|r| *r.end() < below)
+                .take(count)
+                .collect();
+            let filled = above.last().map_or(0, |r| {
+                (0..=*r.end()).filter(|id| !oracle.contains(id)).count() as u64
+            });
+            if let Some(r) = above.last() {
+                oracle.extend(0..=*r.end());
+            }
+            prop_assert_eq!(set.forget_gaps_below(below, count), filled);
+            prop_assert_eq!(ranges_of(&set), oracle_ranges(&oracle));
         }
 
         /// With few ranges, refusals happen, but the set still holds exactly the IDs it

@@ -73,8 +73,11 @@ impl Flags {
     /// The datagram ends with an authentication trailer (a session with a pre-shared key),
     /// so a receiver without the key can tell "wrong configuration" from garbage.
     pub const SEALED: Self = Self(0x2);
+    /// The sender never resends what it wrote (RealMQ without QoS), so a gap below newer
+    /// IDs will never fill: a receiver short of room for gaps may give up the oldest ones.
+    pub const NO_RESEND: Self = Self(0x4);
     /// Every flag this version knows; other bits are ignored on receipt.
-    const KNOWN: u8 = 0x3;
+    const KNOWN: u8 = 0x7;
 
     /// Whether every bit of `other` is set.
     pub const fn contains(self, other: Self) -> bool {
@@ -204,9 +207,10 @@ mod tests {
 
     #[test]
     fn unknown_flag_bits_are_ignored() {
-        let header = Header::parse(&[0x52, 0x4d, 3, 0x1c, 0, 0, 0, 7]).unwrap();
+        let header = Header::parse(&[0x52, 0x4d, 3, 0x18, 0, 0, 0, 7]).unwrap();
         assert_eq!(header.flags, Flags::NONE);
         let header = Header::parse(&[0x52, 0x4d, 3, 0x1f, 0, 0, 0, 7]).unwrap();
-        assert_eq!(header.flags, Flags::ACK_NOW.with(Flags::SEALED));
+        let all = Flags::ACK_NOW.with(Flags::SEALED).with(Flags::NO_RESEND);
+        assert_eq!(header.flags, all);
     }
 }

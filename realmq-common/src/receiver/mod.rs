@@ -11,7 +11,7 @@ use core::ops::RangeInclusive;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use realmq_proto::{DataFrame, DatagramWriter, Message};
+use realmq_proto::{DataFrame, DatagramWriter, Flags, Message};
 
 use crate::config::{ReceiverConfig, ReceiverConfigError};
 use crate::liveness::PeerLiveness;
@@ -38,6 +38,9 @@ pub struct ReceiverStats {
     /// Messages refused because the range set was full: neither delivered nor acknowledged;
     /// the sender resends them.
     pub refused: u64,
+    /// IDs given up without having arrived: the oldest gaps of a sender that never resends
+    /// (`Flags::NO_RESEND`), forgotten when the range set was full.
+    pub forgotten: u64,
     /// Messages dropped because their ID lay beyond the plausibility window
     /// ([`ReceiverConfig::id_window`]): forged, corrupted, or from a misbehaving sender.
     pub implausible: u64,
@@ -163,21 +166,23 @@ impl Receiver {
         &self.received
     }
 
-    /// Takes a DATA frame that arrived at `now`; `ack_now` is the datagram header's
-    /// `ACK_NOW` flag. Calls `deliver` for each message not received before, in frame order,
-    /// and returns how many it delivered.
+    /// Takes a DATA frame that arrived at `now` in a datagram whose header carried `flags`
+    /// (`ACK_NOW`: acknowledge at once; `NO_RESEND`: the sender never resends, so its oldest
+    /// gaps may be given up when the range set is full). Calls `deliver` for each message not
+    /// received before, in frame order, and returns how many it delivered.
     pub fn handle_data<'a>(
         &mut self,
         now: Instant,
         frame: &DataFrame<'a>,
-        ack_now: bool,
+        flags: Flags,
         mut deliver: impl FnMut(Message<'a>),
     ) -> usize {
         self.liveness.handle_arrival(now);
+        let ack_now = flags.contains(Flags::ACK_NOW);
         if let Some(delivered) = self.handle_in_order_run(now, frame, ack_now, &mut deliver) {
             return delivered;
         }
-        self.handle_each(now, frame, ack_now, deliver)
+        self.handle_each(now, frame, flags, deliver)
     }
 
     /// Takes a DATA frame's messages one by one: the general path of
@@ -186,11 +191,11 @@ impl Receiver {
         &mut self,
         now: Instant,
         frame: &DataFrame<'a>,
-        ack_now: bool,
+        flags: Flags,
         mut deliver: impl FnMut(Message<'a>),
     ) -> usize {
         let mut delivered = 0;
-        let mut urgent = ack_now;
+        let mut urgent = flags.contains(Flags::ACK_NOW);
         for (index, message) in frame.messages().enumerate() {
             let id = message.id;
             let previous = self.largest_received;
@@ -204,7 +209,16 @@ impl Receiver {
                 break;
             }
             self.largest_received = Some(previous.map_or(id, |l| l.max(id)));
-            match self.received.insert(id) {
+            let mut inserted = self.received.insert(id);
+            if inserted == Insert::Refused && flags.contains(Flags::NO_RESEND) {
+                // The sender never resends: its gaps will never fill, and refusing new
+                // messages would refuse them for good (and stop the ACKs). Give up the
+                // oldest half of the gaps below this ID at once, so this happens rarely.
+                let gaps = (self.config.max_ranges / 2).max(1);
+                self.stats.forgotten += self.received.forget_gaps_below(id, gaps);
+                inserted = self.received.insert(id);
+            }
+            match inserted {
                 Insert::New => {
                     self.stats.received += 1;
                     delivered += 1;
@@ -455,7 +469,8 @@ mod tests {
         let mut out = Vec::new();
         for frame in datagram.frames() {
             if let Frame::Data(data) = frame {
-                rx.handle_data(now, &data, ack_now, |m| {
+                let flags = if ack_now { Flags::ACK_NOW } else { Flags::NONE };
+                rx.handle_data(now, &data, flags, |m| {
                     assert_eq!(m.payload, m.id.to_le_bytes());
                     out.push(m.id);
                 });

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use realmq_proto::{Datagram, DatagramWriter, Frame, Header, Message};
+use realmq_proto::{Datagram, DatagramWriter, Flags, Frame, Header, Message};
 
 use super::*;
 
@@ -66,6 +66,7 @@ proptest! {
         max_ranges in prop_oneof![Just(2usize), Just(64)],
         id_window in prop_oneof![Just(1u64), Just(25), Just(16_384)],
         ack_every in prop_oneof![Just(2u32), Just(10), Just(1_000)],
+        no_resend: bool,
     ) {
         let t0 = Instant::now();
         let config = ReceiverConfig {
@@ -84,11 +85,12 @@ proptest! {
             let Some(Frame::Data(frame)) = datagram.frames().next() else {
                 panic!("no DATA frame");
             };
-            let ack_now = i % 7 == 3;
+            let ack_now = if i % 7 == 3 { Flags::ACK_NOW } else { Flags::NONE };
+            let flags = if no_resend { ack_now.with(Flags::NO_RESEND) } else { ack_now };
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            let n = fast.handle_data(now, &frame, ack_now, |m| a.push(m.id));
+            let n = fast.handle_data(now, &frame, flags, |m| a.push(m.id));
             general.liveness.handle_arrival(now);
-            let m = general.handle_each(now, &frame, ack_now, |m| b.push(m.id));
+            let m = general.handle_each(now, &frame, flags, |m| b.push(m.id));
             prop_assert_eq!((n, &a), (m, &b));
             prop_assert_eq!(observed(&fast, now), observed(&general, now));
             // An ACK now and then, as a session would write it.

@@ -94,7 +94,8 @@ impl Default for SenderStats {
 enum Timer {
     /// The earliest time-threshold loss deadline (RFC 9002 §6.1.2).
     Loss,
-    /// The retransmission timeout (RFC 6298).
+    /// The retransmission timeout (RFC 6298); without QoS, the tail probe's timeout
+    /// (`unreliable.rs`).
     Rto,
     /// The next HEARTBEAT: one heartbeat interval after the last datagram to the peer. Once
     /// it fires the heartbeat stays due (see [`Sender::heartbeat_due`]) but the timer is
@@ -131,7 +132,7 @@ const MAX_REORDERING_WINDOW_MULT: u32 = 4;
 ///   due, [`poll_timeout`](Self::poll_timeout) is the next deadline,
 ///   [`poll_event`](Self::poll_event) reports undeliverable messages and an unreachable peer.
 ///   Start every datagram with `Header::session(id)` carrying `Flags::ACK_NOW` when
-///   [`wants_ack_now`](Self::wants_ack_now).
+///   [`wants_ack_now`](Self::wants_ack_now), and `Flags::NO_RESEND` without QoS.
 /// - **Internal reactions** (`on_*`): ACK processing, loss detection and the timeout.
 ///
 /// A session's send loop: `send` until [`EnqueueError::Backpressure`]; while
@@ -200,8 +201,8 @@ pub struct Sender {
     liveness: PeerLiveness,
     /// ACKs in a row that named IDs beyond the peer's plausibility window.
     violating_acks: u32,
-    /// Without QoS: the horizon the last tail probe was written at (`unreliable.rs`).
-    probed_horizon: Option<u64>,
+    /// Without QoS: the probe timeout fired while held at the horizon (`unreliable.rs`).
+    probe_due: bool,
     epoch: Instant,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
@@ -246,7 +247,7 @@ impl Sender {
             heartbeat,
             liveness: PeerLiveness::new(&config.liveness, epoch),
             violating_acks: 0,
-            probed_horizon: None,
+            probe_due: false,
             epoch,
             events: VecDeque::new(),
             stats: SenderStats::default(),
@@ -399,7 +400,7 @@ impl Sender {
             if self.config.reliable {
                 self.on_ack_received(now, frame, largest.min(sent));
             } else {
-                self.on_unreliable_ack(largest.min(sent));
+                self.on_unreliable_ack(now, frame, largest.min(sent));
             }
         }
         if unsent {
@@ -425,9 +426,10 @@ impl Sender {
             self.timers.stop(timer);
             match timer {
                 Timer::Loss => self.on_loss_timeout(now),
-                Timer::Rto => self.on_rto(now),
+                Timer::Rto if self.config.reliable => self.on_rto(now),
+                Timer::Rto => self.on_probe_timeout(),
                 // Stays due until written; only its deadline leaves `poll_timeout`.
-                Timer::Heartbeat => self.on_quiet_interval(),
+                Timer::Heartbeat => {}
             }
         }
         if self.liveness.handle_timeout(now) {

@@ -10,15 +10,22 @@
 //! acknowledged, plus one, plus its window.
 //!
 //! At the horizon it waits for an ACK to move it. When everything up to the horizon was
-//! lost, no ACK would ever move it (nothing is resent without QoS), so the sender writes the
-//! *tail probe*: the newest message it wrote, once more, asking for an immediate ACK (RFC
-//! 9002 §6.2.4's probe, one message). The receiver delivers it if its first copy was lost
-//! and drops it as a duplicate otherwise: at most once either way. Its ACK names it, which
-//! moves the horizon a whole window on. One probe per horizon, and another each time a
-//! heartbeat interval passes without anything sent (the probe was lost too).
+//! lost, or the last ACKs were, no ACK would ever move it (nothing is resent without QoS).
+//! So when the sender is still held a *probe timeout* after its last DATA datagram (RFC 9002
+//! §6.2's PTO: the retransmission timeout, at least `min_rto`, from the RTT of ACKs that
+//! name the newest message), it writes the *tail probe*: the newest message it wrote, once
+//! more, asking for an immediate ACK (§6.2.4's probe, one message). The receiver delivers it
+//! if its first copy was lost and drops it as a duplicate otherwise: at most once either way.
+//! Its ACK names it, which moves the horizon a whole window on. The timeout backs off while
+//! probes go unanswered and resets when the horizon moves.
 
+use std::time::{Duration, Instant};
+
+use realmq_proto::AckFrame;
+
+use super::sent_time::SentTime;
 use super::store::State;
-use super::Sender;
+use super::{Sender, Timer};
 
 impl Sender {
     /// The end of the new IDs `write_data` may write now: the window's end and, without QoS,
@@ -35,10 +42,27 @@ impl Sender {
         end.min(horizon)
     }
 
-    /// Takes the largest ID an ACK names (capped at the largest written) into an
-    /// unreliable sender's horizon.
-    pub(super) fn on_unreliable_ack(&mut self, largest: u64) {
-        self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
+    /// Takes an ACK whose largest ID is `largest` (capped at the largest written) into an
+    /// unreliable sender's horizon. An ACK naming the newest message, which the window keeps,
+    /// also gives an RTT sample for the probe timeout, unless that message was a probe
+    /// (Karn).
+    pub(super) fn on_unreliable_ack(&mut self, now: Instant, frame: &AckFrame<'_>, largest: u64) {
+        if self.largest_acked.is_none_or(|acked| largest > acked) {
+            self.largest_acked = Some(largest);
+            self.rto_backoff = 0;
+        }
+        let newest = self.next_unsent.checked_sub(1);
+        if let Some(entry) = newest
+            .filter(|&id| id == largest)
+            .and_then(|id| self.window.get(id))
+        {
+            if entry.retries == 0 {
+                let sample = SentTime::new(self.epoch, now).since(entry.sent_time);
+                let delay = Duration::from_micros(frame.delay_us());
+                self.rtt
+                    .on_sample(sample, delay.min(self.config.peer_max_ack_delay));
+            }
+        }
     }
 
     /// Whether the horizon holds back messages waiting to be written (never with QoS).
@@ -49,9 +73,9 @@ impl Sender {
             && self.next_unsent < self.window.next_id()
     }
 
-    /// Whether the tail probe is due: held at a horizon not probed yet.
+    /// Whether the tail probe is due: held at the horizon, and the probe timeout fired.
     pub(super) fn tail_probe_due(&self) -> bool {
-        self.held_at_horizon() && self.probed_horizon != Some(self.next_unsent)
+        self.probe_due && self.held_at_horizon()
     }
 
     /// Queues the tail probe if it is due: the newest written message goes out again, in a
@@ -72,14 +96,20 @@ impl Sender {
         self.retransmit.push_back(id);
         self.queued += 1;
         self.ack_now = true;
-        self.probed_horizon = Some(self.next_unsent);
+        self.probe_due = false;
     }
 
-    /// A heartbeat interval passed without anything sent: if the sender is still held at
-    /// the horizon, its probe (or the probe's ACK) was lost, and another one is due.
-    pub(super) fn on_quiet_interval(&mut self) {
+    /// Arms the probe timeout after a DATA datagram was written at `now`.
+    pub(super) fn arm_probe_timeout(&mut self, now: Instant) {
+        self.timers.set(Timer::Rto, now + self.rto());
+    }
+
+    /// The probe timeout fired: if the sender is still held at the horizon, a probe is due,
+    /// and the next timeout backs off.
+    pub(super) fn on_probe_timeout(&mut self) {
         if self.held_at_horizon() {
-            self.probed_horizon = None;
+            self.probe_due = true;
+            self.rto_backoff = self.rto_backoff.saturating_add(1);
         }
     }
 }

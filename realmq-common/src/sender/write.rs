@@ -103,6 +103,7 @@ impl Sender {
             self.stats.retransmitted += resends as u64;
         } else {
             self.stats.tail_probes += resends as u64;
+            self.arm_probe_timeout(now);
         }
         let first_new = self.next_unsent;
         self.next_unsent += news as u64;
@@ -128,7 +129,9 @@ impl Sender {
             self.window
                 .advance_below(self.next_unsent.saturating_sub(1));
         }
-        self.arm_rto();
+        if reliable {
+            self.arm_rto();
+        }
         log::trace!("tx {tx}: {resends} resent, {news} new");
         count
     }

@@ -398,13 +398,13 @@ impl Sim {
                 &bytes,
             );
             let datagram = Datagram::parse(&bytes).expect("valid DATA datagram");
-            let ack_now = datagram.header.flags.contains(Flags::ACK_NOW);
+            let flags = datagram.header.flags;
             for frame in datagram.frames() {
                 match frame {
                     Frame::Data(data) => {
                         let app = &mut self.app;
                         self.receiver
-                            .handle_data(now, &data, ack_now, |m| app.on_delivery(m.id, m.payload));
+                            .handle_data(now, &data, flags, |m| app.on_delivery(m.id, m.payload));
                     }
                     Frame::Heartbeat(_) => self.receiver.handle_heartbeat(now),
                     other => panic!("unexpected frame {other:?}"),

@@ -546,6 +546,9 @@ impl Client {
                 if sender.wants_ack_now() {
                     header.flags = Flags::ACK_NOW;
                 }
+                if !sender.config().reliable {
+                    header.flags = header.flags.with(Flags::NO_RESEND);
+                }
                 // A caller's smaller buffer (a segment of a GSO batch) bounds the datagram,
                 // trailer included.
                 let room = writable_len(max.min(buf.len()), self.auth.is_some());

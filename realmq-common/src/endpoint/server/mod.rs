@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use realmq_proto::{
-    Bye, Datagram, DatagramWriter, Flags, Frame, Header, Heartbeat, MessageIndex, PacketKind,
+    Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, MessageIndex, PacketKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -394,14 +394,14 @@ impl Server {
             }
         };
         session.spoke = true;
-        let ack_now = datagram.header.flags.contains(Flags::ACK_NOW);
+        let flags = datagram.header.flags;
         let before = *session.receiver.stats();
         let epoch = session.epoch_unix_us;
         let mut stop = None;
         for frame in datagram.frames() {
             match frame {
                 Frame::Data(data) => {
-                    session.receiver.handle_data(now, &data, ack_now, |m| {
+                    session.receiver.handle_data(now, &data, flags, |m| {
                         deliver(Delivery {
                             session_id: id,
                             id: m.id,
