@@ -121,6 +121,10 @@ pub struct Receiver {
     ack_scratch: Vec<RangeInclusive<u64>>,
     /// Where the rotation through older ranges of partial ACKs resumes.
     ack_cursor: u64,
+    /// Whether the session's first DATA datagram said its sender never resends
+    /// (`Flags::NO_RESEND`); `None` before it. Gaps are given up only for such a sender, so a
+    /// lone datagram with the flag cannot make a resending sender's gaps read as received.
+    no_resend: Option<bool>,
 }
 
 impl Receiver {
@@ -132,6 +136,7 @@ impl Receiver {
             received: RangeSet::new(config.max_ranges),
             ack_scratch: Vec::with_capacity(config.max_ranges + 1),
             ack_cursor: u64::MAX,
+            no_resend: None,
             largest_received: None,
             largest_arrival: None,
             ack_pending: false,
@@ -168,7 +173,8 @@ impl Receiver {
 
     /// Takes a DATA frame that arrived at `now` in a datagram whose header carried `flags`
     /// (`ACK_NOW`: acknowledge at once; `NO_RESEND`: the sender never resends, so its oldest
-    /// gaps may be given up when the range set is full). Calls `deliver` for each message not
+    /// gaps may be given up when the range set is full, if the session's first DATA datagram
+    /// said so too). Calls `deliver` for each message not
     /// received before, in frame order, and returns how many it delivered.
     pub fn handle_data<'a>(
         &mut self,
@@ -177,12 +183,20 @@ impl Receiver {
         flags: Flags,
         mut deliver: impl FnMut(Message<'a>),
     ) -> usize {
-        self.liveness.handle_arrival(now);
+        self.note_data_datagram(now, flags);
         let ack_now = flags.contains(Flags::ACK_NOW);
         if let Some(delivered) = self.handle_in_order_run(now, frame, ack_now, &mut deliver) {
             return delivered;
         }
         self.handle_each(now, frame, flags, deliver)
+    }
+
+    /// What any DATA datagram tells, whatever its messages: the peer is alive, and the
+    /// session's first one whether its sender resends.
+    fn note_data_datagram(&mut self, now: Instant, flags: Flags) {
+        self.liveness.handle_arrival(now);
+        self.no_resend
+            .get_or_insert(flags.contains(Flags::NO_RESEND));
     }
 
     /// Takes a DATA frame's messages one by one: the general path of
@@ -210,7 +224,8 @@ impl Receiver {
             }
             self.largest_received = Some(previous.map_or(id, |l| l.max(id)));
             let mut inserted = self.received.insert(id);
-            if inserted == Insert::Refused && flags.contains(Flags::NO_RESEND) {
+            let no_resend = flags.contains(Flags::NO_RESEND) && self.no_resend == Some(true);
+            if inserted == Insert::Refused && no_resend {
                 // The sender never resends: its gaps will never fill, and refusing new
                 // messages would refuse them for good (and stop the ACKs). Give up the
                 // oldest half of the gaps below this ID at once, so this happens rarely.

@@ -1,7 +1,8 @@
 //! The in-order run path of `Receiver::handle_data` against the message-by-message path:
 //! fed the same frames, two receivers must deliver the same messages and end in the same
 //! state, whatever the frames hold (runs in order, gaps, duplicates, old IDs, IDs beyond
-//! the plausibility window, a full range set).
+//! the plausibility window, a full range set). And the full range set of a sender that
+//! never resends (`Flags::NO_RESEND`): its gaps are given up, another sender's never.
 
 use std::time::{Duration, Instant};
 
@@ -89,7 +90,7 @@ proptest! {
             let flags = if no_resend { ack_now.with(Flags::NO_RESEND) } else { ack_now };
             let (mut a, mut b) = (Vec::new(), Vec::new());
             let n = fast.handle_data(now, &frame, flags, |m| a.push(m.id));
-            general.liveness.handle_arrival(now);
+            general.note_data_datagram(now, flags);
             let m = general.handle_each(now, &frame, flags, |m| b.push(m.id));
             prop_assert_eq!((n, &a), (m, &b));
             prop_assert_eq!(observed(&fast, now), observed(&general, now));
@@ -101,6 +102,59 @@ proptest! {
                 let mut w = DatagramWriter::new(&mut out, 1472, Header::session(1)).unwrap();
                 prop_assert_eq!(wrote, general.write_ack(now, &mut w));
             }
+        }
+    }
+}
+
+/// A DATA frame of single messages `ids`, parsed, handed to `f`.
+fn with_frame(ids: &[u64], f: impl FnOnce(&realmq_proto::DataFrame<'_>)) {
+    let mut buf = [0u8; 1500];
+    let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
+    let payload = [1u8; 4];
+    let msg = |id| Message {
+        id,
+        timestamp_us: 0,
+        payload: &payload,
+    };
+    let mut d = w.data(msg(ids[0])).unwrap();
+    for &id in &ids[1..] {
+        d.push(msg(id)).unwrap();
+    }
+    let len = w.finish();
+    let datagram = Datagram::parse(&buf[..len]).unwrap();
+    let Some(Frame::Data(frame)) = datagram.frames().next() else {
+        panic!("no DATA frame");
+    };
+    f(&frame);
+}
+
+#[test]
+fn gaps_are_given_up_only_for_a_session_that_began_without_resends() {
+    let t0 = Instant::now();
+    let config = ReceiverConfig {
+        max_ranges: 2,
+        ..ReceiverConfig::default()
+    };
+    for first in [Flags::NO_RESEND, Flags::NONE] {
+        let mut r = Receiver::new(config.clone(), t0).unwrap();
+        // Two gaps (1 and 3) fill the range set; a third (5) would not fit.
+        with_frame(&[0, 2, 4], |f| {
+            r.handle_data(t0, f, first, |_| {});
+        });
+        let mut delivered = Vec::new();
+        with_frame(&[6], |f| {
+            r.handle_data(t0, f, Flags::NO_RESEND, |m| delivered.push(m.id));
+        });
+        if first == Flags::NO_RESEND {
+            // The oldest gap (1) given up: 6 fits.
+            assert_eq!(delivered, [6]);
+            assert_eq!(r.stats().forgotten, 1);
+            assert_eq!(r.cumulative(), 3);
+        } else {
+            // A resending sender's gaps stay, whatever a later datagram says.
+            assert!(delivered.is_empty());
+            assert_eq!(r.stats().refused, 1);
+            assert_eq!(r.stats().forgotten, 0);
         }
     }
 }
