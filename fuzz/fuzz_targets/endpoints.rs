@@ -89,6 +89,8 @@ struct ClientSetup {
     key: Option<Key>,
     nonce: u64,
     epoch_unix_us: u64,
+    /// Without QoS (`--no-qos`): nothing resent, datagrams marked `NO_RESEND`.
+    unreliable: bool,
 }
 
 /// The endpoints before the first operation.
@@ -265,8 +267,10 @@ impl World {
             .enumerate()
             .map(|(i, s)| {
                 let epoch_unix_us = s.epoch_unix_us & MAX_EPOCH_UNIX_US;
-                let client = Client::new(ClientConfig::default(), now, epoch_unix_us, s.nonce)
-                    .expect("default config");
+                let mut config = ClientConfig::default();
+                config.sender.reliable = !s.unreliable;
+                let client =
+                    Client::new(config, now, epoch_unix_us, s.nonce).expect("default config");
                 Honest {
                     client: match s.key {
                         Some(key) => client.with_psk(key.psk()),
