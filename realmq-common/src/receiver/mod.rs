@@ -174,8 +174,8 @@ impl Receiver {
     /// Takes a DATA frame that arrived at `now` in a datagram whose header carried `flags`
     /// (`ACK_NOW`: acknowledge at once; `NO_RESEND`: the sender never resends, so its oldest
     /// gaps may be given up when the range set is full, if the session's first DATA datagram
-    /// said so too). Calls `deliver` for each message not
-    /// received before, in frame order, and returns how many it delivered.
+    /// said so too). Calls `deliver` for each message not received before, in frame order,
+    /// and returns how many it delivered.
     pub fn handle_data<'a>(
         &mut self,
         now: Instant,
