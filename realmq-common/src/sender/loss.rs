@@ -25,9 +25,9 @@ impl Sender {
             // estimate under what the path has shown.
             let floor = self.rtt.min().unwrap_or_default();
             let path = sample.saturating_sub(reported).max(floor);
-            self.rtt.on_sample(path, Duration::ZERO);
+            self.take_rtt_sample(path, Duration::ZERO);
         } else {
-            self.rtt.on_sample(sample, reported.min(max_delay));
+            self.take_rtt_sample(sample, reported.min(max_delay));
         }
         let us = u64::try_from(sample.as_micros()).unwrap_or(u64::MAX).max(1);
         self.stats.rtt_us.saturating_record(us);

@@ -59,8 +59,7 @@ impl Sender {
             if entry.retries == 0 {
                 let sample = SentTime::new(self.epoch, now).since(entry.sent_time);
                 let delay = Duration::from_micros(frame.delay_us());
-                self.rtt
-                    .on_sample(sample, delay.min(self.config.peer_max_ack_delay));
+                self.take_rtt_sample(sample, delay.min(self.config.peer_max_ack_delay));
             }
         }
     }
