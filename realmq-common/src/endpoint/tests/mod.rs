@@ -539,7 +539,7 @@ fn no_session_dies_under_20_percent_loss_both_ways() {
 fn at_any_loss_rate_a_message_is_delivered_at_most_once_and_giving_up_is_reported() {
     // Two clients, 3,000 messages each, 300 seeds per loss rate (each way). Exactly once
     // where the run completes; where the loss defeats the defaults (connect timeout, failure
-    // detector, 10 resends) an end gives up and says so, never delivering twice or under
+    // detector, `max_retries` resends) an end gives up and says so, never delivering twice or under
     // another ID. The counts of each outcome go to stderr (`--nocapture`; docs/RELIABILITY.md).
     for loss in [0.05, 0.1, 0.2, 0.3, 0.4] {
         let mut outcomes = [0u32; 5]; // clean, handshake, unreachable, evicted, undeliverable
