@@ -465,8 +465,8 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    /// A parsed DATA frame holding `ids` (payload: the ID's bytes), fed to `rx` at `now`.
-    fn feed(rx: &mut Receiver, now: Instant, ids: &[u64], ack_now: bool) -> Vec<u64> {
+    /// Hands `f` a parsed DATA frame holding `ids` (payload: the ID's bytes, timestamp 0).
+    pub(super) fn with_frame<R>(ids: &[u64], f: impl FnOnce(&DataFrame<'_>) -> R) -> R {
         let mut buf = [0u8; 1500];
         let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
         let payloads: Vec<[u8; 8]> = ids.iter().map(|id| id.to_le_bytes()).collect();
@@ -481,16 +481,22 @@ mod tests {
         }
         let len = w.finish();
         let datagram = Datagram::parse(&buf[..len]).unwrap();
+        let Some(Frame::Data(frame)) = datagram.frames().next() else {
+            panic!("no DATA frame");
+        };
+        f(&frame)
+    }
+
+    /// A parsed DATA frame holding `ids` (payload: the ID's bytes), fed to `rx` at `now`.
+    fn feed(rx: &mut Receiver, now: Instant, ids: &[u64], ack_now: bool) -> Vec<u64> {
+        let flags = if ack_now { Flags::ACK_NOW } else { Flags::NONE };
         let mut out = Vec::new();
-        for frame in datagram.frames() {
-            if let Frame::Data(data) = frame {
-                let flags = if ack_now { Flags::ACK_NOW } else { Flags::NONE };
-                rx.handle_data(now, &data, flags, |m| {
-                    assert_eq!(m.payload, m.id.to_le_bytes());
-                    out.push(m.id);
-                });
-            }
-        }
+        with_frame(ids, |data| {
+            rx.handle_data(now, data, flags, |m| {
+                assert_eq!(m.payload, m.id.to_le_bytes());
+                out.push(m.id);
+            })
+        });
         out
     }
 

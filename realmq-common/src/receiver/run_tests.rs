@@ -7,32 +7,22 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use realmq_proto::{Datagram, DatagramWriter, Flags, Frame, Header, Message};
+use realmq_proto::{DatagramWriter, Flags, Header};
 
+use super::tests::with_frame;
 use super::*;
 
 /// One frame: its first ID relative to the largest received so far, its message count, and
 /// whether its IDs skip (a gap of one after every message) instead of following one by one.
 type FrameSpec = (i64, u64, bool);
 
-/// Writes the frame `spec` describes, given the largest ID received so far.
-fn frame_bytes(spec: FrameSpec, largest: Option<u64>, buf: &mut [u8]) -> usize {
+/// The IDs of the frame `spec` describes, given the largest ID received so far.
+fn frame_ids(spec: FrameSpec, largest: Option<u64>) -> Vec<u64> {
     let (offset, count, skip) = spec;
     let next = largest.map_or(0, |l| l + 1);
     let first = next.saturating_add_signed(offset);
-    let mut w = DatagramWriter::new(buf, 1472, Header::session(1)).unwrap();
     let step = if skip { 2 } else { 1 };
-    let payload = [0x5a; 8];
-    let msg = |i: u64| Message {
-        id: first + i * step,
-        timestamp_us: 3,
-        payload: &payload,
-    };
-    let mut d = w.data(msg(0)).unwrap();
-    for i in 1..count {
-        d.push(msg(i)).unwrap();
-    }
-    w.finish()
+    (0..count).map(|i| first + i * step).collect()
 }
 
 /// Everything a caller can observe of a receiver.
@@ -78,20 +68,17 @@ proptest! {
         };
         let mut fast = Receiver::new(config.clone(), t0).unwrap();
         let mut general = Receiver::new(config, t0).unwrap();
-        let mut buf = [0u8; 1500];
         for (i, spec) in frames.into_iter().enumerate() {
             let now = t0 + Duration::from_micros(100 * i as u64);
-            let len = frame_bytes(spec, general.largest_received(), &mut buf);
-            let datagram = Datagram::parse(&buf[..len]).unwrap();
-            let Some(Frame::Data(frame)) = datagram.frames().next() else {
-                panic!("no DATA frame");
-            };
+            let ids = frame_ids(spec, general.largest_received());
             let ack_now = if i % 7 == 3 { Flags::ACK_NOW } else { Flags::NONE };
             let flags = if no_resend { ack_now.with(Flags::NO_RESEND) } else { ack_now };
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            let n = fast.handle_data(now, &frame, flags, |m| a.push(m.id));
-            general.note_data_datagram(now, flags);
-            let m = general.handle_each(now, &frame, flags, |m| b.push(m.id));
+            let (n, m) = with_frame(&ids, |frame| {
+                let n = fast.handle_data(now, frame, flags, |m| a.push(m.id));
+                general.note_data_datagram(now, flags);
+                (n, general.handle_each(now, frame, flags, |m| b.push(m.id)))
+            });
             prop_assert_eq!((n, &a), (m, &b));
             prop_assert_eq!(observed(&fast, now), observed(&general, now));
             // An ACK now and then, as a session would write it.
@@ -104,28 +91,6 @@ proptest! {
             }
         }
     }
-}
-
-/// A DATA frame of single messages `ids`, parsed, handed to `f`.
-fn with_frame(ids: &[u64], f: impl FnOnce(&realmq_proto::DataFrame<'_>)) {
-    let mut buf = [0u8; 1500];
-    let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
-    let payload = [1u8; 4];
-    let msg = |id| Message {
-        id,
-        timestamp_us: 0,
-        payload: &payload,
-    };
-    let mut d = w.data(msg(ids[0])).unwrap();
-    for &id in &ids[1..] {
-        d.push(msg(id)).unwrap();
-    }
-    let len = w.finish();
-    let datagram = Datagram::parse(&buf[..len]).unwrap();
-    let Some(Frame::Data(frame)) = datagram.frames().next() else {
-        panic!("no DATA frame");
-    };
-    f(&frame);
 }
 
 #[test]
