@@ -184,8 +184,7 @@ impl Receiver {
         mut deliver: impl FnMut(Message<'a>),
     ) -> usize {
         self.note_data_datagram(now, flags);
-        let ack_now = flags.contains(Flags::ACK_NOW);
-        if let Some(delivered) = self.handle_in_order_run(now, frame, ack_now, &mut deliver) {
+        if let Some(delivered) = self.handle_in_order_run(now, frame, flags, &mut deliver) {
             return delivered;
         }
         self.handle_each(now, frame, flags, deliver)
@@ -278,7 +277,7 @@ impl Receiver {
         &mut self,
         now: Instant,
         frame: &DataFrame<'a>,
-        ack_now: bool,
+        flags: Flags,
         deliver: &mut impl FnMut(Message<'a>),
     ) -> Option<usize> {
         let ids = frame.consecutive_ids()?;
@@ -303,7 +302,8 @@ impl Receiver {
         for message in frame.messages() {
             deliver(message);
         }
-        let urgent = ack_now || self.unacked_messages >= self.config.ack_every;
+        let urgent =
+            flags.contains(Flags::ACK_NOW) || self.unacked_messages >= self.config.ack_every;
         self.schedule_ack(now, urgent);
         // At most `MAX_MESSAGES_PER_FRAME`.
         Some(count as usize)
