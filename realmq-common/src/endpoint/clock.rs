@@ -32,7 +32,8 @@ use realmq_proto::{MAX_CLOCK_OFFSET_US, MAX_MESSAGE_ID};
 pub const CLOCK_PROBES: u32 = 3;
 
 /// HELLO timestamps a client remembers to match echoes against: more than a handshake sends
-/// (probes plus repeats backing off to 1 s over the default 5 s timeout).
+/// over the default 5 s timeout (probes, and 11 repeats backing off to 0.5 s). An echo of an
+/// older one gives no sample.
 const REMEMBERED_HELLOS: usize = 16;
 
 /// An estimate of the client's clock minus the server's, from one request/answer exchange.
@@ -200,6 +201,16 @@ impl ClockProbe {
         if self.best.is_none_or(|b| sample.rtt_us < b.rtt_us) {
             self.best = Some(sample);
         }
+    }
+
+    /// The round trip of an answer echoing `echo_timestamp_us` that arrived at `now_us`
+    /// (both since the session epoch), if the echo names a HELLO this client sent: it holds
+    /// whether or not the server has a wall clock.
+    pub(crate) fn round_trip_us(&self, echo_timestamp_us: u64, now_us: u64) -> Option<u64> {
+        self.sent
+            .contains(&Some(echo_timestamp_us))
+            .then(|| now_us.checked_sub(echo_timestamp_us))
+            .flatten()
     }
 
     /// The best estimate so far (smallest round trip), if any.

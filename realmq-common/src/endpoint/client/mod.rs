@@ -22,7 +22,9 @@ use crate::timer::{earliest, TimerKind, TimerTable};
 pub struct ClientConfig {
     /// The QoS sender: window, loss detection, retransmission, heartbeats, liveness.
     pub sender: SenderConfig,
-    /// First wait before a HELLO is repeated; it doubles on every repeat.
+    /// First wait before a HELLO is repeated, while the server has not answered; it doubles
+    /// on every repeat, up to 500 ms. Once a RETRY has measured the round trip, repeats start
+    /// from three round trips instead (at least 10 ms, at most this).
     pub handshake_retry: Duration,
     /// How long to keep trying to open a session before the server counts as unreachable.
     pub handshake_timeout: Duration,
@@ -123,6 +125,24 @@ impl From<EnqueueError> for SendError {
 
 /// A DATA datagram with less room left is padded to full size ([`Client::poll_transmit`]).
 const PAD_SLACK: usize = 64;
+
+/// The longest wait between two HELLOs (or two STOPs): the repeats double up to it.
+const MAX_CONTROL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The shortest wait before a HELLO or STOP is repeated once the path's round trip is known:
+/// well above the scheduling jitter of a busy host, so a slow answer is not taken for a lost
+/// one at every exchange.
+const MIN_ANSWERED_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The wait before repeating a HELLO or STOP once the server has answered across a round trip
+/// of `rtt`: three round trips (RFC 9002 §6.2.1's probe timeout without ACK delay, the
+/// variance taken as half the sample, as §5.3 does for a first one), at least
+/// [`MIN_ANSWERED_INTERVAL`] and at most `first` (the wait before any answer).
+fn answered_interval(rtt: Option<Duration>, first: Duration) -> Duration {
+    rtt.map_or(first, |rtt| {
+        (rtt * 3).clamp(MIN_ANSWERED_INTERVAL, first.max(MIN_ANSWERED_INTERVAL))
+    })
+}
 
 /// The client's own timers, for the handshake and the STOP exchange (the sender has its own
 /// once the session is established).
@@ -436,8 +456,13 @@ impl Client {
         let (echo, server) = (retry.echo_timestamp_us, retry.server_unix_us);
         self.clock
             .on_answer(self.epoch_unix_us, echo, server, now_us, true);
-        // An answer: the path works, so the next HELLO's repeat waits the first interval.
-        self.control_interval = self.config.handshake_retry;
+        // An answer: the path works, and its round trip says how long the next answer should
+        // take, so a lost one is repeated after a few round trips rather than the first wait.
+        let rtt = self
+            .clock
+            .round_trip_us(echo, now_us)
+            .map(Duration::from_micros);
+        self.control_interval = answered_interval(rtt, self.config.handshake_retry);
         self.timers.set(Timer::Control, now);
         true
     }
@@ -676,7 +701,7 @@ impl Client {
 
     fn schedule_control(&mut self, now: Instant) {
         self.timers.set(Timer::Control, now + self.control_interval);
-        self.control_interval = (self.control_interval * 2).min(Duration::from_secs(1));
+        self.control_interval = (self.control_interval * 2).min(MAX_CONTROL_INTERVAL);
     }
 
     /// Moves from finishing to stopping once the sender has nothing left in flight.
@@ -685,7 +710,8 @@ impl Client {
         {
             self.state = ClientState::Stopping;
             self.timers.set(Timer::Control, now);
-            self.control_interval = self.config.handshake_retry;
+            let rtt = self.sender.as_ref().map(|s| s.rtt().smoothed());
+            self.control_interval = answered_interval(rtt, self.config.handshake_retry);
             self.timers
                 .set(Timer::GiveUp, now + self.config.stop_timeout);
         }

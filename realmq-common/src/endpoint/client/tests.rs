@@ -38,8 +38,8 @@ fn an_unanswered_handshake_repeats_hello_with_backoff_then_gives_up() {
             hellos.push(now - t0);
         }
     }
-    // 0, then waits of 200, 400, 800 ms, then 1 s each, up to the 5 s timeout.
-    let expected: Vec<Duration> = [0, 200, 600, 1400, 2400, 3400, 4400]
+    // 0, then waits of 200 and 400 ms, then 500 ms each, up to the 5 s timeout.
+    let expected: Vec<Duration> = [0, 200, 600, 1100, 1600, 2100, 2600, 3100, 3600, 4100, 4600]
         .into_iter()
         .map(|ms| MS * ms)
         .collect();
@@ -53,6 +53,24 @@ fn an_unanswered_handshake_repeats_hello_with_backoff_then_gives_up() {
             server_received: None
         })
     );
+}
+
+#[test]
+fn an_answered_exchange_is_repeated_after_three_round_trips_within_bounds() {
+    let first = ClientConfig::default().handshake_retry;
+    // Before any answer: the first wait.
+    assert_eq!(answered_interval(None, first), first);
+    assert_eq!(answered_interval(Some(MS * 20), first), MS * 60);
+    // A loopback round trip: not below the floor, well above a busy host's jitter.
+    let loopback = Duration::from_micros(40);
+    assert_eq!(
+        answered_interval(Some(loopback), first),
+        MIN_ANSWERED_INTERVAL
+    );
+    // A slow path: never longer than before the answer.
+    assert_eq!(answered_interval(Some(MS * 150), first), first);
+    // A first wait configured below the floor is kept as the bound.
+    assert_eq!(answered_interval(Some(MS * 150), MS), MIN_ANSWERED_INTERVAL);
 }
 
 /// The HELLO in `bytes`: (has a token, its estimate as (offset, rtt)).
@@ -121,12 +139,14 @@ fn an_unanswered_probe_ends_the_probing_at_the_first_repeat() {
     let len = client.poll_transmit(t0, &mut buf).unwrap();
     server.handle_datagram(t0, from, None, &buf[..len], |_| {});
     let t = server.poll_transmit(t0, &mut buf).unwrap();
-    client.handle_datagram(t0, &buf[..t.len]);
-    let len = client.poll_transmit(t0, &mut buf).unwrap();
+    // The RETRY arrives after a round trip of 20 ms.
+    let answered = t0 + MS * 20;
+    client.handle_datagram(answered, &buf[..t.len]);
+    let len = client.poll_transmit(answered, &mut buf).unwrap();
     assert!(!hello_of(&buf[..len]).0, "a probe");
-    // The probe is lost; the repeat, one first interval later, carries the cookie.
+    // The probe is lost; the repeat, three round trips later, carries the cookie.
     let repeat = client.poll_timeout().unwrap();
-    assert_eq!(repeat, t0 + ClientConfig::default().handshake_retry);
+    assert_eq!(repeat, answered + MS * 60);
     client.handle_timeout(repeat);
     let len = client.poll_transmit(repeat, &mut buf).unwrap();
     assert!(hello_of(&buf[..len]).0, "the cookie HELLO");

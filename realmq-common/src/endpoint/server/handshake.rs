@@ -72,7 +72,7 @@ impl Server {
                 // The WELCOME was lost: repeat it for the same session. The repeated HELLO
                 // is the client's sign of life until it has the WELCOME: without it a
                 // client whose WELCOMEs are lost (20 % loss) was evicted between two
-                // HELLOs (its retries back off to 1 s) and then refused as a replay.
+                // HELLOs (its retries backed off to 1 s then) and then refused as a replay.
                 // The WELCOME echoes the latest HELLO; the session keeps its first estimate.
                 Some(session) => {
                     session.receiver.handle_peer_activity(now);
