@@ -15,12 +15,16 @@ impl Sender {
     /// RFC 9002 §5.3 subtracts the reported delay capped at the peer's maximum. But a late
     /// ACK of a largest sent before the last timeout answers the timeout's probe (the prompt
     /// ACK was lost): all of its delay is the wait for the probe, none of it the path, so it
-    /// is subtracted whole (`docs/QOS.md`, "RTT samples after a timeout"). The histogram
+    /// is subtracted whole (`docs/QOS.md`, "RTT samples after a timeout"), and so is that of
+    /// a largest sent before the last probe timeout. The histogram
     /// keeps the sample as measured.
     pub(super) fn on_rtt_sample(&mut self, sample: Duration, sent: SentTime, delay_us: u64) {
         let max_delay = self.config.peer_max_ack_delay;
         let reported = Duration::from_micros(delay_us);
-        if reported > max_delay * 2 && self.last_timeout >= Some(sent) {
+        // The same holds for the probe timeout's probe (`probe.rs`): the ACK it brings back
+        // may be the lost one's repeat.
+        let last_probe = self.last_probe.map(|at| SentTime::new(self.epoch, at));
+        if reported > max_delay * 2 && self.last_timeout.max(last_probe) >= Some(sent) {
             // Never below the minimum RTT: a peer that overstates its delay cannot drag the
             // estimate under what the path has shown.
             let floor = self.rtt.min().unwrap_or_default();
@@ -176,6 +180,7 @@ impl Sender {
             _ => None,
         };
         self.timers.set_or_stop(Timer::Rto, deadline);
+        self.arm_pto(self.rto_anchor);
     }
 
     /// Queues `id` for a resend, or gives up on it if it was resent `max_retries` times

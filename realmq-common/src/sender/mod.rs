@@ -6,6 +6,7 @@
 mod congestion;
 mod errors;
 mod loss;
+mod probe;
 #[cfg(test)]
 mod send_many_tests;
 mod sent_time;
@@ -53,6 +54,9 @@ pub struct SenderStats {
     pub undeliverable: u64,
     /// Retransmission timeouts that fired.
     pub rto_fired: u64,
+    /// Probe timeouts that fired (RFC 9002 §6.2, `sender/probe.rs`): each sent a probe
+    /// asking for an immediate ACK, declaring nothing lost.
+    pub probes: u64,
     /// Tail probes written without QoS: the newest written message again, when the peer's
     /// plausibility window held new ones back (`docs/QOS.md`, "Unreliable mode").
     pub tail_probes: u64,
@@ -79,6 +83,7 @@ impl Default for SenderStats {
             lost: 0,
             undeliverable: 0,
             rto_fired: 0,
+            probes: 0,
             tail_probes: 0,
             datagrams: 0,
             heartbeats: 0,
@@ -97,6 +102,9 @@ enum Timer {
     /// The retransmission timeout (RFC 6298); without QoS, the tail probe's timeout
     /// (`unreliable.rs`).
     Rto,
+    /// The probe timeout (RFC 9002 §6.2): before the retransmission timeout, when a lost
+    /// ACK left the sender waiting (`probe.rs`). Only with QoS.
+    Probe,
     /// The next HEARTBEAT: one heartbeat interval after the last datagram to the peer. Once
     /// it fires the heartbeat stays due (see [`Sender::heartbeat_due`]) but the timer is
     /// stopped, out of `poll_timeout`, until something is sent.
@@ -104,7 +112,7 @@ enum Timer {
 }
 
 impl TimerKind for Timer {
-    const ALL: &'static [Self] = &[Timer::Loss, Timer::Rto, Timer::Heartbeat];
+    const ALL: &'static [Self] = &[Timer::Loss, Timer::Rto, Timer::Probe, Timer::Heartbeat];
 
     fn index(self) -> usize {
         self as usize
@@ -194,12 +202,19 @@ pub struct Sender {
     probe: bool,
     /// Consecutive timeouts without progress: the RTO's backoff exponent.
     rto_backoff: u32,
+    /// Consecutive probe timeouts without progress: the PTO's backoff exponent.
+    pto_count: u32,
+    /// A probe timeout fired with no message to send: the next datagram is a HEARTBEAT.
+    probe_heartbeat: bool,
+    /// When the probe timeout last fired: the next one counts from here or from the last
+    /// DATA datagram, whichever is later.
+    last_probe: Option<Instant>,
     /// What the RTO counts from: the last DATA write, or the last timeout.
     rto_anchor: Option<Instant>,
     /// When the retransmission timeout last fired (`docs/QOS.md`, "RTT samples after a
     /// timeout").
     last_timeout: Option<SentTime>,
-    timers: TimerTable<Timer, 3>,
+    timers: TimerTable<Timer, 4>,
     ack_now: bool,
     heartbeat: HeartbeatSchedule,
     liveness: PeerLiveness,
@@ -245,6 +260,9 @@ impl Sender {
             congestion: Congestion::new(config.max_datagram_size, config.window_bytes),
             probe: false,
             rto_backoff: 0,
+            pto_count: 0,
+            probe_heartbeat: false,
+            last_probe: None,
             rto_anchor: None,
             last_timeout: None,
             timers,
@@ -326,15 +344,16 @@ impl Sender {
         pending && (!self.config.reliable || self.probe || self.congestion.can_send(1))
     }
 
-    /// Whether a HEARTBEAT is due: nothing was sent to the peer for a heartbeat interval.
+    /// Whether a HEARTBEAT is due: nothing was sent to the peer for a heartbeat interval, or
+    /// the probe timeout fired with no message to send.
     pub fn heartbeat_due(&self, now: Instant) -> bool {
-        self.heartbeat.is_due(now)
+        self.probe_heartbeat || self.heartbeat.is_due(now)
     }
 
     /// Writes a HEARTBEAT (timestamp: µs since the epoch) if one is due and fits; returns
     /// whether it did.
     pub fn write_heartbeat(&mut self, now: Instant, w: &mut DatagramWriter<'_>) -> bool {
-        if !self.heartbeat.is_due(now) {
+        if !self.heartbeat_due(now) {
             return false;
         }
         let timestamp_us = u64::try_from(now.saturating_duration_since(self.epoch).as_micros())
@@ -345,6 +364,7 @@ impl Sender {
         }
         self.on_datagram_sent(now);
         self.stats.heartbeats += 1;
+        self.probe_heartbeat = false;
         true
     }
 
@@ -433,6 +453,7 @@ impl Sender {
                 Timer::Loss => self.on_loss_timeout(now),
                 Timer::Rto if self.config.reliable => self.on_rto(now),
                 Timer::Rto => self.on_probe_timeout(),
+                Timer::Probe => self.on_pto(now),
                 // Stays due until written; only its deadline leaves `poll_timeout`.
                 Timer::Heartbeat => {}
             }
@@ -657,6 +678,7 @@ impl Sender {
         // A spurious timeout is cheap here — it resends stragglers and one datagram, see
         // `on_rto` — so the faster recovery wins.)
         self.rto_backoff = 0;
+        self.pto_count = 0;
         self.detect_lost(now);
         self.window.advance();
         self.arm_rto();

@@ -192,6 +192,65 @@ fn rto_resends_the_oldest_asks_for_an_ack_and_backs_off() {
 }
 
 #[test]
+fn a_lost_ack_is_asked_for_by_a_probe_before_the_timeout() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    send_n(&mut s, 2, 10);
+    assert_eq!(write(&mut s, t0), [0, 1]);
+    let us = Duration::from_micros(1);
+    ack(&mut s, t0 + us * 100, &[0..=1], 0).unwrap();
+    // A 100 µs path: 100 µs + max(4 · 50 µs, 1 ms) + 2 ms; the timeout's floor is 10 ms.
+    let pto = us * 3100;
+    assert_eq!(s.pto(), pto);
+    assert_eq!(s.rto(), MS * 10);
+    send_n(&mut s, 3, 10);
+    let t1 = t0 + MS;
+    assert_eq!(write(&mut s, t1), [2, 3, 4]);
+    let window = s.congestion_window();
+    // Their ACK is lost.
+    assert_eq!(s.timers.get(Timer::Probe), Some(t1 + pto));
+    s.handle_timeout(t1 + pto - us);
+    assert!(!s.heartbeat_due(t1 + pto - us));
+    s.handle_timeout(t1 + pto);
+    assert_eq!(s.stats().probes, 1);
+    // The probe is a HEARTBEAT (answered by an immediate ACK); nothing is declared lost.
+    assert!(s.heartbeat_due(t1 + pto));
+    let mut buf = [0u8; 2048];
+    let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
+    assert!(s.write_heartbeat(t1 + pto, &mut w));
+    assert!(!s.heartbeat_due(t1 + pto));
+    assert_eq!((s.stats().lost, s.in_flight()), (0, 3));
+    assert_eq!(s.congestion_window(), window);
+    // Unanswered, the next probe waits twice as long, still before the timeout (t1 + 10 ms);
+    // the one after would not be: the timeout takes over.
+    let second = t1 + pto + pto * 2;
+    assert_eq!(s.timers.get(Timer::Probe), Some(second));
+    s.handle_timeout(second);
+    assert_eq!(s.stats().probes, 2);
+    assert_eq!(s.timers.get(Timer::Probe), None);
+    assert_eq!(s.timers.get(Timer::Rto), Some(t1 + MS * 10));
+    // The probe's answer acknowledges everything: no resend, no timeout, backoff reset.
+    ack(&mut s, second + us * 100, &[0..=4], 0).unwrap();
+    assert!(s.is_idle());
+    assert_eq!((s.stats().retransmitted, s.stats().rto_fired), (0, 0));
+    assert_eq!(s.pto_count, 0);
+    assert_eq!(s.timers.get(Timer::Probe), None);
+}
+
+#[test]
+fn without_the_timeout_floor_above_it_no_probe_timeout_is_armed() {
+    // Before any RTT sample both are 302 ms (100 ms + 4 · 50 ms + 2 ms): only the
+    // retransmission timeout runs.
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    send_n(&mut s, 3, 10);
+    write(&mut s, t0);
+    assert_eq!(s.pto(), s.rto());
+    assert_eq!(s.timers.get(Timer::Probe), None);
+    assert!(s.timers.get(Timer::Rto).is_some());
+}
+
+#[test]
 fn rto_backoff_stops_at_the_maximum() {
     let t0 = Instant::now();
     let mut s = Sender::new(

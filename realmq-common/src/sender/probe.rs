@@ -1,0 +1,61 @@
+//! The probe timeout (RFC 9002 §6.2): with QoS, a lost ACK costs a probe, not a timeout.
+//!
+//! The retransmission timeout (`loss.rs`) is at least `min_rto` (10 ms): on loopback, two
+//! hundred round trips. When the sender has written all the window allows and the ACK that
+//! would open it is lost, nothing else brings one: the receiver acknowledges what arrives,
+//! and nothing more arrives. Before this timer, every such lost ACK cost the sender a
+//! timeout, which also declared the whole window lost, resent it, and collapsed the
+//! congestion window; with a fifth of the ACKs lost the load client's rate fell a
+//! hundredfold (`docs/QOS.md`, "Probe timeout").
+//!
+//! The probe timeout is RFC 9002's PTO: `smoothed_rtt + max(4·rttvar, granularity) +
+//! max_ack_delay`, doubling while probes go unanswered, counted from the last DATA datagram.
+//! It is armed only while it falls before the retransmission timeout (on a fast path, where
+//! `min_rto` is above it). When it fires, nothing is declared lost and the congestion window
+//! stays: the next datagram asks for an immediate ACK (§6.2.4) and goes out whatever the
+//! congestion window says — new messages if there are any, else a HEARTBEAT, which the
+//! receiver answers with an ACK of everything it holds. That ACK either makes progress (a
+//! lost ACK, repaired: loss detection sees what really is missing) or not, and then the
+//! retransmission timeout fires as before.
+
+use std::time::{Duration, Instant};
+
+use crate::rtt::RtoBounds;
+
+use super::{Sender, Timer};
+
+impl Sender {
+    /// The probe timeout with its backoff: the retransmission timeout's formula without its
+    /// `min_rto` floor.
+    pub(super) fn pto(&self) -> Duration {
+        let bounds = RtoBounds {
+            min: Duration::ZERO,
+            ..self.rto_bounds
+        };
+        self.rtt.rto(bounds, self.pto_count)
+    }
+
+    /// Arms the probe timeout one PTO after `from` or the last probe, whichever is later, if
+    /// that comes before the retransmission timeout and anything is in flight; stops it
+    /// otherwise. Only with QoS.
+    pub(super) fn arm_pto(&mut self, from: Option<Instant>) {
+        // A probe restarts the count, as a DATA datagram does.
+        let from = from.max(self.last_probe);
+        let rto = self.timers.get(Timer::Rto);
+        let deadline = from
+            .filter(|_| self.config.reliable && !self.unacked.is_empty())
+            .map(|from| from + self.pto())
+            .filter(|&pto| rto.is_some_and(|rto| pto < rto));
+        self.timers.set_or_stop(Timer::Probe, deadline);
+    }
+
+    /// The probe timeout fired: the next datagram is a probe (see the module's comment), and
+    /// the next timeout backs off.
+    pub(super) fn on_pto(&mut self, now: Instant) {
+        self.stats.probes += 1;
+        self.last_probe = Some(now);
+        self.pto_count = self.pto_count.saturating_add(1);
+        self.probe_heartbeat = true;
+        self.arm_pto(None);
+    }
+}
