@@ -28,11 +28,16 @@ impl Sender {
     /// The probe timeout with its backoff: the retransmission timeout's formula without its
     /// `min_rto` floor.
     pub(super) fn pto(&self) -> Duration {
+        self.pto_backed_off(self.pto_count)
+    }
+
+    /// The probe timeout doubled `backoff` times (at most `max_rto`).
+    pub(super) fn pto_backed_off(&self, backoff: u32) -> Duration {
         let bounds = RtoBounds {
             min: Duration::ZERO,
             ..self.rto_bounds
         };
-        self.rtt.rto(bounds, self.pto_count)
+        self.rtt.rto(bounds, backoff)
     }
 
     /// Arms the probe timeout one PTO after `from` or the last probe, whichever is later, if

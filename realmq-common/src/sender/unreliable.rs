@@ -12,8 +12,8 @@
 //! At the horizon it waits for an ACK to move it. When everything up to the horizon was
 //! lost, or the last ACKs were, no ACK would ever move it (nothing is resent without QoS).
 //! So when the sender is still held a *probe timeout* after its last DATA datagram (RFC 9002
-//! §6.2's PTO: the retransmission timeout, at least `min_rto`, from the RTT of ACKs that
-//! name the newest message), it writes the *tail probe*: the newest message it wrote, once
+//! §6.2's PTO, as with QoS (`probe.rs`): the retransmission timeout's formula without its
+//! `min_rto` floor, from the RTT of ACKs that name the newest message), it writes the *tail probe*: the newest message it wrote, once
 //! more, asking for an immediate ACK (§6.2.4's probe, one message). The receiver delivers it
 //! if its first copy was lost and drops it as a duplicate otherwise: at most once either way.
 //! Its ACK names it, which moves the horizon a whole window on. The timeout backs off while
@@ -100,7 +100,8 @@ impl Sender {
 
     /// Arms the probe timeout after a DATA datagram was written at `now`.
     pub(super) fn arm_probe_timeout(&mut self, now: Instant) {
-        self.timers.set(Timer::Rto, now + self.rto());
+        self.timers
+            .set(Timer::Rto, now + self.pto_backed_off(self.rto_backoff));
     }
 
     /// The probe timeout fired: if the sender is still held at the horizon, a probe is due,

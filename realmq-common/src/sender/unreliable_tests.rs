@@ -100,14 +100,16 @@ fn an_unanswered_probe_is_written_again_after_a_backed_off_timeout() {
     assert_eq!(s.rtt().smoothed(), 2 * MS);
     let written = t0 + 2 * MS;
     assert_eq!(write(&mut s, written), (10..20).collect::<Vec<_>>());
-    // The probe timeout: the retransmission timeout, far below the heartbeat interval.
-    let timeout = s.rto();
-    assert!(timeout < s.config().heartbeat_interval);
+    // The probe timeout: 2 ms + 4 · 1 ms + 2 ms, below the retransmission timeout's 10 ms
+    // floor.
+    let timeout = s.pto_backed_off(0);
+    assert_eq!(timeout, 8 * MS);
+    assert!(timeout < s.rto());
     s.handle_timeout(written + timeout);
     let probed = written + timeout;
     assert_eq!(write(&mut s, probed), vec![19]);
     // Unanswered, the next one waits twice as long.
-    assert_eq!(s.rto(), 2 * timeout);
+    assert_eq!(s.pto_backed_off(s.rto_backoff), 2 * timeout);
     s.handle_timeout(probed + 2 * timeout - MS);
     assert!(!s.has_pending_data());
     s.handle_timeout(probed + 2 * timeout);
@@ -115,7 +117,7 @@ fn an_unanswered_probe_is_written_again_after_a_backed_off_timeout() {
     assert_eq!(s.stats().tail_probes, 2);
     // The horizon moving resets the backoff.
     ack(&mut s, probed + 2 * timeout + MS, &[19..=19], 0).unwrap();
-    assert_eq!(s.rto(), timeout);
+    assert_eq!(s.rto_backoff, 0);
 }
 
 /// What crossed a path that lost every datagram for a while.
