@@ -9,22 +9,18 @@ use super::store::State;
 use super::{Sender, SenderEvent, Timer};
 
 impl Sender {
-    /// Takes the RTT sample of an ACK whose largest ID, never resent, was sent at `sent` and
-    /// acknowledged `sample` later, the receiver reporting `delay_us` since it arrived.
+    /// Takes the RTT sample of an ACK whose largest ID, never resent, was acknowledged
+    /// `sample` after it was sent, the receiver reporting `delay_us` since it arrived.
     ///
-    /// RFC 9002 §5.3 subtracts the reported delay capped at the peer's maximum. But a late
-    /// ACK of a largest sent before the last timeout answers the timeout's probe (the prompt
-    /// ACK was lost): all of its delay is the wait for the probe, none of it the path, so it
-    /// is subtracted whole (`docs/QOS.md`, "RTT samples after a timeout"), and so is that of
-    /// a largest sent before the last probe timeout. The histogram
-    /// keeps the sample as measured.
-    pub(super) fn on_rtt_sample(&mut self, sample: Duration, sent: SentTime, delay_us: u64) {
+    /// RFC 9002 §5.3 subtracts the reported delay capped at the peer's maximum. But an ACK
+    /// reporting more than twice that maximum is a late repeat: the prompt ACK was lost, and
+    /// this one answers a probe or a timeout's resend, or the receiver was held up. All of its
+    /// delay is the wait, none of it the path, so it is subtracted whole (`docs/QOS.md`, "RTT
+    /// samples of late ACKs"). The histogram keeps the sample as measured.
+    pub(super) fn on_rtt_sample(&mut self, sample: Duration, delay_us: u64) {
         let max_delay = self.config.peer_max_ack_delay;
         let reported = Duration::from_micros(delay_us);
-        // The same holds for the probe timeout's probe (`probe.rs`): the ACK it brings back
-        // may be the lost one's repeat.
-        let last_probe = self.last_probe.map(|at| SentTime::new(self.epoch, at));
-        if reported > max_delay * 2 && self.last_timeout.max(last_probe) >= Some(sent) {
+        if reported > max_delay * 2 {
             // Never below the minimum RTT: a peer that overstates its delay cannot drag the
             // estimate under what the path has shown.
             let floor = self.rtt.min().unwrap_or_default();
@@ -144,7 +140,6 @@ impl Sender {
         }
         self.rto_backoff = self.rto_backoff.saturating_add(1);
         self.rto_anchor = Some(now);
-        self.last_timeout = Some(now_sent);
         self.ack_now = true;
         self.probe = true;
         let mut abandoned = false;
@@ -199,11 +194,18 @@ impl Sender {
             log::debug!("message {id} undeliverable after {max_retries} resends");
             return true;
         }
-        entry.state = State::Queued;
+        self.enqueue_resend(id);
+        false
+    }
+
+    /// Queues the in-flight message `id` for a resend, which must already have left the
+    /// congestion window's flight.
+    pub(super) fn enqueue_resend(&mut self, id: u64) {
+        self.window.entry_mut(id).state = State::Queued;
         self.queued += 1;
         // Losses are found in ID order, so the queue almost always grows at its end. Only a
-        // timeout can queue an ID below queued ones; that rare insert uses a bisection (the
-        // queue is a `VecDeque`, not a slice, and short).
+        // timeout or a probe can queue an ID below queued ones; that rare insert uses a
+        // bisection (the queue is a `VecDeque`, not a slice, and short).
         match self.retransmit.back() {
             Some(&last) if last > id => {
                 let at = self.retransmit.partition_point(|&q| q < id);
@@ -211,7 +213,6 @@ impl Sender {
             }
             _ => self.retransmit.push_back(id),
         }
-        false
     }
 
     /// Removes given-up messages from `unacked`.

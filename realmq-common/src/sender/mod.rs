@@ -211,9 +211,6 @@ pub struct Sender {
     last_probe: Option<Instant>,
     /// What the RTO counts from: the last DATA write, or the last timeout.
     rto_anchor: Option<Instant>,
-    /// When the retransmission timeout last fired (`docs/QOS.md`, "RTT samples after a
-    /// timeout").
-    last_timeout: Option<SentTime>,
     timers: TimerTable<Timer, 4>,
     ack_now: bool,
     heartbeat: HeartbeatSchedule,
@@ -264,7 +261,6 @@ impl Sender {
             probe_heartbeat: false,
             last_probe: None,
             rto_anchor: None,
-            last_timeout: None,
             timers,
             ack_now: false,
             heartbeat,
@@ -616,7 +612,7 @@ impl Sender {
                 newly_acked += 1;
                 if id == largest && entry.retries == 0 {
                     let sample = now_sent.since(entry.sent_time);
-                    rtt_sample = Some((sample, entry.sent_time));
+                    rtt_sample = Some(sample);
                 }
                 // Karn's ambiguity applies to loss detection too: for a resent message we
                 // cannot tell which copy arrived, so only never-resent messages tell how far
@@ -663,8 +659,8 @@ impl Sender {
                 window.entry(id).state == State::Acked
             });
         self.stats.acked += newly_acked;
-        if let Some((sample, sent)) = rtt_sample {
-            self.on_rtt_sample(sample, sent, frame.delay_us());
+        if let Some(sample) = rtt_sample {
+            self.on_rtt_sample(sample, frame.delay_us());
         }
         if let Some((tx, sent)) = largest_tx {
             if self.largest_acked_tx.is_none_or(|largest| tx > largest) {

@@ -5,23 +5,28 @@
 //! would open it is lost, nothing else brings one: the receiver acknowledges what arrives,
 //! and nothing more arrives. Before this timer, every such lost ACK cost the sender a
 //! timeout, which also declared the whole window lost, resent it, and collapsed the
-//! congestion window; with a fifth of the ACKs lost the load client's rate fell a
-//! hundredfold (`docs/QOS.md`, "Probe timeout").
+//! congestion window; with a fifth of the ACKs lost the load client's rate fell tenfold
+//! (`docs/QOS.md`, "Probe timeout").
 //!
 //! The probe timeout is RFC 9002's PTO: `smoothed_rtt + max(4·rttvar, granularity) +
-//! max_ack_delay`, doubling while probes go unanswered, counted from the last DATA datagram.
-//! It is armed only while it falls before the retransmission timeout (on a fast path, where
-//! `min_rto` is above it). When it fires, nothing is declared lost and the congestion window
-//! stays: the next datagram asks for an immediate ACK (§6.2.4) and goes out whatever the
-//! congestion window says — new messages if there are any, else a HEARTBEAT, which the
-//! receiver answers with an ACK of everything it holds. That ACK either makes progress (a
-//! lost ACK, repaired: loss detection sees what really is missing) or not, and then the
-//! retransmission timeout fires as before.
+//! max_ack_delay`, doubling while probes go unanswered, counted from the last DATA datagram
+//! or the last probe. It is armed only while it falls before the retransmission timeout (on
+//! a fast path, where `min_rto` is above it). When it fires, the oldest message in flight is
+//! resent, in a datagram that asks for an immediate ACK and goes out whatever the congestion
+//! window says (§6.2.4's probe; TCP's tail loss probe, RFC 8985 §7, resends too). Nothing else
+//! is declared lost and the congestion window stays. The ACK that answers either repairs a
+//! lost ACK (the window opens, and loss detection sees what really is missing) or a lost
+//! message (the oldest, which held the window), or makes no progress, and then the probe
+//! timeout backs off until the retransmission timeout fires as before. With nothing in flight
+//! left to resend (everything outstanding is queued already) the probe is a HEARTBEAT, which
+//! the receiver also answers at once.
 
 use std::time::{Duration, Instant};
 
 use crate::rtt::RtoBounds;
 
+use super::congestion::MESSAGE_OVERHEAD;
+use super::store::State;
 use super::{Sender, Timer};
 
 impl Sender {
@@ -60,7 +65,19 @@ impl Sender {
         self.stats.probes += 1;
         self.last_probe = Some(now);
         self.pto_count = self.pto_count.saturating_add(1);
-        self.probe_heartbeat = true;
+        let oldest = (self.unacked.as_slice().iter().copied())
+            .find(|&id| self.window.entry(id).state == State::InFlight);
+        match oldest {
+            Some(id) => {
+                let len = self.window.entry(id).span.len();
+                // It leaves the flight; the resend brings it back.
+                self.congestion.on_lost(len + MESSAGE_OVERHEAD);
+                self.enqueue_resend(id);
+                self.probe = true;
+                self.ack_now = true;
+            }
+            _ => self.probe_heartbeat = true,
+        }
         self.arm_pto(None);
     }
 }

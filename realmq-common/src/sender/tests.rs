@@ -210,31 +210,59 @@ fn a_lost_ack_is_asked_for_by_a_probe_before_the_timeout() {
     // Their ACK is lost.
     assert_eq!(s.timers.get(Timer::Probe), Some(t1 + pto));
     s.handle_timeout(t1 + pto - us);
-    assert!(!s.heartbeat_due(t1 + pto - us));
-    s.handle_timeout(t1 + pto);
+    assert!(!s.has_pending_data());
+    let first = t1 + pto;
+    s.handle_timeout(first);
     assert_eq!(s.stats().probes, 1);
-    // The probe is a HEARTBEAT (answered by an immediate ACK); nothing is declared lost.
-    assert!(s.heartbeat_due(t1 + pto));
-    let mut buf = [0u8; 2048];
-    let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
-    assert!(s.write_heartbeat(t1 + pto, &mut w));
-    assert!(!s.heartbeat_due(t1 + pto));
-    assert_eq!((s.stats().lost, s.in_flight()), (0, 3));
+    // The probe resends the oldest message in flight, whatever the congestion window says,
+    // asking for an ACK at once; nothing is declared lost, and the window stays.
+    assert!(s.wants_ack_now());
+    assert_eq!(write(&mut s, first), [2]);
+    assert_eq!((s.stats().lost, s.stats().retransmitted), (0, 1));
+    assert_eq!(s.in_flight(), 3);
     assert_eq!(s.congestion_window(), window);
-    // Unanswered, the next probe waits twice as long, still before the timeout (t1 + 10 ms);
-    // the one after would not be: the timeout takes over.
-    let second = t1 + pto + pto * 2;
+    // Unanswered, the next probe waits twice as long, still before the timeout, which the
+    // probe's write restarted (10 ms); the one after would not be: the timeout takes over.
+    let second = first + pto * 2;
     assert_eq!(s.timers.get(Timer::Probe), Some(second));
     s.handle_timeout(second);
+    assert_eq!(write(&mut s, second), [2]);
     assert_eq!(s.stats().probes, 2);
     assert_eq!(s.timers.get(Timer::Probe), None);
-    assert_eq!(s.timers.get(Timer::Rto), Some(t1 + MS * 10));
-    // The probe's answer acknowledges everything: no resend, no timeout, backoff reset.
+    assert_eq!(s.timers.get(Timer::Rto), Some(second + MS * 10));
+    // The answer acknowledges everything: no timeout, backoff reset.
     ack(&mut s, second + us * 100, &[0..=4], 0).unwrap();
     assert!(s.is_idle());
-    assert_eq!((s.stats().retransmitted, s.stats().rto_fired), (0, 0));
+    assert_eq!((s.stats().lost, s.stats().rto_fired), (0, 0));
     assert_eq!(s.pto_count, 0);
     assert_eq!(s.timers.get(Timer::Probe), None);
+}
+
+#[test]
+fn a_probe_with_everything_outstanding_queued_is_a_heartbeat() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    send_n(&mut s, 2, 10);
+    write(&mut s, t0);
+    let us = Duration::from_micros(1);
+    ack(&mut s, t0 + us * 100, &[0..=1], 0).unwrap();
+    send_n(&mut s, 1, 10);
+    let t1 = t0 + MS;
+    assert_eq!(write(&mut s, t1), [2]);
+    // The first probe queues message 2; before it is written, the second finds nothing in
+    // flight to resend and asks for a HEARTBEAT.
+    let first = s.timers.get(Timer::Probe).unwrap();
+    s.handle_timeout(first);
+    assert!(!s.heartbeat_due(first));
+    let second = s.timers.get(Timer::Probe).unwrap();
+    s.handle_timeout(second);
+    assert_eq!(s.stats().probes, 2);
+    assert!(s.heartbeat_due(second));
+    let mut buf = [0u8; 2048];
+    let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
+    assert!(s.write_heartbeat(second, &mut w));
+    assert!(!s.heartbeat_due(second));
+    assert_eq!(s.stats().lost, 0);
 }
 
 #[test]
@@ -604,6 +632,35 @@ fn an_ack_answering_a_timeouts_probe_samples_the_path_not_the_wait() {
     assert_eq!(s.rtt().samples(), 2);
     assert_eq!(s.rtt().latest(), MS);
     assert!(s.rtt().smoothed() <= MS * 2, "{:?}", s.rtt().smoothed());
+}
+
+#[test]
+fn a_late_repeat_of_a_lost_ack_samples_the_path_without_any_timeout() {
+    // Found at 20 % loss both ways on loopback: ACKs whose prompt copy was lost came back
+    // tens of milliseconds later, after no timeout (a probe, or the receiver's next ACK);
+    // capped at the peer's maximum delay, their samples lifted the RTT estimate to tens of
+    // milliseconds, the timeout with it, and the session crawled at 12 k msgs/s.
+    let t0 = Instant::now();
+    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    let us = Duration::from_micros(1);
+    send_n(&mut s, 2, 10);
+    write(&mut s, t0);
+    ack(&mut s, t0 + us * 100, &[0..=1], 0).unwrap();
+    send_n(&mut s, 1, 10);
+    let t1 = t0 + MS;
+    write(&mut s, t1);
+    // Message 2 arrived 50 µs after it was sent; this ACK of it left 30 ms later.
+    let now = t1 + MS * 30 + us * 100;
+    ack(&mut s, now, &[0..=2], 30_000 + 50).unwrap();
+    assert_eq!(s.rtt().samples(), 2);
+    // The path's 50 µs, kept at the minimum of 100 µs: not 28 ms.
+    assert_eq!(s.rtt().latest(), us * 100);
+    assert_eq!(s.rtt().smoothed(), us * 100);
+    let histogram = &s.stats().rtt_us;
+    assert!(
+        histogram.equivalent(histogram.max(), 30_100),
+        "the histogram keeps what was measured"
+    );
 }
 
 #[test]
