@@ -161,9 +161,10 @@ const MAX_REORDERING_WINDOW_MULT: u32 = 4;
 /// number, so it is judged against what was sent after *it*, as RACK does for TCP
 /// (RFC 8985 §6.2); judging it by ID would declare it lost again at once. Only messages never
 /// resent advance the largest acknowledged transmission: for a resent one it is unknown
-/// which copy arrived (Karn's ambiguity). When ACKs stop
-/// altogether the retransmission timeout resends the oldest messages and asks for an
-/// immediate ACK. See `docs/QOS.md`.
+/// which copy arrived (Karn's ambiguity). When no ACK comes for a probe timeout (RFC 9002
+/// §6.2, `probe.rs`), the oldest message in flight is resent with a request for an immediate
+/// ACK, nothing declared lost; when ACKs stop altogether the retransmission timeout resends
+/// the oldest messages and asks for an immediate ACK. See `docs/QOS.md`.
 #[derive(Debug)]
 pub struct Sender {
     config: SenderConfig,
@@ -204,7 +205,8 @@ pub struct Sender {
     rto_backoff: u32,
     /// Consecutive probe timeouts without progress: the PTO's backoff exponent.
     pto_count: u32,
-    /// A probe timeout fired with no message to send: the next datagram is a HEARTBEAT.
+    /// A probe timeout fired with nothing in flight left to resend: the next datagram is a
+    /// HEARTBEAT.
     probe_heartbeat: bool,
     /// When the probe timeout last fired: the next one counts from here or from the last
     /// DATA datagram, whichever is later.
@@ -341,7 +343,7 @@ impl Sender {
     }
 
     /// Whether a HEARTBEAT is due: nothing was sent to the peer for a heartbeat interval, or
-    /// the probe timeout fired with no message to send.
+    /// the probe timeout fired with nothing in flight left to resend.
     pub fn heartbeat_due(&self, now: Instant) -> bool {
         self.probe_heartbeat || self.heartbeat.is_due(now)
     }

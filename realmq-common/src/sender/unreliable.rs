@@ -9,15 +9,15 @@
 //! unreliable sender writes no new ID past the *horizon*: the largest ID the peer
 //! acknowledged, plus one, plus its window.
 //!
-//! At the horizon it waits for an ACK to move it. When everything up to the horizon was
-//! lost, or the last ACKs were, no ACK would ever move it (nothing is resent without QoS).
-//! So when the sender is still held a *probe timeout* after its last DATA datagram (RFC 9002
-//! §6.2's PTO, as with QoS (`probe.rs`): the retransmission timeout's formula without its
-//! `min_rto` floor, from the RTT of ACKs that name the newest message), it writes the *tail probe*: the newest message it wrote, once
-//! more, asking for an immediate ACK (§6.2.4's probe, one message). The receiver delivers it
-//! if its first copy was lost and drops it as a duplicate otherwise: at most once either way.
-//! Its ACK names it, which moves the horizon a whole window on. The timeout backs off while
-//! probes go unanswered and resets when the horizon moves.
+//! At the horizon it waits for an ACK to move it. When everything up to the horizon was lost,
+//! or the last ACKs were, no ACK would ever move it (nothing is resent without QoS). So when
+//! the sender is still held a *probe timeout* after its last DATA datagram (RFC 9002 §6.2's
+//! PTO, as with QoS (`probe.rs`): the retransmission timeout's formula without its `min_rto`
+//! floor, from the RTT of ACKs that name the newest message), it writes the *tail probe*: the
+//! newest message it wrote, once more, asking for an immediate ACK (§6.2.4's probe, one
+//! message). The receiver delivers it if its first copy was lost and drops it as a duplicate
+//! otherwise: at most once either way. Its ACK names it, which moves the horizon a whole window
+//! on. The timeout backs off while probes go unanswered and resets when the horizon moves.
 
 use std::time::{Duration, Instant};
 

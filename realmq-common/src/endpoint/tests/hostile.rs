@@ -303,8 +303,8 @@ fn a_client_without_a_key_never_takes_a_keyed_servers_welcome() {
 #[test]
 fn lost_welcomes_for_seconds_still_end_in_a_session() {
     // Found under 20 % loss between network namespaces: the server evicted a session whose
-    // WELCOMEs were all lost before the client's next HELLO (retries backed off to 1 s then), then
-    // refused that HELLO as a replay.
+    // WELCOMEs were all lost before the client's next HELLO (retries backed off to 1 s
+    // then), then refused that HELLO as a replay.
     let t0 = Instant::now();
     let mut server =
         Server::new(ServerConfig::default(), ServerSecrets::from_test_seed(13)).unwrap();
