@@ -180,7 +180,7 @@ impl Sender {
 
     /// Queues `id` for a resend, or gives up on it if it was resent `max_retries` times
     /// already. Returns whether it was given up (the caller then removes it from `unacked`).
-    fn declare_lost(&mut self, id: u64) -> bool {
+    pub(super) fn declare_lost(&mut self, id: u64) -> bool {
         self.stats.lost += 1;
         let max_retries = self.config.max_retries;
         let entry = self.window.entry_mut(id);
@@ -216,7 +216,7 @@ impl Sender {
     }
 
     /// Removes given-up messages from `unacked`.
-    fn forget_abandoned(&mut self) {
+    pub(super) fn forget_abandoned(&mut self) {
         let window = &self.window;
         self.unacked
             .retain(|&id| window.entry(id).state != State::Abandoned);

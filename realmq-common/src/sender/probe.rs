@@ -20,12 +20,20 @@
 //! timeout backs off until the retransmission timeout fires as before. With nothing in flight
 //! left to resend (everything outstanding is queued already) the probe is a HEARTBEAT, which
 //! the receiver also answers at once.
+//!
+//! A probe timeout also declares lost every *resend* in flight written at least one (not
+//! backed-off) probe timeout before. Loss detection cannot judge a resend: only never-resent
+//! messages advance the largest acknowledged transmission (Karn). Once the send window is
+//! held by its oldest unacknowledged message, only resends go out, so a lost resend stalled
+//! the window until a probe found it, one probe per lost resend; under 20 % loss of DATA on a
+//! fast path that was most of the run (`docs/QOS.md`, "Probe timeout").
 
 use std::time::{Duration, Instant};
 
 use crate::rtt::RtoBounds;
 
 use super::congestion::MESSAGE_OVERHEAD;
+use super::sent_time::SentTime;
 use super::store::State;
 use super::{Sender, Timer};
 
@@ -65,6 +73,7 @@ impl Sender {
         self.stats.probes += 1;
         self.last_probe = Some(now);
         self.pto_count = self.pto_count.saturating_add(1);
+        self.declare_stale_resends_lost(now);
         let oldest = (self.unacked.as_slice().iter().copied())
             .find(|&id| self.window.entry(id).state == State::InFlight);
         match oldest {
@@ -79,5 +88,30 @@ impl Sender {
             _ => self.probe_heartbeat = true,
         }
         self.arm_pto(None);
+    }
+
+    /// Declares lost every resend in flight written at least a probe timeout ago: loss
+    /// detection cannot judge a resend (only never-resent messages advance the largest
+    /// acknowledged transmission), and one that has not been answered within a probe timeout
+    /// is taken as lost, as RFC 9002 §6.1.2's time threshold takes any packet.
+    fn declare_stale_resends_lost(&mut self, now: Instant) {
+        let now_sent = SentTime::new(self.epoch, now);
+        let pto = self.pto_backed_off(0);
+        let mut abandoned = false;
+        for i in 0..self.unacked.len() {
+            let id = self.unacked[i];
+            let entry = *self.window.entry(id);
+            if entry.state != State::InFlight || entry.retries == 0 {
+                continue;
+            }
+            if entry.sent_time.after(pto) <= now_sent {
+                self.congestion
+                    .on_congestion_event(now_sent, entry.sent_time);
+                abandoned |= self.declare_lost(id);
+            }
+        }
+        if abandoned {
+            self.forget_abandoned();
+        }
     }
 }
