@@ -191,21 +191,30 @@ fn rto_resends_the_oldest_asks_for_an_ack_and_backs_off() {
     assert_eq!(s.rto_backoff, 0);
 }
 
-#[test]
-fn a_lost_ack_is_asked_for_by_a_probe_before_the_timeout() {
+/// A default sender whose first two messages were acknowledged after a round trip of 100 µs
+/// (its only RTT sample), then `more` messages of 10 bytes written at `t1`, 1 ms after the
+/// first. Returns the sender, `t1` and the IDs written then.
+fn after_a_100_us_round_trip(more: usize) -> (Sender, Instant, Vec<u64>) {
     let t0 = Instant::now();
     let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
     send_n(&mut s, 2, 10);
     assert_eq!(write(&mut s, t0), [0, 1]);
+    ack(&mut s, t0 + Duration::from_micros(100), &[0..=1], 0).unwrap();
+    send_n(&mut s, more, 10);
+    let t1 = t0 + MS;
+    let written = write(&mut s, t1);
+    (s, t1, written)
+}
+
+#[test]
+fn a_lost_ack_is_asked_for_by_a_probe_before_the_timeout() {
+    let (mut s, t1, written) = after_a_100_us_round_trip(3);
+    assert_eq!(written, [2, 3, 4]);
     let us = Duration::from_micros(1);
-    ack(&mut s, t0 + us * 100, &[0..=1], 0).unwrap();
     // A 100 µs path: 100 µs + max(4 · 50 µs, 1 ms) + 2 ms; the timeout's floor is 10 ms.
     let pto = us * 3100;
     assert_eq!(s.pto(), pto);
     assert_eq!(s.rto(), MS * 10);
-    send_n(&mut s, 3, 10);
-    let t1 = t0 + MS;
-    assert_eq!(write(&mut s, t1), [2, 3, 4]);
     let window = s.congestion_window();
     // Their ACK is lost.
     assert_eq!(s.timers.get(Timer::Probe), Some(t1 + pto));
@@ -243,15 +252,8 @@ fn a_lost_ack_is_asked_for_by_a_probe_before_the_timeout() {
 
 #[test]
 fn a_probe_with_everything_outstanding_queued_is_a_heartbeat() {
-    let t0 = Instant::now();
-    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
-    send_n(&mut s, 2, 10);
-    write(&mut s, t0);
-    let us = Duration::from_micros(1);
-    ack(&mut s, t0 + us * 100, &[0..=1], 0).unwrap();
-    send_n(&mut s, 1, 10);
-    let t1 = t0 + MS;
-    assert_eq!(write(&mut s, t1), [2]);
+    let (mut s, _, written) = after_a_100_us_round_trip(1);
+    assert_eq!(written, [2]);
     // The first probe queues message 2; before it is written, the second finds nothing in
     // flight to resend and asks for a HEARTBEAT.
     let first = s.timers.get(Timer::Probe).unwrap();
@@ -643,15 +645,9 @@ fn a_late_repeat_of_a_lost_ack_samples_the_path_without_any_timeout() {
     // tens of milliseconds later, after no timeout (a probe, or the receiver's next ACK);
     // capped at the peer's maximum delay, their samples lifted the RTT estimate to tens of
     // milliseconds, the timeout with it, and the session crawled at 12 k msgs/s.
-    let t0 = Instant::now();
-    let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
+    let (mut s, t1, written) = after_a_100_us_round_trip(1);
+    assert_eq!(written, [2]);
     let us = Duration::from_micros(1);
-    send_n(&mut s, 2, 10);
-    write(&mut s, t0);
-    ack(&mut s, t0 + us * 100, &[0..=1], 0).unwrap();
-    send_n(&mut s, 1, 10);
-    let t1 = t0 + MS;
-    write(&mut s, t1);
     // Message 2 arrived 50 µs after it was sent; this ACK of it left 30 ms later.
     let now = t1 + MS * 30 + us * 100;
     ack(&mut s, now, &[0..=2], 30_000 + 50).unwrap();
