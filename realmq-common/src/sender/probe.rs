@@ -37,6 +37,14 @@ use super::sent_time::SentTime;
 use super::store::State;
 use super::{Sender, Timer};
 
+/// The probe timeout's bounds: the retransmission timeout's without its `min_rto` floor.
+pub(super) fn pto_bounds(rto_bounds: RtoBounds) -> RtoBounds {
+    RtoBounds {
+        min: Duration::ZERO,
+        ..rto_bounds
+    }
+}
+
 impl Sender {
     /// The probe timeout with its backoff: the retransmission timeout's formula without its
     /// `min_rto` floor.
@@ -46,11 +54,13 @@ impl Sender {
 
     /// The probe timeout doubled `backoff` times (at most `max_rto`).
     pub(super) fn pto_backed_off(&self, backoff: u32) -> Duration {
-        let bounds = RtoBounds {
-            min: Duration::ZERO,
-            ..self.rto_bounds
+        let pto = if backoff == 0 {
+            self.pto_base
+        } else {
+            self.rtt.rto(pto_bounds(self.rto_bounds), backoff)
         };
-        self.rtt.rto(bounds, backoff)
+        debug_assert_eq!(pto, self.rtt.rto(pto_bounds(self.rto_bounds), backoff));
+        pto
     }
 
     /// Arms the probe timeout one PTO after `from` or the last probe, whichever is later, if
