@@ -494,9 +494,10 @@ impl World {
         let authentic = origin.filter(|&c| clients[c].addr == from);
         let server_key = self.server_key;
         let delivered = &mut self.delivered;
-        self.server.handle_datagram(self.now, from, None, bytes, |d| {
-            check_delivery(&d, authentic, server_key, clients, delivered)
-        });
+        self.server
+            .handle_datagram(self.now, from, None, bytes, |d| {
+                check_delivery(&d, authentic, server_key, clients, delivered)
+            });
     }
 
     /// Client `c` sends up to `count` messages of `len` bytes, remembering each under the ID

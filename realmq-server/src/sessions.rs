@@ -44,7 +44,7 @@ pub struct SessionReport {
     /// `received / duration_s`.
     pub msgs_per_s: f64,
     /// One-way latency, µs (`null` if the session was not tracked: more than
-    /// [`MAX_TRACKED`] open at once).
+    /// `MAX_TRACKED`, 1,024, open at once).
     pub latency_us: Option<LatencySummary>,
     /// The client's clock minus the server's, µs, by which the session's send times were
     /// corrected (0: the client's estimate could not be told from zero); `null` when the

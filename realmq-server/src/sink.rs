@@ -39,7 +39,7 @@ const JSON_BYTES_PER_RECORD: u64 = 66;
 /// Size of the in-memory record buffer; a full buffer is written out at once.
 const BUFFER_BYTES: usize = 256 * 1024;
 
-/// Settings of a [`StatsSink`].
+/// Settings of the per-message statistics files (`StatsSink`).
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
     /// Directory of the files; created if missing.

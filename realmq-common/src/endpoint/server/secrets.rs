@@ -3,7 +3,7 @@
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-/// Secrets a [`Server`] needs, drawn by the binary from the operating system's CSPRNG.
+/// Secrets a [`Server`](super::Server) needs, drawn by the binary from the operating system's CSPRNG.
 #[derive(Clone)]
 pub struct ServerSecrets {
     /// Key of the address-validation cookies.
