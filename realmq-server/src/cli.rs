@@ -15,7 +15,8 @@ use crate::ServeOptions;
 /// Serves one protocol per process: RealMQ sessions over UDP (with QoS: acknowledgements and
 /// resends), or the plain TCP baseline to compare against. Logs progress to stderr every
 /// second (level set by RUST_LOG, default info) and prints a summary on exit (Ctrl-C,
-/// SIGTERM, or --exit-after-sessions).
+/// SIGTERM, or --exit-after-sessions). On Ctrl-C or SIGTERM it first acknowledges everything
+/// it received, so that its clients send a restarted server only what it never delivered.
 #[derive(Debug, Parser)]
 #[command(name = "realmq-server", version)]
 pub struct Args {

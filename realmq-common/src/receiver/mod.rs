@@ -321,6 +321,16 @@ impl Receiver {
         }
     }
 
+    /// Makes an ACK of everything received due at once, even if the last one already said
+    /// it all: the final word of a server that is shutting down (`Server::acknowledge_all`).
+    /// Nothing happens before any message arrived (an ACK needs a range).
+    pub fn request_ack(&mut self, now: Instant) {
+        if !self.received.is_empty() {
+            self.ack_pending = true;
+            self.schedule_ack(now, true);
+        }
+    }
+
     /// Records that some other datagram from the peer (STOP, say) arrived at `now`.
     pub fn handle_peer_activity(&mut self, now: Instant) {
         self.liveness.handle_arrival(now);

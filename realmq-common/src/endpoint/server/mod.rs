@@ -574,6 +574,22 @@ impl Server {
         seal_to(&mut session.auth, buf, len, session.peer, session.local_ip)
     }
 
+    /// Queues, for every open session that received anything, an ACK of everything it
+    /// received, due now whether or not one was owed: what a server that stops calls last,
+    /// before it sends what [`poll_transmit`](Self::poll_transmit) gives and exits. Its
+    /// clients then know exactly what was delivered, and resend only the rest to the server
+    /// that replaces it: no message is delivered twice across a graceful restart (unless
+    /// every copy of the final ACK is lost; `docs/RELIABILITY.md`, "Server restart").
+    pub fn acknowledge_all(&mut self, now: Instant) {
+        for (&id, session) in &mut self.sessions {
+            session.receiver.request_ack(now);
+            if !session.dirty && session.receiver.ack_due(now) {
+                session.dirty = true;
+                self.dirty.push_back(id);
+            }
+        }
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) wants to be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         // A scan over the open sessions: cheap for the thousands a server holds, and called

@@ -495,3 +495,49 @@ fn the_cookie_key_rotates_every_lifetime_and_cookies_survive_one_rotation() {
     );
     assert_eq!(server.stats().bad_cookies, 0);
 }
+
+#[test]
+fn a_stopping_servers_final_ack_leaves_its_client_nothing_to_send_again() {
+    // A server interrupted for a restart: every ACK it sent lately was lost, so its client
+    // still holds what it delivered and would send all of it again to the next server (a
+    // duplicate each). `acknowledge_all` says everything once more, owed or not.
+    let (mut server, mut client, _, mut now) = validated_pair(23);
+    let from = client_addr(1);
+    let mut delivered = 0;
+    while !client.is_established() {
+        step_lossless(&mut server, &mut client, from, now, &mut delivered);
+        now += MS;
+    }
+    let mut buf = [0u8; 1472];
+    for _ in 0..100 {
+        client.send(now, b"delivered, its ACK lost").unwrap();
+    }
+    while let Some(len) = client.poll_transmit(now, &mut buf) {
+        server.handle_datagram(now, from, None, &buf[..len], |_| delivered += 1);
+    }
+    assert_eq!(delivered, 100);
+    // The delayed ACK falls due and is lost; nothing more is owed.
+    now += 10 * MS;
+    server.handle_timeout(now);
+    let mut lost = 0;
+    while server.poll_transmit(now, &mut buf).is_some() {
+        lost += 1;
+    }
+    assert!(lost > 0, "an ACK was due");
+    assert!(server.poll_transmit(now, &mut buf).is_none());
+    assert_eq!(client.in_flight(), 100);
+
+    server.acknowledge_all(now);
+    let mut finals = 0;
+    while let Some(t) = server.poll_transmit(now, &mut buf) {
+        client.handle_datagram(now, &buf[..t.len]);
+        finals += 1;
+    }
+    assert_eq!(finals, 1, "one ACK for the one session");
+    assert_eq!(
+        client.in_flight(),
+        0,
+        "nothing left to send to the next server"
+    );
+    assert_eq!(client.stats().acked, 100);
+}
