@@ -581,8 +581,14 @@ impl Server {
     /// that replaces it: no message is delivered twice across a graceful restart (unless
     /// every copy of the final ACK is lost; `docs/RELIABILITY.md`, "Server restart").
     pub fn acknowledge_all(&mut self, now: Instant) {
+        self.queue_due_acks(now, Receiver::request_ack);
+    }
+
+    /// Runs `each` on every open session's receiver, then queues the session for
+    /// [`poll_transmit`](Self::poll_transmit) if its ACK is due (once).
+    fn queue_due_acks(&mut self, now: Instant, each: impl Fn(&mut Receiver, Instant)) {
         for (&id, session) in &mut self.sessions {
-            session.receiver.request_ack(now);
+            each(&mut session.receiver, now);
             if !session.dirty && session.receiver.ack_due(now) {
                 session.dirty = true;
                 self.dirty.push_back(id);
@@ -611,13 +617,7 @@ impl Server {
 
     /// Runs the timers due at `now`: delayed ACKs, and eviction of silent sessions.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for (&id, session) in &mut self.sessions {
-            session.receiver.handle_timeout(now);
-            if !session.dirty && session.receiver.ack_due(now) {
-                session.dirty = true;
-                self.dirty.push_back(id);
-            }
-        }
+        self.queue_due_acks(now, Receiver::handle_timeout);
         if self.next_sweep.is_some_and(|t| t <= now) {
             self.next_sweep = Some(now + self.config.sweep_interval);
             // A client that has not spoken yet may still be repeating its HELLO through a
