@@ -48,6 +48,26 @@ fn a_port_in_use_is_a_one_line_runtime_error() {
 }
 
 #[test]
+fn a_missing_key_file_is_named_with_the_systems_reason() {
+    let missing = std::env::temp_dir().join(format!("realmq-no-key-{}", std::process::id()));
+    let out = server(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--psk-file",
+        missing.to_str().unwrap(),
+    ])
+    .finish();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let line = out.error_line();
+    assert!(
+        line.contains("cannot read the key file")
+            && line.contains(missing.to_str().unwrap())
+            && line.contains("No such file or directory"),
+        "{line}"
+    );
+}
+
+#[test]
 fn an_unwritable_stats_dir_is_reported() {
     let file = std::env::temp_dir().join(format!("realmq-not-a-dir-{}", std::process::id()));
     std::fs::write(&file, b"x").unwrap();

@@ -171,6 +171,7 @@ impl CommonArgs {
         let bytes = std::fs::read(path).map_err(|e| PskFileError::Read {
             path: path.clone(),
             kind: e.kind(),
+            os_error: e.raw_os_error(),
         })?;
         crate::security::Psk::from_bytes(&bytes)
             .map(Some)
@@ -185,12 +186,15 @@ impl CommonArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum PskFileError {
     /// The file could not be read.
-    #[error("cannot read the key file {}: {}", path.display(), std::io::Error::from(*kind))]
+    #[error("cannot read the key file {}: {}", path.display(), describe(*kind, *os_error))]
     Read {
         /// The file.
         path: std::path::PathBuf,
         /// What went wrong.
         kind: std::io::ErrorKind,
+        /// The operating system's error number, if it gave one: its text ("No such file or
+        /// directory") says more than the kind's ("entity not found").
+        os_error: Option<i32>,
     },
     /// The file holds no usable key.
     #[error("the key file {} holds no usable key: {error}", path.display())]
@@ -200,6 +204,11 @@ pub enum PskFileError {
         /// What is wrong with the key.
         error: crate::security::PskError,
     },
+}
+
+/// The text of an I/O error: the operating system's when its number is known.
+fn describe(kind: std::io::ErrorKind, os_error: Option<i32>) -> std::io::Error {
+    os_error.map_or_else(|| kind.into(), std::io::Error::from_raw_os_error)
 }
 
 /// A positive number of seconds, fractions allowed (`0.5`), at most a day.
