@@ -342,12 +342,14 @@ impl TextReport for ClientSummary {
         );
         match (self.delivered, self.delivered_per_s) {
             (Some(d), Some(rate)) => {
+                let mb_per_s = self.mb_per_s.unwrap_or(0.0);
                 text += &format!(
-                    "delivered {d} (confirmed by the server), lost {} ({:.3} %), {:.3} s: {rate:.0} msgs/s, {:.2} MB/s\n",
+                    "delivered {d} (confirmed by the server), lost {} ({:.3} %), {:.3} s: {rate:.0} msgs/s, {:.2} MB/s ({} of payload)\n",
                     or_na(self.lost),
                     self.loss_pct.unwrap_or(0.0),
                     self.duration_s,
-                    self.mb_per_s.unwrap_or(0.0),
+                    mb_per_s,
+                    bit_rate(mb_per_s),
                 );
             }
             _ => text += "delivered: unknown (a session ended without the server's count)\n",
@@ -375,6 +377,17 @@ impl TextReport for ClientSummary {
             text += &format!("error: {e}\n");
         }
         text
+    }
+}
+
+/// `mb_per_s` (10^6 bytes a second) in bits a second, in the unit iperf3 would print it:
+/// Mbit/s below a gigabit, Gbit/s from there.
+fn bit_rate(mb_per_s: f64) -> String {
+    let mbit = mb_per_s * 8.0;
+    if mbit < 1000.0 {
+        format!("{mbit:.1} Mbit/s")
+    } else {
+        format!("{:.2} Gbit/s", mbit / 1000.0)
     }
 }
 
@@ -406,6 +419,14 @@ mod tests {
         };
         record_latency_us(&mut b.rtt, 300);
         [a, b]
+    }
+
+    #[test]
+    fn bit_rates_are_in_the_unit_iperf3_would_use() {
+        assert_eq!(bit_rate(0.0), "0.0 Mbit/s");
+        assert_eq!(bit_rate(124.9), "999.2 Mbit/s");
+        assert_eq!(bit_rate(125.0), "1.00 Gbit/s");
+        assert_eq!(bit_rate(4451.64), "35.61 Gbit/s");
     }
 
     #[test]
@@ -448,6 +469,12 @@ mod tests {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert!(s.to_text().contains("lost 10 (1.000 %)"), "{}", s.to_text());
+        // 0.99 MB/s of payload is 7.92 Mbit/s.
+        assert!(
+            s.to_text().contains("0.99 MB/s (7.9 Mbit/s of payload)"),
+            "{}",
+            s.to_text()
+        );
         assert!(v["clock_offset_us"].is_null() && v["clock_rtt_us"].is_null());
         assert!(!s.to_text().contains("clock offset"));
     }
