@@ -5,7 +5,8 @@
 #                                  [--only REGEX] [--out DIR] [--no-build]
 #
 #   --quick        a few scenarios for CI (0 % and 5 % both ways, 5 % on the client's output
-#                  hook; RealMQ and TCP; paced only), 20000 messages each: well under a minute
+#                  hook, the narrow path without loss; RealMQ and TCP; paced only), 20000
+#                  messages each: well under a minute
 #   --messages N   messages per scenario (default: 200000; --quick: 20000)
 #   --rate N       messages per second of the paced scenarios (default: 50000)
 #   --timeout S    give up on a client after S seconds (default: 120); the scenario then
@@ -24,9 +25,11 @@
 #   ack     on the input hook of the client namespace: acknowledgements are lost
 #   both    on both input hooks, P % each way
 #   output  on the output hook of the client namespace: the client's send() fails (EPERM)
+#   mtu     P % each way as `both`, over a narrow path: the veth's MTU lowered from 1500 to
+#           1280 (a tunnel's, an IPv6 minimum), below the 1,500 RealMQ's datagrams assume
 #
-# Loss rates 0, 1, 5 and 20 % (output: 5 % only), each for RealMQ and TCP, paced (--rate)
-# and at full speed. Scenario names read protocol-mode-loss-placement (udp-paced-5-both).
+# Loss rates 0, 1, 5 and 20 % (output: 5 % only; mtu: 0 and 5 %), each for RealMQ and TCP,
+# paced (--rate) and at full speed. Scenario names read protocol-mode-loss-placement (udp-paced-5-both).
 # Each run is `realmq-server --bind 10.77.0.1:0 --port-file ... --exit-after-sessions 1
 # --json` in the server namespace and `realmq-client --json` in the client namespace. Prints
 # one table on stdout: delivered and lost as the client reports them (confirmed by the
@@ -178,9 +181,13 @@ drop_rule() {
         numgen random mod 100 '<' "$pct" drop
 }
 
-# Sets the drop rules of one scenario; placement none|data|ack|both|output.
+# Sets the drop rules and the path's MTU of one scenario; placement
+# none|data|ack|both|output|mtu.
 set_loss() {
-    local pct="$1" placement="$2" ns
+    local pct="$1" placement="$2" ns mtu=1500
+    [[ "$placement" == mtu ]] && mtu=1280
+    ip -n "$ns_s" link set "$veth_s" mtu "$mtu"
+    ip -n "$ns_c" link set "$veth_c" mtu "$mtu"
     for ns in "$ns_s" "$ns_c"; do
         ip netns exec "$ns" nft flush ruleset
     done
@@ -188,7 +195,7 @@ set_loss() {
         none) ;;
         data) drop_rule "$ns_s" input "$pct" ;;
         ack) drop_rule "$ns_c" input "$pct" ;;
-        both) drop_rule "$ns_s" input "$pct"; drop_rule "$ns_c" input "$pct" ;;
+        both | mtu) drop_rule "$ns_s" input "$pct"; drop_rule "$ns_c" input "$pct" ;;
         output) drop_rule "$ns_c" output "$pct" ;;
     esac
 }
@@ -253,14 +260,14 @@ EOF
 # Scenarios in table order: both protocols next to each other for every loss and placement.
 scenarios=()
 if [[ $quick -eq 1 ]]; then
-    for lp in 0:none 5:both 5:output; do
+    for lp in 0:none 5:both 5:output 0:mtu; do
         for protocol in udp tcp; do
             scenarios+=("$protocol:paced:$lp")
         done
     done
 else
     for mode in paced full; do
-        for lp in 0:none 1:data 1:ack 1:both 5:data 5:ack 5:both 5:output 20:data 20:ack 20:both; do
+        for lp in 0:none 1:data 1:ack 1:both 5:data 5:ack 5:both 5:output 0:mtu 5:mtu 20:data 20:ack 20:both; do
             for protocol in udp tcp; do
                 scenarios+=("$protocol:$mode:$lp")
             done
@@ -371,7 +378,7 @@ widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
 line = lambda r: "  ".join(v.ljust(w) if i in (0, 1, 3) else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
 print(f"{messages:,} messages of 64 bytes per scenario, paced at {rate:,} msgs/s or full speed; "
       "loss: nftables random drop per direction (data: server input, ack: client input, "
-      "both: each input, output: client output); delivered/lost/msgs/s: client (confirmed by the "
+      "both: each input, output: client output, mtu: both over a path of MTU 1280); delivered/lost/msgs/s: client (confirmed by the "
       "server); latency: one-way at the server; resent: - for TCP (the kernel resends unseen); "
       "run s: client run time")
 print(line(head))

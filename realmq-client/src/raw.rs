@@ -42,7 +42,11 @@ pub(crate) fn send_raw(
         .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)
         .context("cannot register the UDP socket")?;
     let mut outbox = Outbox::new(&socket).context("cannot set up the UDP socket")?;
-    let per_datagram = messages_per_datagram(config.size, DEFAULT_MAX_DATAGRAM);
+    // As RealMQ's sessions do, no larger than the path to the server carries.
+    let datagram_size = socket::max_udp_payload(&socket).map_or(DEFAULT_MAX_DATAGRAM, |limit| {
+        limit.min(DEFAULT_MAX_DATAGRAM)
+    });
+    let per_datagram = messages_per_datagram(config.size, datagram_size);
     let full = realmq_common::io::raw::DATA_HEADER
         + per_datagram * (config.size + realmq_common::io::raw::MESSAGE_OVERHEAD);
     let segments = outbox.max_segments().clamp(1, MAX_SEGMENTS);

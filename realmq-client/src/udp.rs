@@ -25,7 +25,7 @@ use realmq_common::io::{
 use realmq_common::liveness::PauseWatch;
 use realmq_common::payload_stamp::Stamper;
 use realmq_common::stats::merge_latency;
-use realmq_proto::MIN_DATAGRAM_SIZE;
+use realmq_proto::{DEFAULT_MAX_DATAGRAM, MIN_DATAGRAM_SIZE};
 
 use crate::summary::{Progress, ThreadResult};
 use crate::{random_payload, WorkerConfig};
@@ -60,10 +60,11 @@ fn send_batch(size: usize) -> u64 {
 }
 
 /// The session configuration for a worker.
-pub(crate) fn client_config(config: &WorkerConfig) -> ClientConfig {
+pub(crate) fn client_config(config: &WorkerConfig, datagram_size: usize) -> ClientConfig {
     ClientConfig {
         sender: SenderConfig {
             reliable: config.reliable,
+            max_datagram_size: datagram_size,
             ..SenderConfig::default()
         },
         handshake_timeout: config.connect_timeout,
@@ -141,6 +142,43 @@ impl SocketErrors {
     }
 }
 
+/// The session's datagram size: one Ethernet MTU's UDP payload ([`DEFAULT_MAX_DATAGRAM`]),
+/// or less where the kernel knows the path to the server to be narrower
+/// ([`socket::max_udp_payload`]: a VPN, PPPoE, a tunnel). Fails, saying why, when that leaves
+/// too little room for the handshake or for one `--size` message.
+fn datagram_size(socket: &UdpSocket, config: &WorkerConfig) -> anyhow::Result<usize> {
+    let size = match socket::max_udp_payload(socket) {
+        Some(limit) if limit < DEFAULT_MAX_DATAGRAM => {
+            if config.index == 0 {
+                log::info!(
+                    "the path MTU to {} leaves {limit}-byte UDP datagrams: sending those \
+                     (the default is {DEFAULT_MAX_DATAGRAM})",
+                    config.server
+                );
+            }
+            limit
+        }
+        _ => DEFAULT_MAX_DATAGRAM,
+    };
+    if size < MIN_DATAGRAM_SIZE {
+        bail!(
+            "the path MTU to {} leaves {size}-byte UDP datagrams: RealMQ needs at least \
+             {MIN_DATAGRAM_SIZE}",
+            config.server
+        );
+    }
+    let max = Client::max_payload(&client_config(config, size), config.psk.is_some());
+    if config.size > max {
+        bail!(
+            "--size {} does not fit in one datagram to {}: its path MTU leaves {size}-byte UDP \
+             datagrams, which carry at most {max} bytes of message",
+            config.size,
+            config.server
+        );
+    }
+    Ok(size)
+}
+
 /// HELLOs answered by ICMP port unreachable before the client gives up: two, so one stale
 /// ICMP from a previous server on the port cannot end a run (about 0.2 s: the second HELLO
 /// goes 200 ms after the first).
@@ -158,12 +196,17 @@ pub(crate) fn send_session(
     let socket = socket::connect_udp(config.server, config.socket_buffer)
         .with_context(|| format!("cannot open a UDP socket to {}", config.server))?;
     let outbox = Outbox::new(&socket).context("cannot set up the UDP socket")?;
-    let datagram_size = client_config(config).sender.max_datagram_size;
+    let datagram_size = datagram_size(&socket, config)?;
     // Both clocks read together: the session epoch's wall time is that of `now`.
     let (now, unix_now_us) = (Instant::now(), config.unix_now_us());
     let nonce = random_u64().context("cannot draw a nonce from the OS")?;
-    let mut client = Client::new(client_config(config), now, unix_now_us, nonce)
-        .context("invalid session configuration")?;
+    let mut client = Client::new(
+        client_config(config, datagram_size),
+        now,
+        unix_now_us,
+        nonce,
+    )
+    .context("invalid session configuration")?;
     if let Some(psk) = &config.psk {
         client = client.with_psk(psk.clone());
     }
@@ -526,7 +569,7 @@ impl Worker<'_> {
             self.config.index,
             e.sessions
         );
-        let mut config = client_config(self.config);
+        let mut config = client_config(self.config, self.datagram_size);
         config.handshake_timeout = self.config.reconnect_timeout;
         let nonce = random_u64().context("cannot draw a nonce from the OS")?;
         let mut client = Client::new(config, Instant::now(), self.config.unix_now_us(), nonce)
@@ -612,7 +655,7 @@ mod tests {
             socket_buffer: 0,
             ..WorkerConfig::new(0, "127.0.0.1:9".parse().unwrap())
         };
-        let c = client_config(&config);
+        let c = client_config(&config, DEFAULT_MAX_DATAGRAM);
         assert!(!c.sender.reliable);
         assert_eq!(c.handshake_timeout, Duration::from_millis(750));
     }

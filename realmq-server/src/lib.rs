@@ -90,6 +90,15 @@ impl StopWhen {
     }
 }
 
+/// The largest datagram the server writes (ACKs, RETRYs, WELCOMEs, BYEs): what every IPv6 path
+/// carries (RFC 8200 §5: links of at least 1,280 bytes, less 48 of IPv6 and UDP headers), and
+/// every IPv4 path of 1,260 bytes or more. The server cannot ask the kernel for each client's
+/// path MTU (its socket is not connected), and its datagrams go out with the don't-fragment
+/// bit: one over a client's path MTU is dropped on the way. An ACK of this size still holds
+/// hundreds of ranges. (DATA datagrams are the client's, sized to its own path:
+/// `realmq-client/src/udp.rs`, `datagram_size`.)
+const ANSWER_DATAGRAM_SIZE: usize = 1_232;
+
 /// Serves `listener` until `shutdown` triggers or enough sessions have ended; then writes
 /// the stats files and plot (if asked) and returns the run's summary.
 pub fn serve(
@@ -124,6 +133,10 @@ pub fn serve(
                     .heartbeat_interval
                     .unwrap_or(realmq_common::io::LivenessArgs::DEFAULT_SERVER_INTERVAL),
                 liveness: tuning.clone(),
+                receiver: realmq_common::config::ReceiverConfig {
+                    max_datagram_size: ANSWER_DATAGRAM_SIZE,
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             // The wall clock lets clients on other hosts estimate their clock offset in the

@@ -81,6 +81,36 @@ pub fn connect_udp(server: SocketAddr, buffer_bytes: usize) -> io::Result<UdpSoc
     Ok(UdpSocket::from_std(socket))
 }
 
+/// Bytes of IPv4 and UDP header in front of a UDP payload (no IP options).
+const IPV4_UDP_HEADERS: usize = 20 + 8;
+
+/// The largest UDP payload `socket`, connected over IPv4, can send unfragmented: the
+/// kernel's path MTU for its destination (`IP_MTU`: the route's, which is the interface's
+/// unless the kernel learned a smaller one) less the IPv4 and UDP headers. `None` where the kernel does not say (IPv6,
+/// other systems): the caller keeps its default.
+///
+/// The sockets send with the don't-fragment bit (quinn-udp asks for it), so a datagram over
+/// the path MTU is not fragmented but dropped — on Linux before it leaves, with a `sendmsg`
+/// error quinn-udp only logs. A client behind a smaller MTU (PPPoE 1492, WireGuard 1420,
+/// tunnels of 1280) then had every full DATA datagram vanish and delivered nothing.
+pub fn max_udp_payload(socket: &UdpSocket) -> Option<usize> {
+    if !socket.peer_addr().ok()?.is_ipv4() {
+        return None;
+    }
+    path_mtu_v4(socket).map(|mtu| mtu.saturating_sub(IPV4_UDP_HEADERS))
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn path_mtu_v4(socket: &UdpSocket) -> Option<usize> {
+    let mtu = nix::sys::socket::getsockopt(socket, nix::sys::socket::sockopt::IpMtu).ok()?;
+    usize::try_from(mtu).ok()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn path_mtu_v4(_socket: &UdpSocket) -> Option<usize> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +124,21 @@ mod tests {
         assert_eq!(client.peer_addr().unwrap(), addr);
         let granted = set_buffers(&std::net::UdpSocket::bind("127.0.0.1:0").unwrap(), 0);
         assert!(granted.is_some_and(|g| g.receive > 0 && g.send > 0));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_path_limit_of_a_loopback_socket_is_the_loopback_mtu_less_the_headers() {
+        let server = bind_udp("127.0.0.1:0".parse().unwrap(), 0).unwrap();
+        let client = connect_udp(server.local_addr().unwrap(), 0).unwrap();
+        // The interface's MTU (65,536 by default), capped at the largest IPv4 packet.
+        let mtu: usize = std::fs::read_to_string("/sys/class/net/lo/mtu")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(max_udp_payload(&client), Some(mtu.min(65_535) - 28));
+        // A socket that is not connected has no path.
+        assert_eq!(max_udp_payload(&server), None);
     }
 }
