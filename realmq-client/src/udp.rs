@@ -179,6 +179,12 @@ fn datagram_size(socket: &UdpSocket, config: &WorkerConfig) -> anyhow::Result<us
     Ok(size)
 }
 
+/// How long the first Ctrl-C (or SIGTERM) waits for the messages in flight to be
+/// acknowledged before the session ends without them: on a working path they are within
+/// milliseconds; on one that stopped carrying them (a narrower MTU somewhere, a firewall) the
+/// wait never ended, and a `timeout` without `-k` never stopped the client.
+const DRAIN_AFTER_INTERRUPT: Duration = Duration::from_secs(10);
+
 /// HELLOs answered by ICMP port unreachable before the client gives up: two, so one stale
 /// ICMP from a previous server on the port cannot end a run (about 0.2 s: the second HELLO
 /// goes 200 ms after the first).
@@ -300,6 +306,8 @@ impl Worker<'_> {
         let mut events = Events::with_capacity(16);
         let mut window_full = false;
         let mut pauses = PauseWatch::default();
+        // After Ctrl-C: when the wait for what is in flight ends regardless.
+        let mut drain_until = None;
 
         while !self.client.is_closed() {
             let now = Instant::now();
@@ -309,6 +317,13 @@ impl Worker<'_> {
             // finishing).
             if (established && out_of_messages) || shutdown.is_triggered() {
                 self.client.finish(now);
+            }
+            if shutdown.is_triggered() {
+                let until = *drain_until.get_or_insert(now + DRAIN_AFTER_INTERRUPT);
+                if now >= until {
+                    self.abandon_after_interrupt();
+                    break;
+                }
             }
 
             if self.receive()? > 0 {
@@ -386,6 +401,7 @@ impl Worker<'_> {
                 next_token,
                 self.send_until,
                 phase_end,
+                drain_until,
             ]
             .into_iter()
             .flatten()
@@ -412,6 +428,21 @@ impl Worker<'_> {
             // a WAKER event (Ctrl-C) only needs the loop to come round to the flag check.
         }
         Ok(())
+    }
+
+    /// Ctrl-C came [`DRAIN_AFTER_INTERRUPT`] ago and messages are still unacknowledged:
+    /// ends the session without them, and says so.
+    fn abandon_after_interrupt(&mut self) {
+        let s = self.client.stats();
+        log::warn!(
+            "thread {}: {} message(s) still unacknowledged {} s after the interrupt: ending the \
+             session without them",
+            self.config.index,
+            s.sent - s.acked - s.undeliverable,
+            DRAIN_AFTER_INTERRUPT.as_secs()
+        );
+        self.client.abandon();
+        self.handle_events(Instant::now());
     }
 
     /// Reads datagrams into the session, each with its own arrival time (the RTT samples

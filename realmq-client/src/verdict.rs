@@ -30,10 +30,24 @@ pub fn judge(run: RunInfo, outcome: RunOutcome, interrupted: bool) -> ClientSumm
         } else if summary.unreachable {
             Some("the server became unreachable during the run".into())
         } else {
-            summary
-                .undeliverable
-                .filter(|&n| n > 0)
-                .map(|n| format!("{n} of {} messages were undeliverable", summary.sent))
+            let undeliverable = summary.undeliverable.unwrap_or(0);
+            let unconfirmed = (summary.sent)
+                .saturating_sub(summary.acked.unwrap_or(summary.sent) + undeliverable);
+            if undeliverable > 0 {
+                Some(format!(
+                    "{undeliverable} of {} messages were undeliverable",
+                    summary.sent
+                ))
+            } else if interrupted && summary.qos && unconfirmed > 0 {
+                // Only a session ended while messages were in flight leaves any: the wait
+                // after Ctrl-C ran out (`udp.rs`, DRAIN_AFTER_INTERRUPT).
+                Some(format!(
+                    "interrupted: {unconfirmed} of {} messages were never acknowledged",
+                    summary.sent
+                ))
+            } else {
+                None
+            }
         }
     });
     summary
@@ -68,6 +82,29 @@ mod tests {
         let s = judge(run(), outcome, true);
         assert_eq!(s.error.as_deref(), Some("no route to host"));
         assert_eq!((s.sent, s.interrupted), (5, true));
+    }
+
+    #[test]
+    fn messages_left_unacknowledged_after_an_interrupt_fail_the_run() {
+        let r = |acked| ThreadResult {
+            sent: 10,
+            acked,
+            server_received: None,
+            ..ThreadResult::default()
+        };
+        let judged = |acked, interrupted| {
+            let outcome = RunOutcome {
+                results: vec![(0, Ok(r(acked)))],
+                intervals: Vec::new(),
+            };
+            judge(run(), outcome, interrupted).error
+        };
+        assert_eq!(
+            judged(7, true).as_deref(),
+            Some("interrupted: 3 of 10 messages were never acknowledged")
+        );
+        // Drained before the session ended: an interrupted run that lost nothing.
+        assert_eq!(judged(10, true), None);
     }
 
     #[test]

@@ -368,6 +368,14 @@ impl Client {
         }
     }
 
+    /// Ends the session at once, whatever is still unacknowledged: no STOP, no wait for the
+    /// server's BYE (the server evicts the silent session). For a caller that will wait no
+    /// longer — the load client some seconds after Ctrl-C, when the path stopped carrying
+    /// its messages. What was not acknowledged stays counted as not acknowledged.
+    pub fn abandon(&mut self) {
+        self.close(None);
+    }
+
     /// Takes in one datagram received from the server.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
         let Ok(header) = Header::parse(bytes) else {

@@ -541,3 +541,36 @@ fn a_stopping_servers_final_ack_leaves_its_client_nothing_to_send_again() {
     );
     assert_eq!(client.stats().acked, 100);
 }
+
+#[test]
+fn an_abandoned_session_closes_at_once_with_its_messages_unacknowledged() {
+    // A path that stopped carrying DATA: the load client gives up waiting some seconds after
+    // Ctrl-C.
+    let (mut server, mut client, _, mut now) = validated_pair(29);
+    let from = client_addr(1);
+    while !client.is_established() {
+        step_lossless(&mut server, &mut client, from, now, &mut 0);
+        now += MS;
+    }
+    while client.poll_event().is_some() {}
+    let mut buf = [0u8; 1472];
+    for _ in 0..10 {
+        client.send(now, b"never arrives").unwrap();
+    }
+    while client.poll_transmit(now, &mut buf).is_some() {}
+    client.finish(now);
+    assert!(!client.is_closed(), "finishing waits for the ACKs");
+    client.abandon();
+    assert!(client.is_closed());
+    assert!(matches!(
+        client.poll_event(),
+        Some(ClientEvent::Closed {
+            server_received: None
+        })
+    ));
+    assert_eq!((client.stats().sent, client.stats().acked), (10, 0));
+    // Nothing more to send: no STOP, no resend.
+    assert!(client
+        .poll_transmit(now + Duration::from_secs(1), &mut buf)
+        .is_none());
+}
