@@ -11,6 +11,7 @@ pub mod cli;
 mod pacing;
 pub mod phi_sweep;
 mod raw;
+mod stall;
 mod summary;
 mod tcp;
 mod udp;

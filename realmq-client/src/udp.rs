@@ -27,6 +27,7 @@ use realmq_common::payload_stamp::Stamper;
 use realmq_common::stats::merge_latency;
 use realmq_proto::{DEFAULT_MAX_DATAGRAM, MIN_DATAGRAM_SIZE};
 
+use crate::stall::{StallWatch, STALL_WARNING};
 use crate::summary::{Progress, ThreadResult};
 use crate::{random_payload, WorkerConfig};
 
@@ -107,6 +108,8 @@ struct Worker<'a> {
     owed: u64,
     /// What the sessions that ended before the current one did.
     earlier: Earlier,
+    /// Whether the session's acknowledgements stopped (`stall.rs`).
+    stall: StallWatch,
     /// `--record-arrivals`.
     arrivals: Option<ArrivalRecorder>,
     result: ThreadResult,
@@ -233,6 +236,7 @@ pub(crate) fn send_session(
         send_until: None,
         owed: 0,
         earlier: Earlier::default(),
+        stall: StallWatch::default(),
         arrivals: (config.liveness.record_arrivals.as_ref())
             .map(|path| ArrivalRecorder::new(path, Instant::now())),
         result: ThreadResult::default(),
@@ -382,6 +386,7 @@ impl Worker<'_> {
             }
             self.handle_events(now);
             progress.publish(self.client.stats().sent, self.client.stats().acked);
+            self.warn_if_stalled(now);
             let more_work = !offered_all || !sent_all;
             if self.client.is_closed() {
                 break;
@@ -428,6 +433,27 @@ impl Worker<'_> {
             // a WAKER event (Ctrl-C) only needs the loop to come round to the flag check.
         }
         Ok(())
+    }
+
+    /// Says once per session when nothing has been acknowledged for [`STALL_WARNING`] with
+    /// messages in flight while the server still answers.
+    fn warn_if_stalled(&mut self, now: Instant) {
+        let acked = self.client.stats().acked;
+        // A server gone silent would have closed the session within about a second (its
+        // failure detector): five seconds in, it still answers.
+        if self.stall.check(now, acked, self.client.in_flight()) {
+            log::warn!(
+                "thread {}: nothing acknowledged for {} s with {} message(s) in flight, while \
+                 the server still answers: the path may drop {}-byte datagrams (an MTU below \
+                 {} beyond the first hop, or a firewall); the messages are resent until given \
+                 up (docs/RELIABILITY.md, \"Narrow paths\")",
+                self.config.index,
+                STALL_WARNING.as_secs(),
+                self.client.in_flight(),
+                self.datagram_size,
+                self.datagram_size + 28,
+            );
+        }
     }
 
     /// Ctrl-C came [`DRAIN_AFTER_INTERRUPT`] ago and messages are still unacknowledged:
@@ -609,6 +635,7 @@ impl Worker<'_> {
             client = client.with_psk(psk.clone());
         }
         self.client = client;
+        self.stall = StallWatch::default();
         self.session_id = None;
         self.result.unreachable = false;
         self.result.server_received = None;
