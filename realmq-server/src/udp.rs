@@ -327,8 +327,8 @@ impl Io {
 
     /// At an interrupt: an ACK of everything each open session received, sent
     /// [`FINAL_ACK_COPIES`] times, waiting at most [`FINAL_ACKS_MAX`] in all for room in the
-    /// socket's buffer. The
-    /// clients then resend to the next server only what this one did not deliver.
+    /// socket's buffer. The clients then resend to the next server only what this one did
+    /// not deliver.
     fn send_final_acks(&mut self, server: &mut Server, poll: &mut Poll) {
         let deadline = Instant::now() + FINAL_ACKS_MAX;
         let mut sent = 0u64;
