@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use realmq_client::{run_workers, ClientSummary, RunInfo, ThreadResult, WorkerConfig};
+use realmq_client::verdict::judge;
+use realmq_client::{run_workers, ClientSummary, RunInfo, RunOutcome, ThreadResult, WorkerConfig};
 use realmq_common::io::{socket, Protocol, Shutdown};
 use realmq_common::security::Psk;
 use realmq_server::{serve, Listener, ServeOptions, ServerSummary};
@@ -206,6 +207,7 @@ fn late_datagrams_never_break_exactly_once() {
             hold_ms: 50..=700,
             seed: 7,
             capture: false,
+            drop_longer_than: None,
         },
         psk: None,
         flood: None,
@@ -247,6 +249,7 @@ fn flooded(psk: Option<Psk>, seed: u64) -> (Outcome, u32, u64) {
             hold_ms: 0..=0,
             seed,
             capture: true,
+            drop_longer_than: None,
         },
         flood: Some(FloodConfig {
             client_threads: threads as usize,
@@ -346,4 +349,80 @@ fn psk_sessions_reject_every_forged_datagram() {
     // Replays, truncated, bit-flipped and random datagrams from the clients' own
     // addresses: none carried a fresh valid tag.
     assert!(o.server.udp.unauthenticated > 0, "{:?}", o.server.udp);
+}
+
+#[test]
+fn a_path_that_drops_full_datagrams_ends_a_run_soon_after_ctrl_c() {
+    // A path that stopped carrying DATA (a narrower MTU beyond the client's first hop, which
+    // the kernel's IP_MTU does not show, or a firewall): the relay drops every client session
+    // datagram over 60 bytes, so the handshake and the HEARTBEATs pass, the session stays
+    // open, and no message arrives. The client's first Ctrl-C used to wait for their
+    // acknowledgements until they were given up (with the timeout backing off, far longer
+    // than a user waits); now it waits a bounded time, then ends the session without them
+    // and the run fails saying so.
+    let _turn = one_at_a_time();
+    let socket = socket::bind_udp(LOOPBACK.parse().unwrap(), SOCKET_BUFFER).unwrap();
+    let server_addr = socket.local_addr().unwrap();
+    let server = Bounded::spawn("server", Shutdown::new(), move |shutdown| {
+        serve(Listener::Udp(socket), &ServeOptions::default(), &shutdown)
+    });
+    let relay = Relay::start(
+        server_addr,
+        RelayConfig {
+            hold_probability: 0.0,
+            hold_ms: 0..=0,
+            seed: 11,
+            capture: true,
+            drop_longer_than: Some(60),
+        },
+    );
+    let worker = WorkerConfig {
+        quota: Some(100_000),
+        ..WorkerConfig::new(0, relay.addr)
+    };
+    let client = Bounded::spawn("client", Shutdown::new(), move |shutdown| {
+        run_workers(Protocol::Udp, vec![worker], &shutdown)
+    });
+    // The session is open and sending: session datagrams reach the relay.
+    let give_up = Instant::now() + THREAD_LIFETIME;
+    let mut c = lock(&relay.shared.capture);
+    while c.session_seen < NOTIFY_EVERY && Instant::now() < give_up {
+        c = relay
+            .shared
+            .captured
+            .wait_timeout(c, Duration::from_millis(100))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    assert!(c.session_seen >= NOTIFY_EVERY, "the session never sent");
+    drop(c);
+
+    client.shutdown.trigger(); // Ctrl-C
+    let results = client.wait().expect("the run ends after the interrupt");
+    let r = results[0]
+        .1
+        .as_ref()
+        .expect("the thread ends without an error");
+    assert!(
+        r.sent > 0 && r.acked < r.sent,
+        "sent {}, acked {}",
+        r.sent,
+        r.acked
+    );
+    let info = RunInfo {
+        protocol: "udp",
+        qos: true,
+        threads: 1,
+        size: 64,
+    };
+    let outcome = RunOutcome {
+        results,
+        intervals: Vec::new(),
+    };
+    let error = judge(info, outcome, true).error.unwrap_or_default();
+    assert!(error.contains("were never acknowledged"), "{error}");
+    server.shutdown.trigger();
+    server.wait().expect("server run");
+    let relay = relay.stop();
+    assert!(relay.dropped_long > 0, "{relay:?}");
 }

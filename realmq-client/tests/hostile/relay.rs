@@ -29,6 +29,11 @@ pub(crate) struct RelayConfig {
     pub(crate) seed: u64,
     /// Keep copies of the clients' datagrams for an attacker (see [`Capture`]).
     pub(crate) capture: bool,
+    /// Drop client session datagrams (not handshakes) longer than this: what a path that
+    /// stopped carrying the larger datagrams does (a narrower MTU beyond the client's first
+    /// hop, a firewall). A limit below any DATA datagram's length lets only HEARTBEATs and
+    /// STOPs through. `None`: forward all.
+    pub(crate) drop_longer_than: Option<usize>,
 }
 
 /// Handshake datagrams kept for the attacker.
@@ -76,6 +81,8 @@ pub(crate) struct RelayStats {
     pub(crate) to_clients: u64,
     /// Datagrams the relay could not send on (socket buffer full, or the server had gone).
     pub(crate) send_failures: u64,
+    /// Client session datagrams dropped for their length ([`RelayConfig::drop_longer_than`]).
+    pub(crate) dropped_long: u64,
     /// Client addresses seen, one upstream socket each.
     pub(crate) clients: usize,
 }
@@ -217,7 +224,10 @@ impl RelayLoop {
             if self.config.capture {
                 capture(&self.shared, bytes);
             }
-            if self.rng.f64() < self.config.hold_probability {
+            let session = Header::parse(bytes).is_ok_and(|h| h.kind == PacketKind::Session);
+            if session && self.config.drop_longer_than.is_some_and(|max| len > max) {
+                self.stats.dropped_long += 1;
+            } else if self.rng.f64() < self.config.hold_probability {
                 let delay = Duration::from_millis(self.rng.u64(self.config.hold_ms.clone()));
                 let at = Instant::now() + delay;
                 self.held
