@@ -43,9 +43,7 @@ pub(crate) fn send_raw(
         .context("cannot register the UDP socket")?;
     let mut outbox = Outbox::new(&socket).context("cannot set up the UDP socket")?;
     // As RealMQ's sessions do, no larger than the path to the server carries.
-    let datagram_size = socket::max_udp_payload(&socket).map_or(DEFAULT_MAX_DATAGRAM, |limit| {
-        limit.min(DEFAULT_MAX_DATAGRAM)
-    });
+    let datagram_size = socket::datagram_size(&socket, DEFAULT_MAX_DATAGRAM);
     let per_datagram = messages_per_datagram(config.size, datagram_size);
     let full = realmq_common::io::raw::DATA_HEADER
         + per_datagram * (config.size + realmq_common::io::raw::MESSAGE_OVERHEAD);

@@ -147,22 +147,17 @@ impl SocketErrors {
 
 /// The session's datagram size: one Ethernet MTU's UDP payload ([`DEFAULT_MAX_DATAGRAM`]),
 /// or less where the kernel knows the path to the server to be narrower
-/// ([`socket::max_udp_payload`]: a VPN, PPPoE, a tunnel). Fails, saying why, when that leaves
+/// ([`socket::datagram_size`]: a VPN, PPPoE, a tunnel). Fails, saying why, when that leaves
 /// too little room for the handshake or for one `--size` message.
 fn datagram_size(socket: &UdpSocket, config: &WorkerConfig) -> anyhow::Result<usize> {
-    let size = match socket::max_udp_payload(socket) {
-        Some(limit) if limit < DEFAULT_MAX_DATAGRAM => {
-            if config.index == 0 {
-                log::info!(
-                    "the path MTU to {} leaves {limit}-byte UDP datagrams: sending those \
-                     (the default is {DEFAULT_MAX_DATAGRAM})",
-                    config.server
-                );
-            }
-            limit
-        }
-        _ => DEFAULT_MAX_DATAGRAM,
-    };
+    let size = socket::datagram_size(socket, DEFAULT_MAX_DATAGRAM);
+    if size < DEFAULT_MAX_DATAGRAM && config.index == 0 {
+        log::info!(
+            "the path MTU to {} leaves {size}-byte UDP datagrams: sending those (the default \
+             is {DEFAULT_MAX_DATAGRAM})",
+            config.server
+        );
+    }
     if size < MIN_DATAGRAM_SIZE {
         bail!(
             "the path MTU to {} leaves {size}-byte UDP datagrams: RealMQ needs at least \

@@ -84,10 +84,16 @@ pub fn connect_udp(server: SocketAddr, buffer_bytes: usize) -> io::Result<UdpSoc
 /// Bytes of IPv4 and UDP header in front of a UDP payload (no IP options).
 const IPV4_UDP_HEADERS: usize = 20 + 8;
 
+/// The datagram size for `socket`, connected: `preferred`, or less where the path to its
+/// peer is narrower ([`max_udp_payload`]).
+pub fn datagram_size(socket: &UdpSocket, preferred: usize) -> usize {
+    max_udp_payload(socket).map_or(preferred, |limit| limit.min(preferred))
+}
+
 /// The largest UDP payload `socket`, connected over IPv4, can send unfragmented: the
 /// kernel's path MTU for its destination (`IP_MTU`: the route's, which is the interface's
-/// unless the kernel learned a smaller one) less the IPv4 and UDP headers. `None` where the kernel does not say (IPv6,
-/// other systems): the caller keeps its default.
+/// unless the kernel learned a smaller one) less the IPv4 and UDP headers. `None` where the
+/// kernel does not say (IPv6, other systems): the caller keeps its default.
 ///
 /// The sockets send with the don't-fragment bit (quinn-udp asks for it), so a datagram over
 /// the path MTU is not fragmented but dropped — on Linux before it leaves, with a `sendmsg`
@@ -138,6 +144,8 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(max_udp_payload(&client), Some(mtu.min(65_535) - 28));
+        assert_eq!(datagram_size(&client, 1472), 1472);
+        assert_eq!(datagram_size(&client, 1 << 20), mtu.min(65_535) - 28);
         // A socket that is not connected has no path.
         assert_eq!(max_udp_payload(&server), None);
     }

@@ -432,6 +432,21 @@ fn step_lossless(
     }
 }
 
+/// [`validated_pair`] with the session open at both ends (over a perfect path, within a
+/// bounded number of steps): the server, the client, its address and the time.
+fn established_pair(seed: u64) -> (Server, Client, SocketAddr, Instant) {
+    let (mut server, mut client, _, mut now) = validated_pair(seed);
+    let from = client_addr(1);
+    for _ in 0..100 {
+        if client.is_established() {
+            return (server, client, from, now);
+        }
+        step_lossless(&mut server, &mut client, from, now, &mut 0);
+        now += MS;
+    }
+    panic!("the session did not open in 100 steps");
+}
+
 /// A first HELLO from `client` at `from` and `now`: the RETRY's nonce and cookie.
 fn first_retry(
     server: &mut Server,
@@ -501,13 +516,8 @@ fn a_stopping_servers_final_ack_leaves_its_client_nothing_to_send_again() {
     // A server interrupted for a restart: every ACK it sent lately was lost, so its client
     // still holds what it delivered and would send all of it again to the next server (a
     // duplicate each). `acknowledge_all` says everything once more, owed or not.
-    let (mut server, mut client, _, mut now) = validated_pair(23);
-    let from = client_addr(1);
+    let (mut server, mut client, from, mut now) = established_pair(23);
     let mut delivered = 0;
-    while !client.is_established() {
-        step_lossless(&mut server, &mut client, from, now, &mut delivered);
-        now += MS;
-    }
     let mut buf = [0u8; 1472];
     for _ in 0..100 {
         client.send(now, b"delivered, its ACK lost").unwrap();
@@ -546,12 +556,7 @@ fn a_stopping_servers_final_ack_leaves_its_client_nothing_to_send_again() {
 fn an_abandoned_session_closes_at_once_with_its_messages_unacknowledged() {
     // A path that stopped carrying DATA: the load client gives up waiting some seconds after
     // Ctrl-C.
-    let (mut server, mut client, _, mut now) = validated_pair(29);
-    let from = client_addr(1);
-    while !client.is_established() {
-        step_lossless(&mut server, &mut client, from, now, &mut 0);
-        now += MS;
-    }
+    let (_server, mut client, _, now) = established_pair(29);
     while client.poll_event().is_some() {}
     let mut buf = [0u8; 1472];
     for _ in 0..10 {
