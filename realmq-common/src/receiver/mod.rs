@@ -315,10 +315,7 @@ impl Receiver {
         self.stats.heartbeats += 1;
         // An ACK needs at least one range: before any message arrived, the session layer
         // answers the heartbeat itself (the server echoes a HEARTBEAT).
-        if !self.received.is_empty() {
-            self.ack_pending = true;
-            self.schedule_ack(now, true);
-        }
+        self.request_ack(now);
     }
 
     /// Makes an ACK of everything received due at once, even if the last one already said
