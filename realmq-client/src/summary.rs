@@ -323,6 +323,7 @@ impl TextReport for ClientSummary {
     fn to_text(&self) -> String {
         let mode = match (self.protocol, self.qos) {
             ("tcp", _) => "TCP baseline",
+            ("raw", _) => "raw UDP (no protocol)",
             (_, true) => "UDP with QoS",
             _ => "UDP without QoS",
         };
@@ -547,6 +548,26 @@ mod tests {
         assert!((s.send_duration_s - 0.4).abs() < 1e-9);
         assert!((s.sent_per_s - 2_250.0).abs() < 1e-6, "{}", s.sent_per_s);
         assert!((s.delivered_per_s.unwrap() - 890.0 / 0.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_title_names_the_mode() {
+        let t0 = Instant::now();
+        for (protocol, qos, title) in [
+            ("udp", true, "UDP with QoS"),
+            ("udp", false, "UDP without QoS"),
+            ("raw", false, "raw UDP (no protocol)"),
+            ("tcp", false, "TCP baseline"),
+        ] {
+            let run = RunInfo {
+                protocol,
+                qos,
+                threads: 1,
+                size: 64,
+            };
+            let text = ClientSummary::new(run, &two_threads(t0)).to_text();
+            assert!(text.starts_with(&format!("{title}, 1 thread(s)")), "{text}");
+        }
     }
 
     #[test]
