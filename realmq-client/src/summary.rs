@@ -56,8 +56,13 @@ pub struct ThreadResult {
     pub retransmitted: u64,
     /// Messages given up (UDP with QoS).
     pub undeliverable: u64,
-    /// What the server said it received at the end (BYE, or the TCP count), if it said.
+    /// What the server said it received at the end (BYE, or the TCP count), if it said. With
+    /// QoS, when every BYE was lost but every message was acknowledged, the acknowledged
+    /// count (see `counted_from_acks`).
     pub server_received: Option<u64>,
+    /// `server_received` is the count the server's ACKs confirmed, its BYE having been lost
+    /// (UDP with QoS, every message acknowledged).
+    pub counted_from_acks: bool,
     /// The server stopped answering during the session.
     pub unreachable: bool,
     /// The session was closed because the server's ACKs violated the protocol.
@@ -117,6 +122,7 @@ impl Default for ThreadResult {
             retransmitted: 0,
             undeliverable: 0,
             server_received: None,
+            counted_from_acks: false,
             unreachable: false,
             protocol_violation: false,
             reconnects: 0,

@@ -287,6 +287,12 @@ pub(crate) fn send_session(
     r.acked = earlier.acked + stats.acked;
     r.reconnects = earlier.sessions;
     r.resent_after_reconnect = earlier.resent;
+    // Every BYE lost (the server may have exited meanwhile, as `--exit-after-sessions` does):
+    // when the session acknowledged everything it sent, its ACKs confirmed every message.
+    if worker.config.reliable && r.server_received.is_none() && stats.acked == stats.sent {
+        r.server_received = Some(stats.acked);
+        r.counted_from_acks = true;
+    }
     // What lost sessions' servers confirmed is what they acknowledged.
     r.server_received = r.server_received.map(|n| n + earlier.acked);
     r.clock_offset = worker.client.clock_offset().or(r.clock_offset);

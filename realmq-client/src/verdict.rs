@@ -24,6 +24,13 @@ pub fn judge(run: RunInfo, outcome: RunOutcome, interrupted: bool) -> ClientSumm
     if missing_bye > 0 && !summary.unreachable && first_error.is_none() {
         log::warn!("{missing_bye} session(s) ended without the server's final count (BYE)");
     }
+    let from_acks = ok.iter().filter(|r| r.counted_from_acks).count();
+    if from_acks > 0 {
+        log::info!(
+            "{from_acks} session(s) ended without the server's BYE; every message of theirs was \
+             acknowledged, so their delivery is counted from the ACKs"
+        );
+    }
     summary.error = first_error.or_else(|| {
         if summary.protocol_violation {
             Some("the server acknowledged messages never sent: session closed".into())

@@ -208,6 +208,7 @@ fn late_datagrams_never_break_exactly_once() {
             seed: 7,
             capture: false,
             drop_longer_than: None,
+            drop_byes: false,
         },
         psk: None,
         flood: None,
@@ -250,6 +251,7 @@ fn flooded(psk: Option<Psk>, seed: u64) -> (Outcome, u32, u64) {
             seed,
             capture: true,
             drop_longer_than: None,
+            drop_byes: false,
         },
         flood: Some(FloodConfig {
             client_threads: threads as usize,
@@ -374,6 +376,7 @@ fn a_path_that_drops_full_datagrams_ends_a_run_soon_after_ctrl_c() {
             seed: 11,
             capture: true,
             drop_longer_than: Some(60),
+            drop_byes: false,
         },
     );
     let worker = WorkerConfig {
@@ -425,4 +428,35 @@ fn a_path_that_drops_full_datagrams_ends_a_run_soon_after_ctrl_c() {
     server.wait().expect("server run");
     let relay = relay.stop();
     assert!(relay.dropped_long > 0, "{relay:?}");
+}
+
+#[test]
+fn a_run_whose_byes_are_all_lost_counts_its_delivery_from_the_acks() {
+    // The server's final count (BYE) never reaches the client: with heavy loss towards the
+    // client, against a server that exits once its sessions ended (`--exit-after-sessions`,
+    // as the load-test scripts run it), every BYE can be lost. Every message was
+    // acknowledged, and those ACKs are the server's confirmation: the run reports them
+    // delivered, not "unknown".
+    let _turn = one_at_a_time();
+    let messages = 20_000;
+    let o = run(Setup {
+        threads: 1,
+        messages_per_thread: messages,
+        size: 64,
+        rate: 0.0,
+        relay: RelayConfig {
+            hold_probability: 0.0,
+            hold_ms: 0..=0,
+            seed: 13,
+            capture: false,
+            drop_longer_than: None,
+            drop_byes: true,
+        },
+        psk: None,
+        flood: None,
+    });
+    assert!(o.relay.dropped_byes > 0, "relay: {:?}", o.relay);
+    assert!(o.per_thread[0].counted_from_acks, "{:?}", o.per_thread[0]);
+    assert_exactly_once(&o, 1, messages);
+    assert_eq!(o.client.lost, Some(0), "client: {:?}", o.client);
 }

@@ -34,6 +34,8 @@ pub(crate) struct RelayConfig {
     /// hop, a firewall). A limit below any DATA datagram's length lets only HEARTBEATs and
     /// STOPs through. `None`: forward all.
     pub(crate) drop_longer_than: Option<usize>,
+    /// Drop every BYE from the server: a client that ends its session hears no final count.
+    pub(crate) drop_byes: bool,
 }
 
 /// Handshake datagrams kept for the attacker.
@@ -83,6 +85,8 @@ pub(crate) struct RelayStats {
     pub(crate) send_failures: u64,
     /// Client session datagrams dropped for their length ([`RelayConfig::drop_longer_than`]).
     pub(crate) dropped_long: u64,
+    /// Server BYEs dropped ([`RelayConfig::drop_byes`]).
+    pub(crate) dropped_byes: u64,
     /// Client addresses seen, one upstream socket each.
     pub(crate) clients: usize,
 }
@@ -252,6 +256,10 @@ impl RelayLoop {
                 Err(_) => continue,
             };
             self.stats.to_clients += 1;
+            if self.config.drop_byes && is_bye(&self.buf[..len]) {
+                self.stats.dropped_byes += 1;
+                continue;
+            }
             if self.front.send_to(&self.buf[..len], *client).is_err() {
                 self.stats.send_failures += 1;
             }
@@ -335,6 +343,11 @@ pub(crate) fn is_hello_with_cookie(bytes: &[u8]) -> bool {
         d.frames()
             .any(|f| matches!(f, Frame::Hello(h) if !h.token.is_empty()))
     })
+}
+
+/// Whether `bytes` is a datagram carrying a BYE (the server's final count).
+pub(crate) fn is_bye(bytes: &[u8]) -> bool {
+    Datagram::parse(bytes).is_ok_and(|d| d.frames().any(|f| matches!(f, Frame::Bye(_))))
 }
 
 // ---------------------------------------------------------------------------------------
