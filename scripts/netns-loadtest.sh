@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Loss test: RealMQ (UDP with QoS) and TCP under real kernel packet loss, side by side.
 #
-# Usage: scripts/netns-loadtest.sh [--quick] [--messages N] [--rate N] [--timeout SECS]
+# Usage: scripts/netns-loadtest.sh [--quick | --loss LIST] [--messages N] [--rate N] [--timeout SECS]
 #                                  [--only REGEX] [--out DIR] [--no-build]
 #
 #   --quick        a few scenarios for CI (0 % and 5 % both ways, 5 % on the client's output
@@ -12,6 +12,9 @@
 #   --timeout S    give up on a client after S seconds (default: 120); the scenario then
 #                  counts as failed and the table goes on
 #   --only REGEX   run only the scenarios whose name matches (e.g. 'udp-paced-(0|5)-')
+#   --loss LIST    other loss rates instead of the default scenarios: for each P % in the
+#                  comma-separated LIST (whole numbers 0-99, e.g. 10,30,50), the data, ack
+#                  and both placements, paced and at full speed, RealMQ and TCP
 #   --out DIR      keep every scenario's JSON summaries and logs in DIR (created if missing)
 #   --no-build     use the release binaries as they are, without `cargo build --release`
 #
@@ -47,6 +50,7 @@ limit=120
 quick=0
 only=""
 out=""
+losses=""
 build=1
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -70,6 +74,11 @@ while [[ $# -gt 0 ]]; do
         --only)
             [[ $# -ge 2 ]] || { echo "error: --only needs a pattern" >&2; exit 2; }
             only="$2"
+            shift
+            ;;
+        --loss)
+            [[ $# -ge 2 && "$2" =~ ^[0-9]{1,2}(,[0-9]{1,2})*$ ]] || { echo "error: --loss needs comma-separated whole percentages below 100 (e.g. 10,30,50)" >&2; exit 2; }
+            losses="$2"
             shift
             ;;
         --out)
@@ -259,7 +268,17 @@ EOF
 
 # Scenarios in table order: both protocols next to each other for every loss and placement.
 scenarios=()
-if [[ $quick -eq 1 ]]; then
+if [[ -n "$losses" ]]; then
+    for mode in paced full; do
+        for pct in ${losses//,/ }; do
+            for placement in data ack both; do
+                for protocol in udp tcp; do
+                    scenarios+=("$protocol:$mode:$((10#$pct)):$placement")
+                done
+            done
+        done
+    done
+elif [[ $quick -eq 1 ]]; then
     for lp in 0:none 5:both 5:output 0:mtu; do
         for protocol in udp tcp; do
             scenarios+=("$protocol:paced:$lp")
