@@ -56,7 +56,9 @@ pub enum SenderEvent {
         id: u64,
     },
     /// The peer's ACKs stopped: it has been suspected (φ ≥ threshold) for the whole grace
-    /// period. Reported once.
+    /// period, and left enough datagrams unanswered meanwhile that heavy loss cannot explain
+    /// the silence (`sender/reachability.rs`). Reported once (again only after it was heard
+    /// from).
     PeerUnreachable,
     /// [`MAX_VIOLATING_ACKS`] ACKs in a row named IDs beyond anything sent plus the peer's
     /// plausibility window, which an honest peer never does. Reported once; the session

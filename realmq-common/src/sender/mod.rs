@@ -7,6 +7,7 @@ mod congestion;
 mod errors;
 mod loss;
 mod probe;
+mod reachability;
 #[cfg(test)]
 mod send_many_tests;
 mod sent_time;
@@ -31,6 +32,7 @@ use crate::rtt::{RtoBounds, RttEstimator};
 use crate::search::lower_bound;
 use crate::timer::{earliest, TimerKind, TimerTable};
 use congestion::{Congestion, MESSAGE_OVERHEAD};
+use reachability::Asks;
 use sent_time::SentTime;
 use store::{Entry, State, Window};
 use unacked::Unacked;
@@ -105,9 +107,10 @@ enum Timer {
     /// The probe timeout (RFC 9002 §6.2): before the retransmission timeout, when a lost
     /// ACK left the sender waiting (`probe.rs`). Only with QoS.
     Probe,
-    /// The next HEARTBEAT: one heartbeat interval after the last datagram to the peer. Once
-    /// it fires the heartbeat stays due (see [`Sender::heartbeat_due`]) but the timer is
-    /// stopped, out of `poll_timeout`, until something is sent.
+    /// The next HEARTBEAT: one heartbeat interval after the last datagram to the peer (one
+    /// ask interval while the peer is suspected: `reachability.rs`). Once it fires the
+    /// heartbeat stays due (see [`Sender::heartbeat_due`]) but the timer is stopped, out of
+    /// `poll_timeout`, until something is sent.
     Heartbeat,
 }
 
@@ -221,6 +224,15 @@ pub struct Sender {
     ack_now: bool,
     heartbeat: HeartbeatSchedule,
     liveness: PeerLiveness,
+    /// The datagrams the peer left unanswered: the second condition of its being
+    /// unreachable (`reachability.rs`).
+    asks: Asks,
+    /// The peer was suspected at the last liveness check and has not been heard from since:
+    /// HEARTBEATs are due every ask interval.
+    suspected: bool,
+    /// [`SenderEvent::PeerUnreachable`] was raised, and the peer has not been heard from
+    /// since.
+    unreachable_reported: bool,
     /// ACKs in a row that named IDs beyond the peer's plausibility window.
     violating_acks: u32,
     /// Without QoS: the probe timeout fired while held at the horizon (`unreliable.rs`).
@@ -272,6 +284,9 @@ impl Sender {
             ack_now: false,
             heartbeat,
             liveness: PeerLiveness::new(&config.liveness, epoch),
+            asks: Asks::new(&config.liveness),
+            suspected: false,
+            unreachable_reported: false,
             violating_acks: 0,
             probe_due: false,
             epoch,
@@ -347,10 +362,16 @@ impl Sender {
         pending && (!self.config.reliable || self.probe || self.congestion.can_send(1))
     }
 
-    /// Whether a HEARTBEAT is due: nothing was sent to the peer for a heartbeat interval, or
-    /// the probe timeout fired with nothing in flight left to resend.
+    /// Whether a HEARTBEAT is due: nothing was sent to the peer for a heartbeat interval (for
+    /// an ask interval while the peer is suspected), or the probe timeout fired with nothing
+    /// in flight left to resend.
     pub fn heartbeat_due(&self, now: Instant) -> bool {
-        self.probe_heartbeat || self.heartbeat.is_due(now)
+        self.probe_heartbeat || self.heartbeat.is_due(now) || self.ask_due(now)
+    }
+
+    /// Whether the peer is suspected and nothing was sent to it for an ask interval.
+    fn ask_due(&self, now: Instant) -> bool {
+        self.suspected && self.asks.next_due().is_some_and(|due| now >= due)
     }
 
     /// Writes a HEARTBEAT (timestamp: µs since the epoch) if one is due and fits; returns
@@ -377,17 +398,43 @@ impl Sender {
         self.on_datagram_sent(now);
     }
 
-    /// Anything sent postpones the next heartbeat (and re-arms its timer if it had fired).
+    /// Anything sent postpones the next heartbeat (and re-arms its timer if it had fired),
+    /// and may count as an ask.
     fn on_datagram_sent(&mut self, now: Instant) {
         self.heartbeat.on_sent(now);
+        self.asks.on_sent(now);
+        self.arm_heartbeat(now);
+    }
+
+    /// Arms the heartbeat timer: one heartbeat interval after the last datagram, or one ask
+    /// interval while the peer is suspected. A deadline already passed stops it instead: the
+    /// HEARTBEAT is due, and stays out of `poll_timeout` until written.
+    fn arm_heartbeat(&mut self, now: Instant) {
+        let mut deadline = self.heartbeat.poll_timeout();
+        if self.suspected {
+            deadline = self
+                .asks
+                .next_due()
+                .map_or(deadline, |due| due.min(deadline));
+        }
         self.timers
-            .set(Timer::Heartbeat, self.heartbeat.poll_timeout());
+            .set_or_stop(Timer::Heartbeat, Some(deadline).filter(|&d| d > now));
+    }
+
+    /// Something arrived from the peer: it answered.
+    fn on_peer_heard(&mut self, now: Instant) {
+        self.liveness.handle_arrival(now);
+        self.asks.on_answer();
+        self.unreachable_reported = false;
+        if std::mem::take(&mut self.suspected) {
+            self.arm_heartbeat(now);
+        }
     }
 
     /// Records that some other datagram from the peer (WELCOME, BYE…) arrived at `now`: it
     /// feeds the liveness detector like an ACK.
     pub fn handle_peer_activity(&mut self, now: Instant) {
-        self.liveness.handle_arrival(now);
+        self.on_peer_heard(now);
     }
 
     /// This process could not run from `since` to `now`: see
@@ -405,7 +452,7 @@ impl Sender {
     /// honest peer could have accepted raises [`SenderEvent::ProtocolViolation`].
     pub fn handle_ack(&mut self, now: Instant, frame: &AckFrame<'_>) -> Result<(), AckError> {
         let largest = frame.largest();
-        self.liveness.handle_arrival(now);
+        self.on_peer_heard(now);
         self.stats.acks_received += 1;
         let unsent = self.config.reliable && self.largest_sent.is_none_or(|sent| largest > sent);
         if unsent {
@@ -461,8 +508,17 @@ impl Sender {
                 Timer::Heartbeat => {}
             }
         }
-        if self.liveness.handle_timeout(now) {
+        // The detector's first "dead" is only half the verdict: the asks must have gone
+        // unanswered too (`reachability.rs`), which later checks see.
+        self.liveness.handle_timeout(now);
+        if !self.unreachable_reported && self.peer_unreachable(now) {
+            self.unreachable_reported = true;
             self.events.push_back(SenderEvent::PeerUnreachable);
+        }
+        // Phi only grows between arrivals: suspicion starts here and ends with an arrival.
+        if !self.suspected && self.liveness.is_suspected(now) {
+            self.suspected = true;
+            self.arm_heartbeat(now);
         }
     }
 
@@ -478,10 +534,11 @@ impl Sender {
     }
 
     /// Whether the peer is unreachable at `now`: silent for its suspicion and the grace
-    /// period (see [`SenderEvent::PeerUnreachable`]). Not sticky: a datagram from the peer
-    /// brings it back, as in the receiver.
+    /// period, with enough datagrams left unanswered meanwhile (see
+    /// [`SenderEvent::PeerUnreachable`] and `reachability.rs`). Not sticky: a datagram from
+    /// the peer brings it back, as in the receiver.
     pub fn peer_unreachable(&self, now: Instant) -> bool {
-        self.liveness.is_dead(now)
+        self.liveness.is_dead(now) && self.asks.enough_unanswered()
     }
 
     /// The liveness verdict on the peer (suspicion level, detector statistics).

@@ -492,8 +492,57 @@ fn heartbeat_is_due_after_an_idle_interval() {
     assert!(!s.heartbeat_due(t0 + h / 2 + h));
 }
 
-#[test]
-fn silence_after_acks_makes_the_peer_unreachable() {
+/// Runs `s`'s timers from `from` as a session layer would, writing every HEARTBEAT that falls
+/// due (but none within `pace` of the one before: a slow event loop), until it reports the
+/// peer unreachable or `limit` passes; `answered(k)` says whether
+/// the peer answers the `k`-th HEARTBEAT (at once). Returns when it was reported, if it was,
+/// how many HEARTBEATs were written, and whether the failure detector alone judged the peer
+/// dead at any point.
+fn run_heartbeats(
+    s: &mut Sender,
+    from: Instant,
+    limit: Duration,
+    pace: Duration,
+    answered: impl Fn(u64) -> bool,
+) -> (Option<Instant>, u64, bool) {
+    let mut now = from;
+    let mut detector_dead = false;
+    let mut last_written: Option<Instant> = None;
+    let mut buf = [0u8; 1500];
+    while now < from + limit {
+        if s.heartbeat_due(now) && last_written.is_none_or(|last| now >= last + pace) {
+            last_written = Some(now);
+            let mut w = DatagramWriter::new(&mut buf, 1472, Header::session(1)).unwrap();
+            assert!(s.write_heartbeat(now, &mut w));
+            if answered(s.stats().heartbeats) {
+                s.handle_peer_activity(now);
+            }
+        }
+        // Heartbeats written when due: the deadline never stays in place (the first may
+        // have passed while the caller was not running the timers).
+        // A HEARTBEAT held back by the pace leaves no deadline: the loop comes round anyway.
+        let next = match s.poll_timeout() {
+            Some(next) => next,
+            None if !pace.is_zero() && s.heartbeat_due(now) => now + pace,
+            None => panic!("no deadline while the peer is silent"),
+        };
+        assert!(
+            next > now || now == from || s.heartbeat_due(now),
+            "poll_timeout stuck at {next:?}"
+        );
+        now = next.max(now + Duration::from_micros(100));
+        s.handle_timeout(now);
+        detector_dead |= s.liveness().is_dead(now);
+        if s.poll_event() == Some(SenderEvent::PeerUnreachable) {
+            return (Some(now), s.stats().heartbeats, detector_dead);
+        }
+    }
+    (None, s.stats().heartbeats, detector_dead)
+}
+
+/// A sender whose one message in flight was acknowledged every heartbeat interval for two
+/// seconds, and when that was (the last ACK).
+fn acked_for_two_seconds() -> (Sender, Instant) {
     let t0 = Instant::now();
     let mut s = Sender::new(SenderConfig::default(), t0).unwrap();
     let h = s.config().heartbeat_interval;
@@ -502,20 +551,61 @@ fn silence_after_acks_makes_the_peer_unreachable() {
     for i in 1..=20u32 {
         ack(&mut s, t0 + h * i, &[0..=0], 0).unwrap();
     }
-    let last = t0 + h * 20;
-    assert!(!s.peer_unreachable(last + h));
-    let mut now = last;
-    while s.poll_event() != Some(SenderEvent::PeerUnreachable) {
-        // Heartbeats fall due and are not written: the deadline must not spin in place.
-        let next = s.poll_timeout().unwrap();
-        assert!(next > now || now == last, "poll_timeout stuck at {next:?}");
-        now = next;
-        s.handle_timeout(now);
-        assert!(now < last + Duration::from_secs(10));
-    }
-    assert!(s.heartbeat_due(now));
-    assert!(s.peer_unreachable(now));
-    assert!(now > last + s.config().liveness.grace_period);
+    (s, t0 + h * 20)
+}
+
+#[test]
+fn silence_after_acks_makes_the_peer_unreachable() {
+    let (mut s, last) = acked_for_two_seconds();
+    assert!(!s.peer_unreachable(last + s.config().heartbeat_interval));
+    let (declared, heartbeats, _) = run_heartbeats(
+        &mut s,
+        last,
+        Duration::from_secs(10),
+        Duration::ZERO,
+        |_| false,
+    );
+    let declared = declared.expect("declared unreachable within 10 s");
+    assert!(s.peer_unreachable(declared));
+    assert!(declared > last + s.config().liveness.grace_period);
+    // Once suspected it asked every ask interval: enough asks within the grace period, so
+    // the verdict came with the detector's (at most a check interval later), not after.
+    assert!(
+        heartbeats >= u64::from(reachability::ASKS_BEFORE_UNREACHABLE),
+        "{heartbeats}"
+    );
+    let check = s.config().liveness.check_interval;
+    assert!(!s.liveness().is_dead(declared - check));
+}
+
+#[test]
+fn a_peer_that_answers_one_ask_in_four_is_never_unreachable() {
+    // 50 % loss each way: three round trips in four fail. Silences longer than the failure
+    // detector allows come often, but not forty unanswered asks in a row.
+    let (mut s, last) = acked_for_two_seconds();
+    let mut rng = fastrand::Rng::with_seed(4);
+    let answers: Vec<bool> = (0..2_000).map(|_| rng.u8(0..4) == 0).collect();
+    let (declared, heartbeats, detector_dead) =
+        run_heartbeats(&mut s, last, Duration::from_secs(60), Duration::ZERO, |k| {
+            answers[(k as usize) % answers.len()]
+        });
+    assert_eq!(declared, None, "after {heartbeats} heartbeats");
+    // Asked every ask interval while suspected, it heard back before the detector gave up.
+    assert!(!detector_dead);
+}
+
+#[test]
+fn a_peer_silent_beyond_the_detectors_bound_but_answering_asks_is_not_unreachable() {
+    // A peer that answers one ask in thirty, and an event loop that writes at most one
+    // HEARTBEAT every 50 ms: between answers the detector judges the peer dead, but never
+    // forty asks in a row went unanswered.
+    let (mut s, last) = acked_for_two_seconds();
+    let (declared, heartbeats, detector_dead) =
+        run_heartbeats(&mut s, last, Duration::from_secs(30), MS * 50, |k| {
+            k % 30 == 0
+        });
+    assert_eq!(declared, None, "after {heartbeats} heartbeats");
+    assert!(detector_dead);
 }
 
 /// A datagram overtaken by many later ones still decodes to the right IDs: the sender sizes

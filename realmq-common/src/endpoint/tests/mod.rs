@@ -537,11 +537,11 @@ fn no_session_dies_under_20_percent_loss_both_ways() {
 
 #[test]
 fn at_any_loss_rate_a_message_is_delivered_at_most_once_and_giving_up_is_reported() {
-    // Two clients, 3,000 messages each, 300 seeds per loss rate (each way). Exactly once
-    // where the run completes; where the loss defeats the defaults (connect timeout, failure
-    // detector, `max_retries` resends) an end gives up and says so, never delivering twice or under
-    // another ID. The counts of each outcome go to stderr (`--nocapture`; docs/RELIABILITY.md).
-    for loss in [0.05, 0.1, 0.2, 0.3, 0.4] {
+    // Two clients, 3,000 messages each, 300 seeds per loss rate (each way), 5 % to 50 %.
+    // Exactly once where the run completes; where the loss defeats the defaults (connect
+    // timeout, failure detector, `max_retries` resends) an end gives up and says so, never
+    // delivering twice or under another ID. The counts of each outcome go to stderr (`--nocapture`; docs/RELIABILITY.md).
+    for loss in [0.05, 0.1, 0.2, 0.3, 0.4, 0.5] {
         let mut outcomes = [0u32; 5]; // clean, handshake, unreachable, evicted, undeliverable
         for seed in 0..300u64 {
             let mut net = Net::new(2, loss, seed);
@@ -577,9 +577,15 @@ fn at_any_loss_rate_a_message_is_delivered_at_most_once_and_giving_up_is_reporte
                 }
             }
         }
-        if loss <= 0.1 {
+        // Every run clean up to 40 % each way (before the handshake's repeats were capped at
+        // 250 ms, 12 handshakes in 300 gave up at 40 %).
+        if loss <= 0.4 {
             assert_eq!(outcomes[0], 300, "loss {loss}: {outcomes:?}");
         }
+        // Heavy loss may defeat a handshake, which then says so; it never makes a client take
+        // its live server for gone mid-session (`sender/reachability.rs`): at 40 % one run
+        // in 300 did before the sender asked.
+        assert_eq!(outcomes[2], 0, "loss {loss}: {outcomes:?}");
         eprintln!(
             "loss {loss}: {} of 300 clean; a handshake gave up {}, a client gave up on the \
              server after its handshake {}, the server evicted a live client {}, undeliverable {}",
