@@ -538,7 +538,7 @@ impl Sender {
     /// [`SenderEvent::PeerUnreachable`] and `reachability.rs`). Not sticky: a datagram from
     /// the peer brings it back, as in the receiver.
     pub fn peer_unreachable(&self, now: Instant) -> bool {
-        self.liveness.is_dead(now) && self.asks.enough_unanswered()
+        self.asks.enough_unanswered() && self.liveness.is_dead(now)
     }
 
     /// The liveness verdict on the peer (suspicion level, detector statistics).
