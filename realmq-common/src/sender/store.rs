@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use realmq_proto::FollowingPrefix;
+use realmq_proto::{FollowingPrefix, MAX_FOLLOWING_PREFIX};
 
 use super::congestion::MESSAGE_OVERHEAD;
 use super::sent_time::SentTime;
@@ -367,10 +367,22 @@ impl Window {
             return 0;
         };
         let count = room.len() / stride;
+        // Every message's prefix is the same: encoded once, then copied. A short one goes in
+        // as one 8-byte store when the stored form has the room (the bytes past the prefix
+        // are the payload's, which `fill` writes next).
+        let mut encoded = [0u8; MAX_FOLLOWING_PREFIX];
+        prefix.write(&mut encoded);
+        let word = (prefix_len <= 8 && stride >= 8).then(|| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&encoded[..8]);
+            word
+        });
         for (id, slot) in (first_id..).zip(room.chunks_exact_mut(stride)) {
-            let (head, body) = slot.split_at_mut(prefix_len);
-            prefix.write(head);
-            fill(id, body);
+            match word {
+                Some(word) => slot[..8].copy_from_slice(&word),
+                None => slot[..prefix_len].copy_from_slice(&encoded[..prefix_len]),
+            }
+            fill(id, &mut slot[prefix_len..]);
         }
         // The casts cannot truncate, as in `ByteRing::push`.
         self.entries.extend((0..count).map(|k| Entry {
