@@ -102,9 +102,7 @@ impl Congestion {
         self.in_flight = self.in_flight.saturating_sub(bytes);
         // At its cap the window stays where it is: no growth to work out (the division
         // below, once per message acknowledged, was 1.6 % of the load client's samples).
-        if self.window >= self.max_window
-            || self.recovery_start.is_some_and(|start| sent_time <= start)
-        {
+        if self.at_cap() || self.recovery_start.is_some_and(|start| sent_time <= start) {
             return;
         }
         let growth = if self.window < self.ssthresh {
@@ -113,6 +111,20 @@ impl Congestion {
             (self.max_datagram * bytes / self.window).max(1)
         };
         self.window = (self.window + growth).min(self.max_window);
+    }
+
+    /// Whether the window is at its cap, where an acknowledgement changes nothing but the
+    /// bytes in flight.
+    pub(super) fn at_cap(&self) -> bool {
+        self.window >= self.max_window
+    }
+
+    /// `bytes` sent at any time were acknowledged while the window is at its cap
+    /// ([`at_cap`](Self::at_cap)): what [`on_acked`](Self::on_acked) would do for each of
+    /// them, at once.
+    pub(super) fn on_acked_at_cap(&mut self, bytes: usize) {
+        debug_assert!(bytes == 0 || self.at_cap());
+        self.in_flight = self.in_flight.saturating_sub(bytes);
     }
 
     /// `bytes` were declared lost (or given up): they leave the flight.

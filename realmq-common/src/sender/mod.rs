@@ -661,6 +661,10 @@ impl Sender {
             highest_end = highest_end.max(end);
             // What acknowledging one message does to the sender's state.
             let largest_acked_tx = self.largest_acked_tx;
+            // At its cap the congestion window only takes acknowledged bytes out of flight:
+            // those are summed and taken out once, after the loop.
+            let at_cap = self.congestion.at_cap();
+            let mut capped_flight = 0;
             let mut ack = |id: u64, entry: &mut Entry| {
                 // The path reorders (RFC 8985 §6.2 step 2): a message never resent arrived
                 // after one written later had been acknowledged.
@@ -669,6 +673,8 @@ impl Sender {
                 if entry.state == State::Queued {
                     self.queued -= 1;
                     self.stats.acked_after_lost += 1;
+                } else if at_cap {
+                    capped_flight += entry.span.len() + MESSAGE_OVERHEAD;
                 } else {
                     self.congestion
                         .on_acked(entry.span.len() + MESSAGE_OVERHEAD, entry.sent_time);
@@ -703,6 +709,7 @@ impl Sender {
                     ack(id, self.window.entry_mut(id));
                 }
             }
+            self.congestion.on_acked_at_cap(capped_flight);
             lowest = start;
         }
         if reordered && self.reordering_window_mult < MAX_REORDERING_WINDOW_MULT {
