@@ -5,7 +5,8 @@
 //! peer's answers can stop for longer than the detector allows: at 50 % loss each way three
 //! round trips in four fail, and a client that took its server for gone opened a new session
 //! and sent again what the old one had delivered without acknowledging it (a duplicate; seen
-//! in one of five full-speed runs of `netns-loadtest.sh --loss 50`). So the verdict needs a
+//! in one of five full-speed runs of `netns-loadtest.sh --loss 50`, and in one of 300
+//! simulated runs at 40 % each way). So the verdict needs a
 //! second condition, one a live peer fails only with vanishing probability: at least
 //! [`ASKS_BEFORE_UNREACHABLE`] datagrams sent since the peer was last heard from, spaced so
 //! that each gets an answer of its own. The receiver acknowledges every datagram within its
