@@ -6,10 +6,10 @@
 //! round trips in four fail, and a client that took its server for gone opened a new session
 //! and sent again what the old one had delivered without acknowledging it (a duplicate; seen
 //! in one of five full-speed runs of `netns-loadtest.sh --loss 50`, and in one of 300
-//! simulated runs at 40 % each way). So the verdict needs a
-//! second condition, one a live peer fails only with vanishing probability: at least
-//! [`ASKS_BEFORE_UNREACHABLE`] datagrams sent since the peer was last heard from, spaced so
-//! that each gets an answer of its own. The receiver acknowledges every datagram within its
+//! simulated runs at 40 % each way). So the verdict needs a second condition, one a live
+//! peer fails only with vanishing probability: at least [`ASKS_BEFORE_UNREACHABLE`]
+//! datagrams sent since the peer was last heard from, spaced so that each gets an answer of
+//! its own. The receiver acknowledges every datagram within its
 //! ACK delay (a HEARTBEAT at once), so each such datagram is an independent chance to hear
 //! from a live peer: with a fraction `q` of round trips failing, a live peer is taken for
 //! gone with probability `q^40` (10⁻⁵ at 50 % loss each way, 2·10⁻⁸ at 40 %).
