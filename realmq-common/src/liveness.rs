@@ -205,6 +205,11 @@ impl HeartbeatSchedule {
         self.last_sent = self.last_sent.max(now);
     }
 
+    /// When the last datagram went to the peer (the schedule's start before any).
+    pub fn last_sent(&self) -> Instant {
+        self.last_sent
+    }
+
     /// When the next heartbeat is due.
     pub fn poll_timeout(&self) -> Instant {
         self.last_sent + self.interval

@@ -372,7 +372,7 @@ impl Sender {
 
     /// Whether the peer is suspected and nothing was sent to it for an ask interval.
     fn ask_due(&self, now: Instant) -> bool {
-        self.suspected && self.asks.next_due().is_some_and(|due| now >= due)
+        self.suspected && now >= self.asks.next_due(self.heartbeat.last_sent())
     }
 
     /// Writes a HEARTBEAT (timestamp: µs since the epoch) if one is due and fits; returns
@@ -413,10 +413,7 @@ impl Sender {
     fn arm_heartbeat(&mut self, now: Instant) {
         let mut deadline = self.heartbeat.poll_timeout();
         if self.suspected {
-            deadline = self
-                .asks
-                .next_due()
-                .map_or(deadline, |due| due.min(deadline));
+            deadline = deadline.min(self.asks.next_due(self.heartbeat.last_sent()));
         }
         self.timers
             .set_or_stop(Timer::Heartbeat, Some(deadline).filter(|&d| d > now));

@@ -40,8 +40,6 @@ pub(super) struct Asks {
     unanswered: u32,
     /// When the last one counted was sent.
     last_counted: Option<Instant>,
-    /// When the last datagram of any kind was sent.
-    last_sent: Option<Instant>,
 }
 
 impl Asks {
@@ -50,13 +48,11 @@ impl Asks {
             interval: (liveness.grace_period / (2 * ASKS_BEFORE_UNREACHABLE)).max(MIN_ASK_INTERVAL),
             unanswered: 0,
             last_counted: None,
-            last_sent: None,
         }
     }
 
     /// A datagram went to the peer at `now`.
     pub(super) fn on_sent(&mut self, now: Instant) {
-        self.last_sent = Some(self.last_sent.map_or(now, |last| last.max(now)));
         if self
             .last_counted
             .is_none_or(|last| now >= last + self.interval)
@@ -77,9 +73,9 @@ impl Asks {
     }
 
     /// When the next ask is due while the peer is suspected: one interval after the last
-    /// datagram (`None` before any).
-    pub(super) fn next_due(&self) -> Option<Instant> {
-        self.last_sent.map(|last| last + self.interval)
+    /// datagram to the peer (`HeartbeatSchedule::last_sent`, which keeps that time).
+    pub(super) fn next_due(&self, last_sent: Instant) -> Instant {
+        last_sent + self.interval
     }
 }
 
@@ -100,10 +96,7 @@ mod tests {
             asks.on_sent(t0 + Duration::from_micros(i));
         }
         assert_eq!(asks.unanswered, 1);
-        assert_eq!(
-            asks.next_due(),
-            Some(t0 + Duration::from_micros(99) + asks.interval)
-        );
+        assert_eq!(asks.next_due(t0), t0 + asks.interval);
         let mut now = t0;
         for _ in 1..ASKS_BEFORE_UNREACHABLE {
             now += asks.interval;
