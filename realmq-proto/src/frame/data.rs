@@ -186,8 +186,24 @@ impl<'a> DataFrame<'a> {
             len: first.payload.len() as u32,
             len_bytes,
         });
+        // A sender's run (every message after the first `00 00` and the first's length field)
+        // is checked at its fixed stride and taken whole; anything else is walked.
+        let run = uniform_tail(
+            r.rest(),
+            &start[..len_bytes as usize],
+            first.payload.len(),
+            count,
+        )
+        .filter(|_| first_id + (count - 1) <= MAX_MESSAGE_ID);
+        let walk_from = match run {
+            Some(tail) => {
+                r.fixed(tail)?;
+                count
+            }
+            None => 1,
+        };
         let mut previous = (first.id, first.timestamp_us);
-        for walked in 1..count {
+        for walked in walk_from..count {
             let before = r.remaining();
             let (message, follows) = match r.rest() {
                 // ID gap 0 and timestamp delta 0, the common case, without the varint
@@ -254,6 +270,35 @@ impl<'a> DataFrame<'a> {
     }
 }
 
+/// The bytes of the `count - 1` messages after a frame's first if each is `00 00` (ID gap 0,
+/// timestamp delta 0), then `len_field` (the first message's length field, byte for byte),
+/// then `len` payload bytes — a sender's run of equal messages, checked at a fixed stride
+/// without decoding a varint. `None` if `rest` does not start with that many such messages.
+/// (Equal bytes are equal fields: a varint's width is in its first byte.)
+fn uniform_tail(rest: &[u8], len_field: &[u8], len: usize, count: u64) -> Option<usize> {
+    let header = 2 + len_field.len();
+    let stride = header + len;
+    let tail = usize::try_from(count - 1).ok()?.checked_mul(stride)?;
+    let messages = rest.get(..tail)?;
+    if header <= 8 && stride >= 8 {
+        // The header as the first bytes of a little-endian word, compared under a mask.
+        let mut expected = [0u8; 8];
+        expected[2..header].copy_from_slice(len_field);
+        let mask = u64::MAX >> (8 * (8 - header));
+        let expected = u64::from_le_bytes(expected) & mask;
+        let word = |m: &[u8]| u64::from_le_bytes(m[..8].try_into().expect("stride >= 8"));
+        let diff = messages
+            .chunks_exact(stride)
+            .fold(0, |diff, m| diff | ((word(m) & mask) ^ expected));
+        (diff == 0).then_some(tail)
+    } else {
+        messages
+            .chunks_exact(stride)
+            .all(|m| m[..2] == [0, 0] && &m[2..header] == len_field)
+            .then_some(tail)
+    }
+}
+
 /// Reads one message given the previous one's `(id, timestamp)`.
 fn read_message<'a>(
     r: &mut Reader<'a>,
@@ -305,6 +350,7 @@ pub struct Messages<'a> {
 impl<'a> Iterator for Messages<'a> {
     type Item = Message<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Message<'a>> {
         if let Some((shape, next, count)) = &mut self.uniform {
             if *next == *count {
@@ -320,6 +366,14 @@ impl<'a> Iterator for Messages<'a> {
                 payload,
             });
         }
+        self.next_decoded()
+    }
+}
+
+impl<'a> Messages<'a> {
+    /// The next message of a frame that is not uniform: from the index, or decoded.
+    #[inline(never)]
+    fn next_decoded(&mut self) -> Option<Message<'a>> {
         if let Some(indexed) = &mut self.indexed {
             let (m, rest) = indexed.split_first()?;
             *indexed = rest;
@@ -585,4 +639,94 @@ fn check_message(message: &Message<'_>) -> Result<(), EncodeError> {
         return Err(EncodeError::VarintOverflow(message.timestamp_us));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A DATA frame's fields after its type byte: a one-byte first ID, a one-byte base
+    /// timestamp, the 2-byte count, then `count` messages of `len` bytes each behind a
+    /// `width`-byte length field, every one after the first `00 00` (a sender's run).
+    fn run_frame(first_id: u8, count: u64, len: usize, width: usize) -> Vec<u8> {
+        let mut body = vec![first_id, 7];
+        let mut field = [0u8; 8];
+        varint::write_with_len(count, COUNT_LEN, &mut field);
+        body.extend_from_slice(&field[..COUNT_LEN]);
+        varint::write_with_len(len as u64, width, &mut field);
+        for k in 0..count {
+            if k > 0 {
+                body.extend_from_slice(&[0, 0]);
+            }
+            body.extend_from_slice(&field[..width]);
+            body.extend((0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(k as u8)));
+        }
+        body
+    }
+
+    /// Reads `body` message by message, as the parse did before it recognised runs: the
+    /// messages, and whether every one follows the first one by one with its framing.
+    fn walked(body: &[u8]) -> Result<(Vec<Message<'_>>, bool), DecodeError> {
+        let mut r = Reader::new(body);
+        let first_id = r.uint(1)?;
+        let base = r.varint()?;
+        let count = r.varint()?;
+        if count == 0 || count > r.remaining() as u64 {
+            return Err(DecodeError::BadMessageCount { count });
+        }
+        let before = r.remaining();
+        let first = read_message(&mut r, None, first_id, base)?;
+        let first_size = before - r.remaining();
+        let mut messages = vec![first];
+        let mut uniform = true;
+        for _ in 1..count {
+            let at = r.rest();
+            let before = r.remaining();
+            let m = read_message(
+                &mut r,
+                messages.last().map(|p| (p.id, p.timestamp_us)),
+                first_id,
+                base,
+            )?;
+            uniform &= at[..2] == [0, 0]
+                && m.payload.len() == first.payload.len()
+                && before - r.remaining() == 2 + first_size;
+            messages.push(m);
+        }
+        Ok((messages, uniform))
+    }
+
+    proptest! {
+        /// A frame's messages, its errors and whether it is taken as a run are what reading
+        /// it message by message gives, for runs as senders write them and for runs with
+        /// any one byte changed (a gap, a delta, a length, a width, a payload byte).
+        #[test]
+        fn runs_are_recognised_exactly_when_their_messages_follow(
+            count in 1u64..40,
+            len in 0usize..70,
+            width in 1usize..=4,
+            change in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
+            cut in 0usize..3,
+        ) {
+            let width = if width == 3 { 8 } else { width };
+            let mut body = run_frame(3, count, len, width);
+            if let Some((at, byte)) = change {
+                let at = 4 + at.index(body.len() - 4);
+                body[at] = byte;
+            }
+            body.truncate(body.len() - cut.min(body.len() - 4));
+            let mut r = Reader::new(&body);
+            let parsed = DataFrame::read_with(&mut r, 1, None);
+            match walked(&body) {
+                Ok((messages, uniform)) => {
+                    let frame = parsed.expect("the walk read it");
+                    prop_assert_eq!(frame.messages().collect::<Vec<_>>(), messages);
+                    prop_assert_eq!(frame.consecutive_ids().is_some(), uniform);
+                    prop_assert_eq!(r.remaining(), body.len() - 4 - frame.body.len());
+                }
+                Err(e) => prop_assert_eq!(parsed.err(), Some(e)),
+            }
+        }
+    }
 }
