@@ -228,6 +228,11 @@ pub(super) struct Entry {
     /// How many times it was resent.
     pub(super) retries: u32,
     pub(super) state: State,
+    /// How many records after this one were stored in the same stretch
+    /// ([`Window::push_many`]): the same payload length behind the same prefix, each right
+    /// behind the one before (capped at `u16::MAX`; 0 for a message stored alone).
+    /// [`Window::run`] takes them by arithmetic. It fits in the record's padding.
+    alike_after: u16,
 }
 
 impl Entry {
@@ -397,6 +402,7 @@ impl Window {
             tx: 0,
             retries: 0,
             state: State::Unsent,
+            alike_after: u16::try_from(count - 1 - k).unwrap_or(u16::MAX),
         }));
         self.last_timestamp_us = timestamp_us;
         count as u64
@@ -440,6 +446,7 @@ impl Window {
             tx: 0,
             retries: 0,
             state: State::Unsent,
+            alike_after: 0,
         });
         Some(id)
     }
@@ -462,23 +469,31 @@ impl Window {
         // Where the next message of the run must start: right behind the one before.
         let mut previous_end = self.entries[start].span.offset as usize;
         let max_count = usize::try_from(max_count).unwrap_or(usize::MAX);
-        for entry in self.entries.range(start..).take(max_count) {
+        let limit = self.entries.len().min(start.saturating_add(max_count));
+        while end < limit {
+            let entry = &self.entries[end];
             // Every message from `first` on is unsent: the sender writes new messages in ID
             // order.
             debug_assert_eq!(entry.state, State::Unsent);
             let encoded = entry.span.encoded();
-            let cost = entry.span.len() + MESSAGE_OVERHEAD;
+            let (stride, cost) = (encoded.len(), entry.span.len() + MESSAGE_OVERHEAD);
             if encoded.start != previous_end
                 || !entry.span.has_prefix()
-                || bytes + encoded.len() > room
+                || bytes + stride > room
                 || flight + cost > flight_budget
             {
                 break;
             }
-            bytes += encoded.len();
-            flight += cost;
-            previous_end = encoded.end;
-            end += 1;
+            // This message and the ones stored alike right behind it, as many as the limits
+            // take: each adds `stride` bytes and `cost` in flight.
+            let alike = 1 + usize::from(entry.alike_after)
+                .min(limit - end - 1)
+                .min((room - bytes) / stride - 1)
+                .min((flight_budget - flight) / cost - 1);
+            bytes += alike * stride;
+            flight += alike * cost;
+            previous_end = encoded.start + alike * stride;
+            end += alike;
         }
         if end == start {
             return Run {
@@ -648,6 +663,89 @@ mod tests {
             assert_eq!(contents(&many), contents(&one));
             assert_eq!(many.bytes_used(), one.bytes_used());
         }
+    }
+
+    /// [`Window::run`] as it was before stretches: record by record. Returns the run's
+    /// count, bytes and flight.
+    fn run_walked(
+        w: &Window,
+        first: u64,
+        room: usize,
+        flight_budget: usize,
+        max_count: u64,
+    ) -> (u64, Vec<u8>, usize) {
+        let start = (first - w.base) as usize;
+        let (mut bytes, mut flight, mut count) = (0, 0, 0);
+        let mut previous_end = w.entries[start].span.offset as usize;
+        for entry in w.entries.range(start..).take(max_count as usize) {
+            let encoded = entry.span.encoded();
+            let cost = entry.span.len() + MESSAGE_OVERHEAD;
+            if encoded.start != previous_end
+                || !entry.span.has_prefix()
+                || bytes + encoded.len() > room
+                || flight + cost > flight_budget
+            {
+                break;
+            }
+            bytes += encoded.len();
+            flight += cost;
+            previous_end = encoded.end;
+            count += 1;
+        }
+        let first_offset = w.entries[start].span.offset as usize;
+        let stored = w.ring.buf[first_offset..first_offset + bytes].to_vec();
+        (count, stored, flight)
+    }
+
+    #[test]
+    fn a_run_takes_stretches_whole_and_is_what_a_walk_record_by_record_finds() {
+        // Batches and single messages of random sizes (some stored bare), the front
+        // released at random so the ring wraps, and runs asked for from every unsent
+        // message with random room, flight budget and count.
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut w = Window::new(200, 4_000);
+        let mut timestamp_us = 0;
+        let mut runs = 0;
+        for _ in 0..5_000 {
+            match rng.u8(0..4) {
+                0 => {
+                    let release = rng.usize(0..=w.len());
+                    for e in w.entries.iter_mut().take(release) {
+                        e.state = State::Acked;
+                    }
+                    w.advance();
+                }
+                1 => {
+                    timestamp_us += rng.u64(0..2);
+                    let len = [rng.usize(0..40), BARE_FROM + rng.usize(0..40)][rng.usize(0..2)];
+                    let _ = w.push(timestamp_us, &vec![9; len]);
+                }
+                _ => {
+                    timestamp_us += rng.u64(0..2);
+                    let (len, count) = (rng.usize(0..70), rng.u64(0..60));
+                    w.push_many(timestamp_us, len, count, |id, p| p.fill(id as u8));
+                }
+            }
+            if w.len() == 0 {
+                continue;
+            }
+            let first = w.base + rng.u64(0..w.len() as u64);
+            let (room, budget) = (rng.usize(0..3_000), rng.usize(0..3_000));
+            let max_count = [rng.u64(0..80), u64::MAX][rng.usize(0..2)];
+            let run = w.run(first, room, budget, max_count);
+            let (count, stored, flight) = run_walked(&w, first, room, budget, max_count);
+            assert_eq!(run.count, count);
+            assert_eq!(run.bytes, &stored[..]);
+            assert_eq!(run.flight, flight);
+            if count > 0 {
+                assert_eq!(
+                    run.last_timestamp_us,
+                    w.entry(first + count - 1).timestamp_us
+                );
+                runs += usize::from(count > 1);
+            }
+        }
+        assert!(runs > 1_000, "only {runs} runs of two or more messages");
     }
 
     #[test]
