@@ -354,10 +354,7 @@ impl Worker<'_> {
                 let granted = pacer.take(now, self.budget(now).min(batch));
                 let session_id = self.client.session_id();
                 // Each message is the shared payload with its own stamp, written in place.
-                let fill = |id, message: &mut [u8]| {
-                    message.copy_from_slice(&payload);
-                    stamper.stamp(message, session_id, id);
-                };
+                let fill = |id, message: &mut [u8]| stamper.fill(message, &payload, session_id, id);
                 let used = match self.client.send_many(now, payload.len(), granted, fill) {
                     Ok(used) => used,
                     Err(SendError::Backpressure) => 0,

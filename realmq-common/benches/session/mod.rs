@@ -149,8 +149,7 @@ impl Bench {
         let sent = self
             .client
             .send_many(self.now, payload.len(), n as u64, |id, message| {
-                message.copy_from_slice(payload);
-                stamper.stamp(message, session_id, id);
+                stamper.fill(message, payload, session_id, id)
             })
             .expect("room in the window");
         assert_eq!(sent, n as u64, "room in the window");

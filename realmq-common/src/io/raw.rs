@@ -109,8 +109,7 @@ pub fn write_data(
     for k in 0..count {
         buf[at..at + 2].copy_from_slice(&(payload.len() as u16).to_be_bytes());
         let message = &mut buf[at + 2..at + 2 + payload.len()];
-        message.copy_from_slice(payload);
-        stamper.stamp(message, 0, first_id + k as u64);
+        stamper.fill(message, payload, 0, first_id + k as u64);
         at += MESSAGE_OVERHEAD + payload.len();
     }
     at
