@@ -21,6 +21,10 @@
 /// Bytes the stamp occupies at the start of a payload; shorter payloads carry none.
 pub const STAMP_LEN: usize = 16;
 
+/// The longest body [`Stamper::fill`] copies in 16-byte pieces; longer ones go through
+/// `memcpy`.
+const PIECES_UP_TO: usize = 128;
+
 /// Stamps payloads that share one body (their bytes from [`STAMP_LEN`] on): the body's
 /// checksum is computed once; a stamp writes the identity and that checksum.
 #[derive(Debug, Clone, Copy)]
@@ -38,16 +42,22 @@ impl Stamper {
 
     /// Writes `payload` (whose body this stamper was made from) into `message`, of the same
     /// length, stamped for `(session_id, id)`: what [`stamp`](Self::stamp) after a copy gives,
-    /// without copying the bytes the stamp overwrites. The body goes in 16-byte pieces the
-    /// compiler writes in place, not through a `memcpy` call per message: with 64-byte
-    /// messages this took the load client's user time down by a sixth
-    /// (`docs/BENCHMARKS.md`).
+    /// without copying the bytes the stamp overwrites. A short body goes in 16-byte pieces
+    /// the compiler writes in place, not through a `memcpy` call per message: with 64-byte
+    /// messages this took the load client's user time down by a sixth. A long one goes
+    /// through `memcpy`, whose wide copies beat the pieces there (they were a tenth of the
+    /// client's samples with 1,024-byte messages; `docs/BENCHMARKS.md`).
     pub fn fill(&self, message: &mut [u8], payload: &[u8], session_id: u32, id: u64) {
         if payload.len() < STAMP_LEN {
             message.copy_from_slice(payload);
             return;
         }
         let (to, from) = (&mut message[STAMP_LEN..], &payload[STAMP_LEN..]);
+        if from.len() > PIECES_UP_TO {
+            to.copy_from_slice(from);
+            self.stamp(message, session_id, id);
+            return;
+        }
         let mut pieces = to.chunks_exact_mut(16);
         let mut sources = from.chunks_exact(16);
         for (to, from) in (&mut pieces).zip(&mut sources) {
