@@ -47,6 +47,10 @@ impl Stamper {
     /// messages this took the load client's user time down by a sixth. A long one goes
     /// through `memcpy`, whose wide copies beat the pieces there (they were a tenth of the
     /// client's samples with 1,024-byte messages; `docs/BENCHMARKS.md`).
+    ///
+    /// # Panics
+    ///
+    /// If `message` and `payload` differ in length.
     pub fn fill(&self, message: &mut [u8], payload: &[u8], session_id: u32, id: u64) {
         if payload.len() < STAMP_LEN {
             message.copy_from_slice(payload);
