@@ -212,6 +212,12 @@ set_loss() {
     for ns in "$ns_s" "$ns_c"; do
         ip netns exec "$ns" nft flush ruleset
     done
+    # The harness checks its own premise: a counter ahead of any drop rule counts the UDP
+    # packets reaching the server's input hook, and a RealMQ run whose server received more
+    # datagrams than that (GSO batches crossing the veth whole) fails (see the summary).
+    ip netns exec "$ns_s" nft add table inet rmqcount
+    ip netns exec "$ns_s" nft add chain inet rmqcount input '{ type filter hook input priority -10; }'
+    ip netns exec "$ns_s" nft add rule inet rmqcount input meta l4proto udp counter
     case "$placement" in
         none) ;;
         data) drop_rule "$ns_s" input "$pct" ;;
@@ -263,6 +269,7 @@ run_scenario() {
     wait "$cpid" || rc=$?
     echo "$started $EPOCHREALTIME" >"$dir/seconds"
     finish_scenario "$name" "$dir" "$rc" "$spid" "$limit"
+    ip netns exec "$ns_s" nft -j list chain inet rmqcount input >"$dir/counter.json" 2>/dev/null || true
     python3 - "$dir" "$name" <<'EOF' >&2
 import json, sys
 d, name = sys.argv[1], sys.argv[2]
@@ -363,6 +370,17 @@ for name in (l.strip() for l in open(f"{work}/scenarios") if l.strip()):
         problems.append("unreachable")
     if corrupt:
         problems.append(f"{corrupt} corrupt")
+    if protocol == "udp" and s is not None:
+        # One packet per datagram at the server's input hook, or the loss was not per packet.
+        counted = load(f"{work}/{name}/counter.json") or {}
+        packets = [e["rule"]["expr"][-1]["counter"]["packets"]
+                   for e in counted.get("nftables", []) if "rule" in e]
+        received = (s.get("udp") or {}).get("datagrams_received")
+        if not packets:
+            problems.append("harness: no packet counter read")
+        elif received is not None and received > packets[0]:
+            problems.append(f"harness: {received:,} datagrams arrived in {packets[0]:,} packets "
+                            "(GSO batches crossed the veth whole: the loss was not per packet)")
     if not c:
         problems.append("no client summary")
     if s is None:
