@@ -41,7 +41,8 @@
 # Everything it created (namespaces, veth, processes, temporary files) is removed on exit,
 # also on failure or Ctrl-C, and so are namespaces of its name pattern left by a run that
 # was killed. Exits 1 if RealMQ lost a message, gave one up, failed or hung in any scenario,
-# or if any payload arrived corrupt; a TCP run that hit --timeout, or whose client gave up
+# if a RealMQ scenario's datagrams did not cross the veth one per packet (a counter at the
+# server's input hook checks it), or if any payload arrived corrupt; a TCP run that hit --timeout, or whose client gave up
 # because the connection made no progress for 30 s, is reported, not fatal.
 set -euo pipefail
 
