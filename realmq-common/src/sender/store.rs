@@ -100,10 +100,7 @@ impl ByteRing {
     ) -> Option<Span> {
         let cap = self.buf.len();
         let len = prefix_len + payload_len;
-        if self.used == 0 {
-            self.head = 0;
-            self.tail = 0;
-        }
+        self.restart_if_empty();
         let (offset, consumed) = if self.tail > self.head || self.used == 0 {
             // Live bytes are [head, tail): room at the end, then at the start.
             if len <= cap - self.tail {
@@ -121,9 +118,7 @@ impl ByteRing {
         };
         let (prefix, body) = self.buf[offset..offset + len].split_at_mut(prefix_len);
         write(prefix, body);
-        self.used += consumed;
-        // `offset + len <= cap`: a comparison, not a division (this runs per message).
-        self.tail = if offset + len == cap { 0 } else { offset + len };
+        self.take(offset, len, consumed);
         // The casts cannot truncate: everything is below the capacity, itself below 2^32,
         // and a prefix is at most `MAX_FOLLOWING_PREFIX` bytes.
         Some(Span {
@@ -138,10 +133,7 @@ impl ByteRing {
     /// room at the tail (never wrapping): returns where they start and the room for as many
     /// as fit, to be filled by the caller, or `None` if not one fits there.
     fn push_stretch(&mut self, stride: usize, max: usize) -> Option<(usize, &mut [u8])> {
-        if self.used == 0 {
-            self.head = 0;
-            self.tail = 0;
-        }
+        self.restart_if_empty();
         let room = if self.tail > self.head || self.used == 0 {
             self.buf.len() - self.tail
         } else {
@@ -152,13 +144,28 @@ impl ByteRing {
             return None;
         }
         let (offset, len) = (self.tail, count * stride);
-        self.used += len;
+        self.take(offset, len, len);
+        Some((offset, &mut self.buf[offset..offset + len]))
+    }
+
+    /// An empty ring starts again at 0, where its longest contiguous room is.
+    fn restart_if_empty(&mut self) {
+        if self.used == 0 {
+            self.head = 0;
+            self.tail = 0;
+        }
+    }
+
+    /// Records `len` bytes written at `offset`, which consumed `consumed` bytes of the ring
+    /// (`len` plus any tail skipped to wrap): the tail moves behind them.
+    fn take(&mut self, offset: usize, len: usize, consumed: usize) {
+        self.used += consumed;
+        // `offset + len <= cap`: a comparison, not a division (this runs per message).
         self.tail = if offset + len == self.buf.len() {
             0
         } else {
             offset + len
         };
-        Some((offset, &mut self.buf[offset..offset + len]))
     }
 
     /// The payload of a live span.
@@ -185,10 +192,7 @@ impl ByteRing {
         } else {
             head
         };
-        if self.used == 0 {
-            self.head = 0;
-            self.tail = 0;
-        }
+        self.restart_if_empty();
     }
 }
 
@@ -236,6 +240,20 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    /// The record of a message just stored at `span`, with `alike_after` records behind it
+    /// from the same stretch.
+    fn unsent(span: Span, timestamp_us: u64, alike_after: u16) -> Self {
+        Self {
+            span,
+            timestamp_us,
+            sent_time: SentTime::default(),
+            tx: 0,
+            retries: 0,
+            state: State::Unsent,
+            alike_after,
+        }
+    }
+
     /// Records a transmission in datagram `tx` at `now`.
     pub(super) fn mark_written(&mut self, tx: u64, now: SentTime, resend: bool, reliable: bool) {
         self.tx = tx;
@@ -390,19 +408,15 @@ impl Window {
             fill(id, &mut slot[prefix_len..]);
         }
         // The casts cannot truncate, as in `ByteRing::push`.
-        self.entries.extend((0..count).map(|k| Entry {
-            span: Span {
+        self.entries.extend((0..count).map(|k| {
+            let span = Span {
                 offset: (offset + k * stride) as u32,
                 len: len as u32,
                 consumed: stride as u32,
                 prefix: prefix_len as u8,
-            },
-            timestamp_us,
-            sent_time: SentTime::default(),
-            tx: 0,
-            retries: 0,
-            state: State::Unsent,
-            alike_after: u16::try_from(count - 1 - k).unwrap_or(u16::MAX),
+            };
+            let alike_after = u16::try_from(count - 1 - k).unwrap_or(u16::MAX);
+            Entry::unsent(span, timestamp_us, alike_after)
         }));
         self.last_timestamp_us = timestamp_us;
         count as u64
@@ -439,15 +453,7 @@ impl Window {
             fill(id, body);
         })?;
         self.last_timestamp_us = timestamp_us;
-        self.entries.push_back(Entry {
-            span,
-            timestamp_us,
-            sent_time: SentTime::default(),
-            tx: 0,
-            retries: 0,
-            state: State::Unsent,
-            alike_after: 0,
-        });
+        self.entries.push_back(Entry::unsent(span, timestamp_us, 0));
         Some(id)
     }
 
