@@ -281,6 +281,18 @@ pub(super) struct Window {
     last_timestamp_us: u64,
 }
 
+/// What a run of records written once and still in flight adds up to
+/// ([`Window::first_transmissions`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FirstTransmissions {
+    /// Their payload bytes.
+    pub(super) payload_bytes: usize,
+    /// The lowest transmission number among them.
+    pub(super) lowest_tx: u64,
+    /// The highest transmission number among them, and when it was written.
+    pub(super) highest: (u64, SentTime),
+}
+
 /// A run of new messages found by [`Window::run`]: consecutive IDs, stored back to back.
 #[derive(Debug)]
 pub(super) struct Run<'a> {
@@ -565,6 +577,43 @@ impl Window {
         self.entries.range_mut(start..start + count)
     }
 
+    /// What `count` records from `first` on (all in the window) add up to, if every one is
+    /// of a message written once and still in flight (`InFlight`, never resent): `None`
+    /// otherwise. One read-only pass, without a branch per record.
+    pub(super) fn first_transmissions(
+        &self,
+        first: u64,
+        count: usize,
+    ) -> Option<FirstTransmissions> {
+        let start = (first - self.base) as usize;
+        let (mut in_flight, mut payload_bytes) = (true, 0);
+        let mut lowest_tx = u64::MAX;
+        let mut highest: Option<(u64, SentTime)> = None;
+        for entry in self.entries.range(start..start + count) {
+            in_flight &= (entry.state == State::InFlight) & (entry.retries == 0);
+            payload_bytes += entry.span.len();
+            lowest_tx = lowest_tx.min(entry.tx);
+            // The first record of the highest transmission, as a walk in ID order finds it.
+            if highest.is_none_or(|(tx, _)| entry.tx > tx) {
+                highest = Some((entry.tx, entry.sent_time));
+            }
+        }
+        Some(FirstTransmissions {
+            payload_bytes,
+            lowest_tx,
+            highest: highest?,
+        })
+        .filter(|_| in_flight)
+    }
+
+    /// Marks `count` records from `first` on (all in the window) acknowledged.
+    pub(super) fn mark_acked(&mut self, first: u64, count: usize) {
+        let start = (first - self.base) as usize;
+        for entry in self.entries.range_mut(start..start + count) {
+            entry.state = State::Acked;
+        }
+    }
+
     /// A record and its payload at once.
     pub(super) fn entry_and_payload(&mut self, id: u64) -> (&mut Entry, &[u8]) {
         let index = (id - self.base) as usize;
@@ -813,6 +862,67 @@ mod tests {
             let consumed: usize = live.iter().map(|(s, _)| s.consumed as usize).sum();
             assert_eq!(ring.used(), consumed);
             assert!(ring.used() <= 64);
+        }
+    }
+
+    #[test]
+    fn a_run_is_summed_only_when_every_record_is_a_first_transmission_in_flight() {
+        // Records in every state, resent or not, with transmission numbers that do not
+        // always rise: the one-pass summary must give what a walk in ID order gives, or
+        // nothing when any record is not a first transmission in flight.
+        let mut rng = fastrand::Rng::with_seed(5);
+        let states = [
+            State::Unsent,
+            State::InFlight,
+            State::Queued,
+            State::Acked,
+            State::Abandoned,
+            State::Released,
+        ];
+        let mut w = Window::new(64, 4096);
+        for _ in 0..40 {
+            w.push(0, &vec![1; rng.usize(0..30)]).unwrap();
+        }
+        for _ in 0..5_000 {
+            for e in w.entries.iter_mut() {
+                let odd = rng.u8(0..8) == 0;
+                e.state = if odd {
+                    states[rng.usize(0..states.len())]
+                } else {
+                    State::InFlight
+                };
+                e.retries = u32::from(rng.u8(0..10) == 0);
+                e.tx = rng.u64(0..6);
+                e.sent_time =
+                    SentTime::default().after(std::time::Duration::from_nanos(rng.u64(..)));
+            }
+            let first = rng.u64(0..40);
+            let count = rng.usize(1..=(40 - first as usize));
+            let records: Vec<Entry> = w
+                .entries
+                .range(first as usize..first as usize + count)
+                .copied()
+                .collect();
+            let expected = records
+                .iter()
+                .all(|e| e.state == State::InFlight && e.retries == 0)
+                .then(|| {
+                    let mut highest = records[0];
+                    for e in &records {
+                        if e.tx > highest.tx {
+                            highest = *e;
+                        }
+                    }
+                    (
+                        records.iter().map(|e| e.span.len()).sum::<usize>(),
+                        records.iter().map(|e| e.tx).min().unwrap(),
+                        (highest.tx, highest.sent_time),
+                    )
+                });
+            let got = w
+                .first_transmissions(first, count)
+                .map(|s| (s.payload_bytes, s.lowest_tx, s.highest));
+            assert_eq!(got, expected);
         }
     }
 }
