@@ -107,7 +107,7 @@ impl Sender {
     /// The loss timer fired: some message's time threshold has passed.
     pub(super) fn on_loss_timeout(&mut self, now: Instant) {
         self.detect_lost(now);
-        self.window.advance();
+        self.release_resolved();
         self.arm_rto();
     }
 
@@ -163,7 +163,7 @@ impl Sender {
             self.stats.rto_fired,
             self.rto_backoff
         );
-        self.window.advance();
+        self.release_resolved();
         self.arm_rto();
     }
 

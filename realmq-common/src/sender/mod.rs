@@ -635,6 +635,17 @@ impl Sender {
         self.window.next_id()
     }
 
+    /// Pops the records of resolved messages off the window's front: with QoS every message
+    /// below the oldest one in flight or queued (below the first unsent when there is none)
+    /// is acknowledged or given up, so their number is known without reading them.
+    fn release_resolved(&mut self) {
+        // Without QoS nothing is in flight, and the newest message written stays for the
+        // tail probe: that mode releases as it writes (`write.rs`).
+        debug_assert!(self.config.reliable);
+        let oldest_live = (self.unacked.as_slice().first().copied()).unwrap_or(self.next_unsent);
+        self.window.release_below(oldest_live);
+    }
+
     /// Whether acknowledgements must be taken message by message (tests compare both ways).
     fn per_message_acks(&self) -> bool {
         #[cfg(test)]
@@ -785,7 +796,7 @@ impl Sender {
         self.rto_backoff = 0;
         self.pto_count = 0;
         self.detect_lost(now);
-        self.window.advance();
+        self.release_resolved();
         self.arm_rto();
     }
 }

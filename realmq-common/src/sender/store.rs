@@ -26,9 +26,10 @@ pub(super) struct Span {
     offset: u32,
     /// The payload's length.
     len: u32,
-    /// Bytes of the ring this message holds: prefix and payload, plus the tail it skipped to
-    /// wrap.
-    consumed: u32,
+    /// The ring's count of bytes ever taken, right after this message was stored (wrapping;
+    /// see [`ByteRing::release_through`]): what it holds — prefix, payload and any tail it
+    /// skipped to wrap — is the difference from the message before it.
+    end_mark: u32,
     /// The prefix's length: 0 for a message stored bare.
     prefix: u8,
 }
@@ -70,6 +71,9 @@ pub(super) struct ByteRing {
     tail: usize,
     /// Bytes consumed by live strings, skipped tails included.
     used: usize,
+    /// Bytes ever consumed, skipped tails included, wrapping at 2^32 (the capacity is below
+    /// it, so the difference of two marks of live strings is exact).
+    taken: u32,
 }
 
 impl ByteRing {
@@ -81,6 +85,7 @@ impl ByteRing {
             head: 0,
             tail: 0,
             used: 0,
+            taken: 0,
         }
     }
 
@@ -124,15 +129,16 @@ impl ByteRing {
         Some(Span {
             offset: offset as u32,
             len: payload_len as u32,
-            consumed: consumed as u32,
+            end_mark: self.taken,
             prefix: prefix_len as u8,
         })
     }
 
     /// Reserves up to `max` strings of `stride` bytes each, back to back in the contiguous
-    /// room at the tail (never wrapping): returns where they start and the room for as many
-    /// as fit, to be filled by the caller, or `None` if not one fits there.
-    fn push_stretch(&mut self, stride: usize, max: usize) -> Option<(usize, &mut [u8])> {
+    /// room at the tail (never wrapping): returns where they start, the mark before them
+    /// (string `k`'s end mark is this plus `(k + 1) · stride`) and the room for as many as
+    /// fit, to be filled by the caller, or `None` if not one fits there.
+    fn push_stretch(&mut self, stride: usize, max: usize) -> Option<(usize, u32, &mut [u8])> {
         self.restart_if_empty();
         let room = if self.tail > self.head || self.used == 0 {
             self.buf.len() - self.tail
@@ -143,9 +149,9 @@ impl ByteRing {
         if count == 0 {
             return None;
         }
-        let (offset, len) = (self.tail, count * stride);
+        let (offset, len, mark) = (self.tail, count * stride, self.taken);
         self.take(offset, len, len);
-        Some((offset, &mut self.buf[offset..offset + len]))
+        Some((offset, mark, &mut self.buf[offset..offset + len]))
     }
 
     /// An empty ring starts again at 0, where its longest contiguous room is.
@@ -160,6 +166,8 @@ impl ByteRing {
     /// (`len` plus any tail skipped to wrap): the tail moves behind them.
     fn take(&mut self, offset: usize, len: usize, consumed: usize) {
         self.used += consumed;
+        // The cast cannot truncate: `consumed` is at most the capacity.
+        self.taken = self.taken.wrapping_add(consumed as u32);
         // `offset + len <= cap`: a comparison, not a division (this runs per message).
         self.tail = if offset + len == self.buf.len() {
             0
@@ -178,10 +186,19 @@ impl ByteRing {
         &self.buf[first.offset as usize..last.encoded().end]
     }
 
-    /// Releases the oldest live spans, which together consumed `consumed` bytes
-    /// ([`Span::consumed`] summed): each span's consumption starts where the one before it
-    /// ended, so the head just moves that far.
-    pub(super) fn release(&mut self, consumed: usize) {
+    /// Releases the oldest live spans up to and including the one whose
+    /// [`Span::end_mark`] is `end_mark`: each span's consumption starts where the one before
+    /// it ended, so what they consumed is what was taken up to that mark, less what was
+    /// taken after it, found without a pass over them.
+    pub(super) fn release_through(&mut self, end_mark: u32) {
+        let after = self.taken.wrapping_sub(end_mark) as usize;
+        debug_assert!(after <= self.used);
+        self.release(self.used - after);
+    }
+
+    /// Releases the oldest live spans, which together consumed `consumed` bytes: the head
+    /// just moves that far.
+    fn release(&mut self, consumed: usize) {
         debug_assert!(consumed <= self.used);
         self.used -= consumed;
         // `head < cap` and `consumed <= cap`: at most one wrap, without a division (an
@@ -398,7 +415,7 @@ impl Window {
         let prefix_len = prefix.len();
         let stride = prefix_len + len;
         let first_id = self.next_id();
-        let Some((offset, room)) = self.ring.push_stretch(stride, max) else {
+        let Some((offset, mark, room)) = self.ring.push_stretch(stride, max) else {
             return 0;
         };
         let count = room.len() / stride;
@@ -424,7 +441,7 @@ impl Window {
             let span = Span {
                 offset: (offset + k * stride) as u32,
                 len: len as u32,
-                consumed: stride as u32,
+                end_mark: mark.wrapping_add(((k + 1) * stride) as u32),
                 prefix: prefix_len as u8,
             };
             let alike_after = u16::try_from(count - 1 - k).unwrap_or(u16::MAX);
@@ -622,6 +639,7 @@ impl Window {
     }
 
     /// Pops resolved messages off the front, releasing their payloads. Returns how many.
+    #[cfg(test)]
     pub(super) fn advance(&mut self) -> usize {
         self.advance_below(self.next_id())
     }
@@ -630,24 +648,37 @@ impl Window {
     /// Returns how many.
     pub(super) fn advance_below(&mut self, end: u64) -> usize {
         let below = usize::try_from(end.saturating_sub(self.base)).unwrap_or(usize::MAX);
-        let (mut popped, mut consumed) = (0, 0);
-        for entry in self
-            .entries
-            .iter()
-            .take(below)
+        let popped = (self.entries.iter().take(below))
             .take_while(|e| !e.state.is_live())
-        {
-            popped += 1;
-            consumed += entry.span.consumed as usize;
-        }
-        if popped == 0 {
-            return 0;
-        }
-        self.ring.release(consumed);
-        // Records are `Copy`: draining the front just moves the start.
-        self.entries.drain(..popped);
-        self.base += popped as u64;
+            .count();
+        self.pop(popped);
         popped
+    }
+
+    /// Pops the messages with IDs below `end`, which the caller knows are all resolved (the
+    /// sender: everything below the oldest ID in flight), off the front, releasing their
+    /// payloads — without a pass over their records.
+    pub(super) fn release_below(&mut self, end: u64) {
+        let popped = usize::try_from(end.saturating_sub(self.base))
+            .unwrap_or(usize::MAX)
+            .min(self.entries.len());
+        debug_assert!(
+            self.entries.iter().take(popped).all(|e| !e.state.is_live()),
+            "a live message below {end}"
+        );
+        self.pop(popped);
+    }
+
+    /// Pops the `count` oldest records and releases their bytes.
+    fn pop(&mut self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.ring
+            .release_through(self.entries[count - 1].span.end_mark);
+        // Records are `Copy`: draining the front just moves the start.
+        self.entries.drain(..count);
+        self.base += count as u64;
     }
 }
 
@@ -810,7 +841,7 @@ mod tests {
         let b = push(&mut ring, b"", b"bbbb").unwrap();
         // 2 bytes left at the end, none at the start: 3 bytes do not fit.
         assert_eq!(push(&mut ring, b"", b"ccc"), None);
-        ring.release(a.consumed as usize);
+        ring.release_through(a.end_mark);
         // Now 4 free at the start: "ccc" skips the 2-byte tail.
         let c = push(&mut ring, b"", b"ccc").unwrap();
         assert_eq!(ring.used(), 4 + 2 + 3);
@@ -820,9 +851,10 @@ mod tests {
         assert_eq!(push(&mut ring, b"", b"dd"), None);
         let d = push(&mut ring, b"", b"d").unwrap();
         assert_eq!(ring.used(), 10);
-        ring.release(b.consumed as usize);
+        ring.release_through(b.end_mark);
         // c and d at once.
-        ring.release((c.consumed + d.consumed) as usize);
+        ring.release_through(d.end_mark);
+        let _ = c;
         assert_eq!(ring.used(), 0);
         let e = push(&mut ring, b"", b"eeeeeeeeee").unwrap();
         assert_eq!(ring.get(e), b"eeeeeeeeee");
@@ -833,12 +865,15 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(7);
         let mut ring = ByteRing::new(64);
         let mut live: VecDeque<(Span, Vec<u8>)> = VecDeque::new();
+        // The end mark of the newest span released.
+        let mut released = 0u32;
         for round in 0..20_000u32 {
             if rng.bool() && !live.is_empty() {
                 // Release the oldest one to three spans.
                 let count = rng.usize(1..=3).min(live.len());
-                let consumed = live.drain(..count).map(|(s, _)| s.consumed as usize).sum();
-                ring.release(consumed);
+                let newest = live.drain(..count).next_back().unwrap().0;
+                ring.release_through(newest.end_mark);
+                released = newest.end_mark;
             } else {
                 let len = rng.usize(0..20);
                 let data: Vec<u8> = (0..len).map(|i| (round as usize + i) as u8).collect();
@@ -859,8 +894,16 @@ mod tests {
             for (span, data) in &live {
                 assert_eq!(ring.get(*span), &data[..]);
             }
-            let consumed: usize = live.iter().map(|(s, _)| s.consumed as usize).sum();
-            assert_eq!(ring.used(), consumed);
+            // Each span holds its stored form, plus the tail it skipped when it starts the
+            // ring again; all of them together are what the ring counts as used.
+            let mut before = released;
+            for (span, _) in &live {
+                let held = span.end_mark.wrapping_sub(before) as usize;
+                let stored = span.encoded().len();
+                assert!(held == stored || (span.offset == 0 && held > stored));
+                before = span.end_mark;
+            }
+            assert_eq!(ring.used(), before.wrapping_sub(released) as usize);
             assert!(ring.used() <= 64);
         }
     }
