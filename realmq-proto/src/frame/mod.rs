@@ -127,7 +127,7 @@ impl<'a> Frame<'a> {
         }
         Ok(match ty {
             t::PADDING => {
-                let zeros = r.rest().iter().take_while(|&&b| b == 0).count();
+                let zeros = leading_zeros(r.rest());
                 r.fixed(zeros)?;
                 Frame::Padding { len: zeros + 1 }
             }
@@ -148,5 +148,49 @@ impl<'a> Frame<'a> {
             }
             _ => return Err(DecodeError::UnknownFrameType(ty)),
         })
+    }
+}
+
+/// How many bytes at the start of `bytes` are zero: PADDING's length, found eight bytes at a
+/// time (the client pads nearly every DATA datagram by up to 63 bytes, and the server's byte
+/// by byte walk over them was a fifth of its frame parsing).
+fn leading_zeros(bytes: &[u8]) -> usize {
+    let words = bytes.chunks_exact(8);
+    let tail = words.remainder();
+    let mut zeros = 0;
+    for word in words {
+        let word = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
+        if word != 0 {
+            // Little-endian: the first nonzero byte holds the lowest set bit.
+            return zeros + word.trailing_zeros() as usize / 8;
+        }
+        zeros += 8;
+    }
+    zeros + tail.iter().take_while(|&&b| b == 0).count()
+}
+
+#[cfg(test)]
+mod padding_tests {
+    use super::leading_zeros;
+
+    #[test]
+    fn leading_zeros_counts_what_a_byte_walk_counts() {
+        // Every length up to a few words, with the first nonzero byte anywhere (or none).
+        for len in 0..40 {
+            for first_nonzero in 0..=len {
+                for value in [1u8, 0x80, 0xff] {
+                    let mut bytes = vec![0u8; len];
+                    if first_nonzero < len {
+                        bytes[first_nonzero] = value;
+                        // Whatever follows must not matter.
+                        for b in &mut bytes[first_nonzero + 1..] {
+                            *b = 0x5a;
+                        }
+                    }
+                    let walked = bytes.iter().take_while(|&&b| b == 0).count();
+                    assert_eq!(leading_zeros(&bytes), walked, "{bytes:?}");
+                }
+            }
+        }
     }
 }
