@@ -596,7 +596,7 @@ impl Window {
 
     /// What `count` records from `first` on (all in the window) add up to, if every one is
     /// of a message written once and still in flight (`InFlight`, never resent): `None`
-    /// otherwise. One read-only pass, without a branch per record.
+    /// otherwise. One read-only pass.
     pub(super) fn first_transmissions(
         &self,
         first: u64,
