@@ -3,6 +3,7 @@
 #
 # Usage: scripts/loadtest.sh [--quick] [--messages N | --duration SECS] [--rate N] [--psk]
 #                            [--only REGEX] [--out DIR] [--socket-buffer BYTES]
+#                            [--busy-poll DURATION]
 #
 #   --quick       200000 messages per scenario (default: 1000000; with --compare 10000000)
 #   --messages N  N messages per scenario
@@ -10,6 +11,8 @@
 #   --rate N      messages per second per scenario (default: as fast as possible)
 #   --out DIR     keep every scenario's JSON summaries and logs in DIR (created if missing)
 #   --socket-buffer BYTES  SO_RCVBUF/SO_SNDBUF asked on both ends (default: the binaries' 4M)
+#   --busy-poll D every server (RealMQ, raw UDP and TCP alike) keeps polling for D (e.g.
+#                 100us) after its last arrival before sleeping (realmq-server --busy-poll)
 #   --psk         add scenarios with authenticated sessions (udp-psk-*: a fresh random
 #                 --psk-file on both ends)
 #   --only REGEX  run only the scenarios whose name matches (e.g. 'udp-(qos|psk)-t1')
@@ -38,6 +41,7 @@ out=""
 rate=0
 duration=""
 buffer=()
+busy_poll=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) messages=200000 ;;
@@ -59,6 +63,11 @@ while [[ $# -gt 0 ]]; do
         --socket-buffer)
             [[ $# -ge 2 ]] || { echo "error: --socket-buffer needs a size" >&2; exit 2; }
             buffer=(--socket-buffer "$2")
+            shift
+            ;;
+        --busy-poll)
+            [[ $# -ge 2 ]] || { echo "error: --busy-poll needs a duration (e.g. 100us)" >&2; exit 2; }
+            busy_poll=(--busy-poll "$2")
             shift
             ;;
         --rate)
@@ -130,7 +139,8 @@ run_scenario() {
     local key=()
     [[ "$qos" == psk ]] && key=(--psk-file "$work/psk")
     "$bin/realmq-server" --bind 127.0.0.1:0 --port-file "$dir/port" --protocol "$protocol" \
-        --exit-after-sessions "$threads" --json "${key[@]}" "${buffer[@]}" >"$dir/server.json" 2>"$dir/server.log" &
+        --exit-after-sessions "$threads" --json "${key[@]}" "${buffer[@]}" "${busy_poll[@]}" \
+        >"$dir/server.json" 2>"$dir/server.log" &
     spid=$!
     pids+=("$spid")
     for ((i = 0; i < 100; i++)); do

@@ -24,6 +24,18 @@ fn start_server(
     std::net::SocketAddr,
     thread::JoinHandle<anyhow::Result<ServerSummary>>,
 ) {
+    start_server_polling(protocol, sessions, Duration::ZERO)
+}
+
+/// A server on an ephemeral port that keeps polling for `busy_poll` after each arrival.
+fn start_server_polling(
+    protocol: Protocol,
+    sessions: u64,
+    busy_poll: Duration,
+) -> (
+    std::net::SocketAddr,
+    thread::JoinHandle<anyhow::Result<ServerSummary>>,
+) {
     let udp = || socket::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
     let listener = match protocol {
         Protocol::Udp => Listener::Udp(udp()),
@@ -38,6 +50,7 @@ fn start_server(
     };
     let options = ServeOptions {
         exit_after_sessions: Some(sessions),
+        busy_poll,
         ..ServeOptions::default()
     };
     let handle = thread::spawn(move || serve(listener, &options, &Shutdown::new()));
@@ -71,6 +84,22 @@ fn udp_in_process_delivers_every_message() {
     assert_eq!(client.delivered, Some(40_000));
     assert_eq!(server.counters.received, 40_000);
     assert_eq!(server.counters.sessions_ended, 2);
+}
+
+/// `--busy-poll`: a server that polls on between arrivals instead of sleeping delivers
+/// every message once, over RealMQ and over TCP, and still ends when its sessions do.
+#[test]
+fn a_busy_polling_server_delivers_every_message_once() {
+    for protocol in [Protocol::Udp, Protocol::Tcp] {
+        let (addr, server) = start_server_polling(protocol, 1, Duration::from_micros(200));
+        let results = run_workers(protocol, vec![worker(0, addr, 20_000)], &Shutdown::new());
+        let r = results.unwrap().into_iter().next().unwrap().1.unwrap();
+        let server = server.join().unwrap().unwrap();
+        assert_eq!(r.sent, 20_000, "{protocol:?}");
+        assert_eq!(server.counters.received, 20_000, "{protocol:?}");
+        assert_eq!(server.counters.duplicates, 0, "{protocol:?}");
+        assert_eq!(server.counters.sessions_ended, 1, "{protocol:?}");
+    }
 }
 
 /// A client host whose clock is 5 s behind the server's: the handshake estimates the offset

@@ -8,6 +8,7 @@
 //! frames. What is measured lives in `recorder`, `sink`, `plot` and [`ServerSummary`].
 //! See `docs/USAGE.md`.
 
+mod busy_poll;
 pub mod cli;
 mod plot;
 mod raw;
@@ -28,8 +29,9 @@ use mio::{Poll, Token, Waker};
 use realmq_common::io::entropy::random_bytes;
 use realmq_common::io::Shutdown;
 
+use crate::busy_poll::BusyPoll;
 use crate::tcp::serve_tcp;
-use crate::udp::serve_udp;
+use crate::udp::{serve_udp, UdpExtras};
 
 pub use recorder::Counters;
 pub use sessions::SessionReport;
@@ -68,6 +70,9 @@ pub struct ServeOptions {
     /// The heartbeat interval announced to clients, the failure detector's settings and
     /// `--record-arrivals` (UDP).
     pub liveness: realmq_common::io::LivenessOptions,
+    /// `--busy-poll`: keep polling this long after the last arrival before sleeping (zero:
+    /// sleep at once).
+    pub busy_poll: std::time::Duration,
 }
 
 /// When a serving loop stops: on shutdown, or after enough sessions.
@@ -149,16 +154,22 @@ pub fn serve(
             if let Some(psk) = &options.psk {
                 server = server.with_psk(psk.clone());
             }
-            let (counters, udp) =
-                serve_udp(socket, poll, server, &stop, &mut recorder, loss, arrivals)?;
+            let extras = UdpExtras {
+                loss,
+                arrivals,
+                busy_poll: BusyPoll::new(options.busy_poll),
+            };
+            let (counters, udp) = serve_udp(socket, poll, server, &stop, &mut recorder, extras)?;
             ("udp", counters, udp)
         }
         Listener::Tcp(listener) => {
-            let counters = serve_tcp(listener, poll, &stop, &mut recorder)?;
+            let busy_poll = BusyPoll::new(options.busy_poll);
+            let counters = serve_tcp(listener, poll, &stop, &mut recorder, busy_poll)?;
             ("tcp", counters, UdpCounters::default())
         }
         Listener::Raw(socket) => {
-            let (counters, udp) = raw::serve_raw(socket, poll, &stop, &mut recorder)?;
+            let busy_poll = BusyPoll::new(options.busy_poll);
+            let (counters, udp) = raw::serve_raw(socket, poll, &stop, &mut recorder, busy_poll)?;
             ("raw", counters, udp)
         }
     };

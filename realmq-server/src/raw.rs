@@ -15,6 +15,7 @@ use mio::{Events, Interest, Poll, Token};
 use realmq_common::io::raw::{payloads, RawDatagram};
 use realmq_common::io::{unix_now_us, Outbox, RecvBatch};
 
+use crate::busy_poll::BusyPoll;
 use crate::recorder::{Counters, Recorder};
 use crate::summary::UdpCounters;
 use crate::StopWhen;
@@ -31,6 +32,7 @@ pub(crate) fn serve_raw(
     mut poll: Poll,
     stop: &StopWhen,
     recorder: &mut Recorder,
+    mut busy_poll: BusyPoll,
 ) -> anyhow::Result<(Counters, UdpCounters)> {
     poll.registry()
         .register(&mut socket, SOCKET, Interest::READABLE)
@@ -47,12 +49,11 @@ pub(crate) fn serve_raw(
     let mut answers: Vec<(SocketAddr, Option<IpAddr>, u64)> = Vec::new();
     let mut more = false;
     while !stop.interrupted() && !stop.sessions_done(&counters) {
+        let now = Instant::now();
         let timeout = if more {
             Duration::ZERO
         } else {
-            recorder
-                .poll_timeout()
-                .saturating_duration_since(Instant::now())
+            busy_poll.timeout(now, recorder.poll_timeout().saturating_duration_since(now))
         };
         match poll.poll(&mut events, Some(timeout)) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -110,6 +111,9 @@ pub(crate) fn serve_raw(
             }
         }
         more = read >= RECV_BUDGET;
+        if read > 0 {
+            busy_poll.on_activity(Instant::now());
+        }
         for (to, local_ip, received) in answers.drain(..) {
             let mut buf = [0u8; 11];
             let len = RawDatagram::Count { received }.write_control(&mut buf);

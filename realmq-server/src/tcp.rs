@@ -30,6 +30,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use realmq_common::io::unix_now_us;
 
+use crate::busy_poll::BusyPoll;
 use crate::recorder::{Counters, Recorder};
 use crate::sessions::SessionEnd;
 use crate::{StopWhen, WAKER};
@@ -122,6 +123,7 @@ pub(crate) fn serve_tcp(
     mut poll: Poll,
     stop: &StopWhen,
     recorder: &mut Recorder,
+    mut busy_poll: BusyPoll,
 ) -> anyhow::Result<Counters> {
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
@@ -138,11 +140,14 @@ pub(crate) fn serve_tcp(
         let timeout = if accept_pending || !ready.is_empty() {
             std::time::Duration::ZERO
         } else {
-            recorder.poll_timeout().saturating_duration_since(now)
+            busy_poll.timeout(now, recorder.poll_timeout().saturating_duration_since(now))
         };
         match poll.poll(&mut events, Some(timeout)) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => r.context("poll failed")?,
+        }
+        if !events.is_empty() {
+            busy_poll.on_activity(Instant::now());
         }
         for event in events.iter() {
             match event.token() {

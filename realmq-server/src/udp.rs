@@ -22,6 +22,7 @@ use realmq_common::io::{local_pause, unix_now_us, ArrivalRecorder, DropSim, Outb
 use realmq_common::liveness::PauseWatch;
 use realmq_proto::MAX_DATAGRAM_SIZE;
 
+use crate::busy_poll::BusyPoll;
 use crate::recorder::{Counters, Recorder};
 use crate::sessions::SessionEnd;
 use crate::summary::UdpCounters;
@@ -67,6 +68,16 @@ struct Io {
     arrivals: Option<ArrivalRecorder>,
 }
 
+/// What the UDP loop takes besides its socket and session layer.
+pub(crate) struct UdpExtras {
+    /// `--simulate-loss` on what it sends.
+    pub(crate) loss: DropSim,
+    /// `--record-arrivals`.
+    pub(crate) arrivals: Option<ArrivalRecorder>,
+    /// `--busy-poll`.
+    pub(crate) busy_poll: BusyPoll,
+}
+
 /// Serves RealMQ sessions on `socket` until `stop` says so. Returns the final counters.
 pub(crate) fn serve_udp(
     mut socket: UdpSocket,
@@ -74,9 +85,13 @@ pub(crate) fn serve_udp(
     mut server: Server,
     stop: &StopWhen,
     recorder: &mut Recorder,
-    loss: DropSim,
-    arrivals: Option<ArrivalRecorder>,
+    extras: UdpExtras,
 ) -> anyhow::Result<(Counters, UdpCounters)> {
+    let UdpExtras {
+        loss,
+        arrivals,
+        mut busy_poll,
+    } = extras;
     poll.registry()
         .register(&mut socket, SOCKET, Interest::READABLE)
         .context("cannot register the UDP socket")?;
@@ -126,7 +141,7 @@ pub(crate) fn serve_udp(
         let timeout = if more_work {
             Duration::ZERO
         } else {
-            deadline.saturating_duration_since(now)
+            busy_poll.timeout(now, deadline.saturating_duration_since(now))
         };
         pauses.expect(Some(timeout));
         let polled = poll.poll(&mut events, Some(timeout));
@@ -147,12 +162,13 @@ pub(crate) fn serve_udp(
         // come round to the shutdown check above.
 
         let (received, recv_more) = io.receive(&mut server, recorder)?;
+        let now = Instant::now();
         if received > 0 {
+            busy_poll.on_activity(now);
             if let Some((_, last_rx)) = &mut lingering {
-                *last_rx = Instant::now();
+                *last_rx = now;
             }
         }
-        let now = Instant::now();
         if server.poll_timeout().is_some_and(|t| now >= t) {
             server.handle_timeout(now);
         }
