@@ -3,7 +3,7 @@
 //!
 //! A loop that sleeps as soon as its socket is empty is woken by the kernel for the next
 //! datagram: on this machine that wake-up was most of a paced message's one-way latency on
-//! loopback (p50 35–39 µs sleeping, 6 µs polling, `docs/BENCHMARKS.md`), and the sender's
+//! loopback (p50 35–41 µs sleeping, 5–6 µs polling, `docs/BENCHMARKS.md`), and the sender's
 //! system call pays for it. Polling on for a while, as Aeron's busy-spin and back-off idle
 //! strategies do, trades a core kept busy while traffic flows for that wake-up. Off (zero)
 //! by default: the loop then sleeps at once, as it always did.
