@@ -49,15 +49,24 @@ const CLIENT_RECV_MESSAGES: usize = 4;
 /// 64 KiB limit on one send.
 const MAX_SEGMENTS: usize = 44;
 
-/// Messages offered to the session per pass at full speed: [`PASS_BYTES`] of messages, and at
-/// least [`MAX_SEGMENTS`] (one segmented send of the largest, one to a datagram). Fewer (256
-/// 64-byte messages, 12 datagrams a send) made several small sends a pass, each with its
-/// system call, its wake-up of the server and the ACK its last datagram asks for, and more
-/// passes, each with its receive attempt, `poll` and clock readings; more (1,024 of 1,024
-/// bytes) stored a pass's messages and then copied them into datagrams after they had left
-/// the cache (`docs/BENCHMARKS.md`).
-fn send_batch(size: usize) -> u64 {
-    (PASS_BYTES / (size + MESSAGE_FRAMING)).max(MAX_SEGMENTS) as u64
+/// Messages offered to the session per pass at full speed: about [`PASS_BYTES`] of messages,
+/// rounded down to whole segmented sends of [`MAX_SEGMENTS`] full datagrams, and at least
+/// one such send. `max_payload` is the most one datagram carries as one message
+/// ([`Client::max_payload`]): a datagram holds that one and, behind it, as many more as fit
+/// with [`MESSAGE_FRAMING`] each (an estimate: a message's own framing is its worst case).
+///
+/// Fewer (256 64-byte messages, 12 datagrams a send) made several small sends a pass, each
+/// with its system call, its wake-up of the server and the ACK its last datagram asks for,
+/// and more passes, each with its receive attempt, `poll` and clock readings; more (1,024 of
+/// 1,024 bytes) stored a pass's messages and then copied them into datagrams after they had
+/// left the cache; a pass that ended in a part of a send (3,855 64-byte messages: four sends
+/// of 44 datagrams and one of 8) made a fifth system call for a twentieth of the messages,
+/// and cost the client a tenth more system time (`docs/BENCHMARKS.md`).
+fn send_batch(size: usize, max_payload: usize) -> u64 {
+    let per_datagram = 1 + max_payload.saturating_sub(size) / (size + MESSAGE_FRAMING);
+    let per_send = per_datagram * MAX_SEGMENTS;
+    let sends = (PASS_BYTES / (per_send * (size + MESSAGE_FRAMING))).max(1);
+    (sends * per_send) as u64
 }
 
 /// The session configuration for a worker.
@@ -90,6 +99,8 @@ struct Worker<'a> {
     tx: Vec<u8>,
     /// The session's datagram size: every full DATA datagram has exactly this length.
     datagram_size: usize,
+    /// The largest message one of those datagrams carries ([`Client::max_payload`]).
+    max_payload: usize,
     outbox: Outbox,
     /// Receive buffers: ACKs by `recvmmsg`, GRO batches split.
     batch: RecvBatch,
@@ -224,6 +235,10 @@ pub(crate) fn send_session(
         outbox,
         batch: RecvBatch::new(CLIENT_RECV_MESSAGES),
         datagram_size,
+        max_payload: Client::max_payload(
+            &client_config(config, datagram_size),
+            config.psk.is_some(),
+        ),
         session_id: None,
         refused_before_session: 0,
         socket_errors: SocketErrors::default(),
@@ -349,7 +364,7 @@ impl Worker<'_> {
                 let batch = if self.config.ping {
                     1
                 } else {
-                    send_batch(self.config.size)
+                    send_batch(self.config.size, self.max_payload)
                 };
                 let granted = pacer.take(now, self.budget(now).min(batch));
                 let session_id = self.client.session_id();
@@ -687,11 +702,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pass_offers_a_quarter_mebibyte_and_at_least_one_segmented_send() {
-        assert_eq!(send_batch(64), 3855);
-        assert_eq!(send_batch(1024), 255);
-        assert_eq!(send_batch(8000), MAX_SEGMENTS as u64);
-        assert_eq!(send_batch(60_000), MAX_SEGMENTS as u64);
+    fn a_pass_offers_whole_segmented_sends_of_about_a_quarter_mebibyte() {
+        let max = max_payload(false);
+        // 21 64-byte messages a datagram (as the session bench finds), 44 datagrams a send:
+        // four sends.
+        assert_eq!(send_batch(64, max), 4 * 44 * 21);
+        // One 1,024-byte message a datagram: five sends.
+        assert_eq!(send_batch(1024, max), 5 * 44);
+        // The largest messages, one a datagram: four sends.
+        assert_eq!(send_batch(max, max), 4 * 44);
+        // Datagrams so large that one send is more than a pass: one send.
+        assert_eq!(send_batch(60_000, 60_000), MAX_SEGMENTS as u64);
     }
 
     #[test]
