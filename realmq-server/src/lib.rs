@@ -125,6 +125,8 @@ pub fn serve(
     };
     let mut recorder = recorder::Recorder::new(sink, start);
     recorder.set_warmup(options.warmup);
+    // `--busy-poll`, the same for every protocol's loop.
+    let busy_poll = BusyPoll::new(options.busy_poll);
     let (protocol, counters, udp) = match listener {
         Listener::Udp(socket) => {
             let loss = realmq_common::io::DropSim::new(options.simulate_loss, options.loss_seed);
@@ -157,18 +159,16 @@ pub fn serve(
             let extras = UdpExtras {
                 loss,
                 arrivals,
-                busy_poll: BusyPoll::new(options.busy_poll),
+                busy_poll,
             };
             let (counters, udp) = serve_udp(socket, poll, server, &stop, &mut recorder, extras)?;
             ("udp", counters, udp)
         }
         Listener::Tcp(listener) => {
-            let busy_poll = BusyPoll::new(options.busy_poll);
             let counters = serve_tcp(listener, poll, &stop, &mut recorder, busy_poll)?;
             ("tcp", counters, UdpCounters::default())
         }
         Listener::Raw(socket) => {
-            let busy_poll = BusyPoll::new(options.busy_poll);
             let (counters, udp) = raw::serve_raw(socket, poll, &stop, &mut recorder, busy_poll)?;
             ("raw", counters, udp)
         }

@@ -854,7 +854,6 @@ mod tests {
         ring.release_through(b.end_mark);
         // c and d at once.
         ring.release_through(d.end_mark);
-        let _ = c;
         assert_eq!(ring.used(), 0);
         let e = push(&mut ring, b"", b"eeeeeeeeee").unwrap();
         assert_eq!(ring.get(e), b"eeeeeeeeee");
