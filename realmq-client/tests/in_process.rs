@@ -145,7 +145,20 @@ fn ping_mode_measures_one_round_trip_per_message_over_udp_and_tcp() {
         let server = server.join().unwrap().unwrap();
         assert_eq!(server.counters.received, 2_000, "{protocol:?}");
         // One sample per message: nothing was batched, every message waited for its answer.
-        assert_eq!(r.rtt.len(), 2_000, "{protocol:?}");
+        // Except that a message resent because its answer came late (a probe timeout, when
+        // this machine stalls the test for milliseconds: about one run in ten) gives no
+        // sample (Karn's rule): each resend excuses one. Batched messages would have left
+        // about half the samples missing with nothing resent.
+        let samples = r.rtt.len();
+        assert!(samples <= 2_000, "{protocol:?}: {samples} samples");
+        assert!(
+            samples + r.retransmitted >= 2_000,
+            "{protocol:?}: {samples} samples, {} resent",
+            r.retransmitted
+        );
+        if protocol == Protocol::Tcp {
+            assert_eq!(samples, 2_000);
+        }
     }
 }
 
