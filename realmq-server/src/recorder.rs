@@ -93,29 +93,39 @@ impl Recorder {
     }
 
     /// Checks a delivered payload's stamp against the session and ID it was delivered
-    /// under (see `realmq_common::payload_stamp`).
+    /// under (see `realmq_common::payload_stamp`). Inlined into the serving loops, as
+    /// [`on_message`](Self::on_message) is; a corrupt payload is counted out of line.
+    #[inline(always)]
     pub fn check_payload(&mut self, session_id: u32, id: u64, payload: &[u8]) {
         let check = self.checker.check(payload, session_id, id);
         self.count_check(session_id, id, check);
     }
 
     /// Checks a payload of a mode without IDs (raw): intact or not, whatever it names.
+    #[inline(always)]
     pub fn check_integrity(&mut self, payload: &[u8]) {
         let check = self.checker.check_integrity(payload);
         self.count_check(0, self.stamped, check);
     }
 
+    #[inline(always)]
     fn count_check(&mut self, session_id: u32, id: u64, check: StampCheck) {
         match check {
             StampCheck::Unstamped => {}
             StampCheck::Intact => self.stamped += 1,
-            StampCheck::Corrupt => {
-                self.stamped += 1;
-                self.corrupt += 1;
-                if self.corrupt == 1 {
-                    log::error!("session {session_id}: message {id} delivered with a payload that is not its own");
-                }
-            }
+            StampCheck::Corrupt => self.count_corrupt(session_id, id),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn count_corrupt(&mut self, session_id: u32, id: u64) {
+        self.stamped += 1;
+        self.corrupt += 1;
+        if self.corrupt == 1 {
+            log::error!(
+                "session {session_id}: message {id} delivered with a payload that is not its own"
+            );
         }
     }
 
@@ -128,6 +138,13 @@ impl Recorder {
     /// clock read for the datagram (or read) that carried it. The histograms see it at the
     /// next [`flush`](Self::flush) (messages alike are recorded together: one histogram
     /// update per run instead of three per message).
+    ///
+    /// A message that continues the pending run (same clock reading, session and latency)
+    /// only counts it: that check is all that is inlined into the serving loops; starting a
+    /// run is out of line. Called through the UDP loop's closures, the whole function was a
+    /// call per message whose register saves were half its instructions (callgrind,
+    /// `docs/BENCHMARKS.md`).
+    #[inline(always)]
     pub fn on_message(
         &mut self,
         now: Instant,
@@ -137,32 +154,45 @@ impl Recorder {
         sent_unix_us: u64,
     ) {
         let latency_us = one_way_latency_us(now_unix_us, sent_unix_us);
+        match &mut self.run {
+            // The same `now` as the run's start: the warm-up verdict and `last` are the
+            // run's too.
+            Some(run)
+                if run.now == now
+                    && run.session_id == session_id
+                    && run.latency_us == latency_us =>
+            {
+                run.messages += 1;
+            }
+            _ => self.start_run(now, session_id, latency_us),
+        }
+        if self.sink.is_some() {
+            self.record_in_sink(session_id, id, latency_us);
+        }
+    }
+
+    /// Flushes the pending run and starts one with this message.
+    #[inline(never)]
+    fn start_run(&mut self, now: Instant, session_id: u32, latency_us: u64) {
         let first = *self.first.get_or_insert(now);
         // `--warmup`: the first deliveries are counted but left out of the latencies.
         // (Compared only when a warm-up is set: `Instant` arithmetic per message showed up at
         // 4 % of the server's time in a profile.)
         let counted = self.warmup.is_zero() || now.saturating_duration_since(first) >= self.warmup;
         self.last = Some(now);
-        match &mut self.run {
-            Some(run)
-                if run.now == now
-                    && run.session_id == session_id
-                    && run.latency_us == latency_us
-                    && run.counted == counted =>
-            {
-                run.messages += 1;
-            }
-            _ => {
-                self.flush();
-                self.run = Some(Run {
-                    now,
-                    session_id,
-                    latency_us,
-                    counted,
-                    messages: 1,
-                });
-            }
-        }
+        self.flush();
+        self.run = Some(Run {
+            now,
+            session_id,
+            latency_us,
+            counted,
+            messages: 1,
+        });
+    }
+
+    /// Writes one message's record to the stats files.
+    #[inline(never)]
+    fn record_in_sink(&mut self, session_id: u32, id: u64, latency_us: u64) {
         if let Some(sink) = &mut self.sink {
             if let Err(e) = sink.record(session_id, id, latency_us) {
                 self.disable_sink(e);
