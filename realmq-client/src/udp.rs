@@ -23,7 +23,7 @@ use realmq_common::io::{
     local_pause, socket, ArrivalRecorder, DropSim, Outbox, RecvBatch, Shutdown,
 };
 use realmq_common::liveness::PauseWatch;
-use realmq_common::payload_stamp::Stamper;
+use realmq_common::payload_stamp::{StampedCopies, Stamper};
 use realmq_common::stats::merge_latency;
 use realmq_proto::{DEFAULT_MAX_DATAGRAM, MIN_DATAGRAM_SIZE};
 
@@ -369,7 +369,11 @@ impl Worker<'_> {
                 let granted = pacer.take(now, self.budget(now).min(batch));
                 let session_id = self.client.session_id();
                 // Each message is the shared payload with its own stamp, written in place.
-                let fill = |id, message: &mut [u8]| stamper.fill(message, &payload, session_id, id);
+                let fill = StampedCopies {
+                    stamper: &stamper,
+                    payload: &payload,
+                    session_id,
+                };
                 let used = match self.client.send_many(now, payload.len(), granted, fill) {
                     Ok(used) => used,
                     Err(SendError::Backpressure) => 0,

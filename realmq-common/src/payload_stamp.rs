@@ -18,6 +18,8 @@
 //! payload was a fifth of its time; hashing the 12 identity bytes with `crc32fast`'s
 //! byte-wise path was a sixth of the server's.
 
+use crate::sender::FillPayload;
+
 /// Bytes the stamp occupies at the start of a payload; shorter payloads carry none.
 pub const STAMP_LEN: usize = 16;
 
@@ -52,6 +54,7 @@ impl Stamper {
     /// # Panics
     ///
     /// If `message` and `payload` differ in length.
+    #[inline(always)]
     pub fn fill(&self, message: &mut [u8], payload: &[u8], session_id: u32, id: u64) {
         if payload.len() < STAMP_LEN {
             message.copy_from_slice(payload);
@@ -83,6 +86,27 @@ impl Stamper {
         payload[0..4].copy_from_slice(&self.body_crc.to_le_bytes());
         payload[4..8].copy_from_slice(&session_id.to_le_bytes());
         payload[8..16].copy_from_slice(&id.to_le_bytes());
+    }
+}
+
+/// The payloads of one session's batch: copies of one payload, each stamped with its own
+/// ID ([`Stamper::fill`]), for [`Sender::send_many`](crate::sender::Sender::send_many). Its
+/// [`FillPayload::fill`] is inlined into the window's storing loop.
+#[derive(Debug, Clone, Copy)]
+pub struct StampedCopies<'a> {
+    /// The stamper made from `payload`.
+    pub stamper: &'a Stamper,
+    /// The payload every message copies.
+    pub payload: &'a [u8],
+    /// The session the stamps name.
+    pub session_id: u32,
+}
+
+impl FillPayload for StampedCopies<'_> {
+    #[inline(always)]
+    fn fill(&mut self, id: u64, message: &mut [u8]) {
+        self.stamper
+            .fill(message, self.payload, self.session_id, id);
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use hdrhistogram::Histogram;
 use realmq_common::endpoint::{Client, ClientConfig, Server, ServerConfig, ServerSecrets};
-use realmq_common::payload_stamp::{StampCheck, StampChecker, Stamper};
+use realmq_common::payload_stamp::{StampCheck, StampChecker, StampedCopies, Stamper};
 use realmq_common::security::Psk;
 use realmq_common::stats::{latency_histogram, one_way_latency_us, record_latency_us};
 
@@ -148,9 +148,16 @@ impl Bench {
         let session_id = self.client.session_id();
         let sent = self
             .client
-            .send_many(self.now, payload.len(), n as u64, |id, message| {
-                stamper.fill(message, payload, session_id, id)
-            })
+            .send_many(
+                self.now,
+                payload.len(),
+                n as u64,
+                StampedCopies {
+                    stamper: &stamper,
+                    payload,
+                    session_id,
+                },
+            )
             .expect("room in the window");
         assert_eq!(sent, n as u64, "room in the window");
     }

@@ -7,6 +7,7 @@
 mod ack_paths_tests;
 mod congestion;
 mod errors;
+mod fill;
 mod loss;
 mod probe;
 mod reachability;
@@ -40,6 +41,7 @@ use store::{Entry, State, Window};
 use unacked::Unacked;
 
 pub use errors::{AckError, EnqueueError, SenderEvent, MAX_VIOLATING_ACKS};
+pub use fill::FillPayload;
 
 /// Counters and the RTT distribution, for the binaries' reports.
 #[derive(Debug, Clone)]
@@ -322,7 +324,7 @@ impl Sender {
 
     /// Accepts up to `count` messages of `len` bytes, all stamped `timestamp_us`, as `send`
     /// would one by one, with the checks and the framing worked out once: each payload is
-    /// written into the window in place by `fill(id, payload)`, which must write all of it
+    /// written into the window in place by `fill` ([`FillPayload`]), which must write all of it
     /// (the slice holds whatever bytes were there before). Returns how many were
     /// accepted, fewer than `count` when the window filled (and
     /// [`EnqueueError::Backpressure`] when it took none).
@@ -331,7 +333,7 @@ impl Sender {
         timestamp_us: u64,
         len: usize,
         count: u64,
-        fill: impl FnMut(u64, &mut [u8]),
+        fill: impl FillPayload,
     ) -> Result<u64, EnqueueError> {
         let timestamp_us = self.admit(timestamp_us, len)?;
         let ids_left = MAX_MESSAGE_ID + 1 - self.window.next_id();

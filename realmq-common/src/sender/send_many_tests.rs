@@ -25,13 +25,13 @@ fn send_many_stores_what_send_would() {
         for id in ids.clone() {
             assert_eq!(one.send(timestamp_us, &payload(id)), Ok(id));
         }
-        let accepted = many.send_many(timestamp_us, 40, ids.end - ids.start, |id, p| {
+        let accepted = many.send_many(timestamp_us, 40, ids.end - ids.start, |id, p: &mut [u8]| {
             p.copy_from_slice(&payload(id));
         });
         assert_eq!(accepted, Ok(ids.end - ids.start));
     }
     assert_eq!(
-        many.send_many(9, 40, 3, |_, _| panic!("the window is full")),
+        many.send_many(9, 40, 3, |_, _: &mut [u8]| panic!("the window is full")),
         Err(EnqueueError::Backpressure)
     );
     let mut written = 0;
@@ -55,12 +55,15 @@ fn send_many_takes_what_fits_and_checks_the_size() {
     };
     let mut s = Sender::new(config, t0).unwrap();
     let mut filled = Vec::new();
-    assert_eq!(s.send_many(0, 8, 10, |id, _| filled.push(id)), Ok(4));
+    assert_eq!(
+        s.send_many(0, 8, 10, |id, _: &mut [u8]| filled.push(id)),
+        Ok(4)
+    );
     assert_eq!(filled, [0, 1, 2, 3]);
     assert_eq!(s.stats().sent, 0, "accepted, not yet written");
     let max = s.config().max_payload();
     assert_eq!(
-        s.send_many(0, max + 1, 1, |_, _| {}),
+        s.send_many(0, max + 1, 1, |_, _: &mut [u8]| {}),
         Err(EnqueueError::TooLarge { len: max + 1, max })
     );
 }

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use realmq_proto::{FollowingPrefix, MAX_FOLLOWING_PREFIX};
 
 use super::congestion::MESSAGE_OVERHEAD;
+use super::fill::FillPayload;
 use super::sent_time::SentTime;
 
 /// Where a message lives in the [`ByteRing`]: its encoded prefix, then its payload.
@@ -353,9 +354,12 @@ impl Window {
     /// `timestamp_us` is at most `MAX_MESSAGE_ID` (the sender clamps it).
     pub(super) fn push(&mut self, timestamp_us: u64, payload: &[u8]) -> Option<u64> {
         let prefix = self.prefix_after_last(timestamp_us, payload.len());
-        self.push_with(timestamp_us, payload.len(), prefix, |_, body| {
-            body.copy_from_slice(payload);
-        })
+        self.push_with(
+            timestamp_us,
+            payload.len(),
+            prefix,
+            &mut |_, body: &mut [u8]| body.copy_from_slice(payload),
+        )
     }
 
     /// Appends up to `count` messages of `len` bytes, all stamped `timestamp_us`, each
@@ -365,7 +369,7 @@ impl Window {
         timestamp_us: u64,
         len: usize,
         count: u64,
-        mut fill: impl FnMut(u64, &mut [u8]),
+        mut fill: impl FillPayload,
     ) -> u64 {
         // The first message's prefix counts from the last one pushed, every later one's from
         // its predecessor in the batch: the same timestamp, so the same prefix for all.
@@ -408,7 +412,7 @@ impl Window {
         len: usize,
         prefix: FollowingPrefix,
         max: u64,
-        mut fill: impl FnMut(u64, &mut [u8]),
+        fill: &mut impl FillPayload,
     ) -> u64 {
         let free = self.max_messages.saturating_sub(self.entries.len());
         let max = usize::try_from(max).unwrap_or(usize::MAX).min(free);
@@ -434,7 +438,7 @@ impl Window {
                 Some(word) => slot[..8].copy_from_slice(&word),
                 None => slot[..prefix_len].copy_from_slice(&encoded[..prefix_len]),
             }
-            fill(id, &mut slot[prefix_len..]);
+            fill.fill(id, &mut slot[prefix_len..]);
         }
         // The casts cannot truncate, as in `ByteRing::push`.
         self.entries.extend((0..count).map(|k| {
@@ -468,7 +472,7 @@ impl Window {
         timestamp_us: u64,
         len: usize,
         prefix: Option<FollowingPrefix>,
-        fill: impl FnOnce(u64, &mut [u8]),
+        fill: &mut impl FillPayload,
     ) -> Option<u64> {
         if self.entries.len() >= self.max_messages {
             return None;
@@ -479,7 +483,7 @@ impl Window {
             if let Some(prefix) = prefix {
                 prefix.write(head);
             }
-            fill(id, body);
+            fill.fill(id, body);
         })?;
         self.last_timestamp_us = timestamp_us;
         self.entries.push_back(Entry::unsent(span, timestamp_us, 0));
@@ -809,7 +813,9 @@ mod tests {
                 _ => {
                     timestamp_us += rng.u64(0..2);
                     let (len, count) = (rng.usize(0..70), rng.u64(0..60));
-                    w.push_many(timestamp_us, len, count, |id, p| p.fill(id as u8));
+                    w.push_many(timestamp_us, len, count, |id, p: &mut [u8]| {
+                        p.fill(id as u8)
+                    });
                 }
             }
             if w.len() == 0 {

@@ -13,7 +13,7 @@ use super::auth::{is_sealed, without_trailer, writable_len, SessionAuth};
 use super::clock::{ClockOffset, ClockProbe};
 use crate::config::{LivenessTuning, SenderConfig, SenderConfigError};
 use crate::security::{Psk, SessionKeys, TRAILER_LEN};
-use crate::sender::{EnqueueError, Sender, SenderEvent};
+use crate::sender::{EnqueueError, FillPayload, Sender, SenderEvent};
 use crate::timer::{earliest, TimerKind, TimerTable};
 
 /// Tuning of a [`Client`].
@@ -326,7 +326,7 @@ impl Client {
     }
 
     /// Queues up to `count` messages of `len` bytes, each written in place into the sender's
-    /// window by `fill(id, payload)`: `send` for a batch, without a copy of each payload to
+    /// window by `fill` (a closure `fill(id, payload)`, or a [`FillPayload`] of its own): `send` for a batch, without a copy of each payload to
     /// make first. Returns how many were queued: fewer than `count` when the window filled
     /// ([`SendError::Backpressure`] when none was).
     pub fn send_many(
@@ -334,7 +334,7 @@ impl Client {
         now: Instant,
         len: usize,
         count: u64,
-        fill: impl FnMut(u64, &mut [u8]),
+        fill: impl FillPayload,
     ) -> Result<u64, SendError> {
         let (sender, timestamp_us) = self.sender_for(now)?;
         let accepted = sender
