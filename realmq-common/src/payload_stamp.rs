@@ -207,12 +207,44 @@ impl StampChecker {
     }
 }
 
-/// Whether `a` and `b` are equal, compared eight bytes at a time without an early exit:
-/// `==` on slices calls `memcmp`, which was 13 % of the server's time on 48-byte bodies.
+/// Whether `a` and `b` are equal, without an early exit: `==` on slices calls `memcmp`,
+/// which was 13 % of the server's time on 48-byte bodies. Up to [`PIECES_UP_TO`] bytes they
+/// are compared as their first and last pieces ([`same_ends`]), longer ones eight bytes at a
+/// time.
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
+    match a.len() {
+        16..=32 => same_ends::<16>(a, b),
+        33..=64 => same_ends::<32>(a, b),
+        65..=PIECES_UP_TO => same_ends::<64>(a, b),
+        _ => same_words(a, b),
+    }
+}
+
+/// Whether `a` and `b` (of one length, from `K` to `2 * K` bytes) are equal, compared as
+/// their first and last `K` bytes in 16-byte words: fixed-size loads the compiler unrolls,
+/// where the eight-byte walk over a 48-byte body was its own loop with a call around it (a
+/// sixth of the server's instructions with 64-byte messages; `docs/BENCHMARKS.md`).
+fn same_ends<const K: usize>(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    debug_assert!((K..=2 * K).contains(&n) && b.len() == n);
+    let word = |s: &[u8], at: usize| {
+        let bytes: &[u8; 16] = s[at..at + 16].try_into().expect("16 bytes");
+        u128::from_ne_bytes(*bytes)
+    };
+    let mut diff = 0;
+    for at in (0..K).step_by(16) {
+        diff |= word(a, at) ^ word(b, at);
+        diff |= word(a, n - K + at) ^ word(b, n - K + at);
+    }
+    diff == 0
+}
+
+/// Whether `a` and `b`, of one length, are equal, compared eight bytes at a time without an
+/// early exit.
+fn same_words(a: &[u8], b: &[u8]) -> bool {
     let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().expect("chunks of 8"));
     let (words_a, words_b) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail = words_a
@@ -298,6 +330,22 @@ mod tests {
             let mut filled = vec![0xee; len];
             stamper.fill(&mut filled, &payload, 5, 77);
             assert_eq!(filled, copied, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        // Every length through each path, equal, and with each byte changed in turn.
+        for len in 0..=PIECES_UP_TO + 20 {
+            let a: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "{len} bytes");
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 0x40;
+                assert!(!same_bytes(&a, &b), "{len} bytes, byte {at} changed");
+            }
+            let longer = [a.as_slice(), &[0]].concat();
+            assert!(!same_bytes(&a, &longer), "{len} and {} bytes", len + 1);
         }
     }
 
