@@ -6,6 +6,9 @@
 /// `#[inline(always)]` is inlined into the window's storing loop, which a closure called
 /// there was not: the load client's stamped payloads cost it a fifth more instructions
 /// through a closure (callgrind, `docs/BENCHMARKS.md`).
+///
+/// A closure passed straight to `send_many` needs its payload parameter's type written out,
+/// as `|id, payload: &mut [u8]| …`: Rust infers closure signatures from `Fn` bounds only.
 pub trait FillPayload {
     /// Writes message `id`'s payload: all of `payload`, which holds whatever bytes were
     /// there before.
