@@ -242,7 +242,7 @@ pub struct Sender {
     /// Without QoS: the probe timeout fired while held at the horizon (`unreliable.rs`).
     probe_due: bool,
     /// Tests only: acknowledge message by message, never by
-    /// [`Window::first_transmissions`] (`ack_paths_tests.rs` compares the two).
+    /// [`Window::acknowledge_first_transmissions`] (`ack_paths_tests.rs` compares the two).
     #[cfg(test)]
     per_message_acks: bool,
     epoch: Instant,
@@ -728,12 +728,15 @@ impl Sender {
             let consecutive = last - first == (run.len() - 1) as u64;
             // The common case, without loss and at the window's cap: consecutive IDs, each
             // written once and still in flight. What acknowledging them does is then the
-            // same for all and worked out from one read-only pass over their records (the
+            // same for all, worked out in the pass that marks their records (the
             // per-message closure below was a tenth of the load client's samples). A lone
             // message is left to the closure: summing it costs more than walking it (an ACK of
             // 10,000 single-ID ranges took a sixth longer that way, `benches/ack.rs`).
             let summary = (consecutive && summed && run.len() > 1)
-                .then(|| self.window.first_transmissions(first, run.len()))
+                .then(|| {
+                    self.window
+                        .acknowledge_first_transmissions(first, run.len())
+                })
                 .flatten();
             if let Some(summary) = summary {
                 let count = run.len();
@@ -748,7 +751,6 @@ impl Sender {
                 if largest_tx.is_none_or(|(largest, _)| tx > largest) {
                     largest_tx = Some((tx, sent));
                 }
-                self.window.mark_acked(first, count);
             } else if consecutive {
                 // Consecutive IDs (always, without loss): their records are one run of the
                 // window, walked without an index computation per message.
