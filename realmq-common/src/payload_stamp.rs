@@ -44,12 +44,12 @@ impl Stamper {
 
     /// Writes `payload` (whose body this stamper was made from) into `message`, of the same
     /// length, stamped for `(session_id, id)`: what [`stamp`](Self::stamp) after a copy gives,
-    /// without copying the bytes the stamp overwrites. A short body goes in two fixed-size
-    /// pieces the compiler writes in place (`copy_ends`), not through a `memcpy` call per
-    /// message: with 64-byte messages pieces took the load client's user time down by a
-    /// sixth. A long one goes
-    /// through `memcpy`, whose wide copies beat the pieces there (they were a tenth of the
-    /// client's samples with 1,024-byte messages; `docs/BENCHMARKS.md`).
+    /// without copying the bytes the stamp overwrites. A body of up to 128 bytes goes in two
+    /// fixed-size pieces the compiler writes in place (`copy_ends`), not through a `memcpy`
+    /// call per message (with 64-byte messages, copying in pieces took the load client's
+    /// user time down by a sixth). A longer one goes through `memcpy`, whose wide copies
+    /// beat the pieces there (they were a tenth of the client's samples with 1,024-byte
+    /// messages; `docs/BENCHMARKS.md`).
     ///
     /// # Panics
     ///

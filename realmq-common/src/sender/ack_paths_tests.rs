@@ -1,8 +1,8 @@
-//! The two ways an ACK is taken — a run of first transmissions summed and marked in one pass
-//! ([`Window::acknowledge_first_transmissions`]), or message by message — must leave the sender in the
-//! same state. Two senders get the same random life (batches, datagrams, ACKs of random
-//! parts in random order, losses, timeouts), one of them acknowledging message by message
-//! only, and everything they show must agree after every step.
+//! The two ways an ACK is taken — a run of first transmissions summed and marked in one
+//! pass ([`Window::acknowledge_first_transmissions`]), or message by message — must leave
+//! the sender in the same state. Two senders get the same random life (batches, datagrams,
+//! ACKs of random parts in random order, losses, timeouts), one of them acknowledging
+//! message by message only, and everything they show must agree after every step.
 
 use std::time::{Duration, Instant};
 

@@ -324,8 +324,8 @@ impl Sender {
 
     /// Accepts up to `count` messages of `len` bytes, all stamped `timestamp_us`, as `send`
     /// would one by one, with the checks and the framing worked out once: each payload is
-    /// written into the window in place by `fill` ([`FillPayload`]), which must write all of it
-    /// (the slice holds whatever bytes were there before). Returns how many were
+    /// written into the window in place by `fill` ([`FillPayload`]), which must write all of
+    /// it (the slice holds whatever bytes were there before). Returns how many were
     /// accepted, fewer than `count` when the window filled (and
     /// [`EnqueueError::Backpressure`] when it took none).
     pub fn send_many(

@@ -326,9 +326,10 @@ impl Client {
     }
 
     /// Queues up to `count` messages of `len` bytes, each written in place into the sender's
-    /// window by `fill` (a closure `fill(id, payload)`, or a [`FillPayload`] of its own): `send` for a batch, without a copy of each payload to
-    /// make first. Returns how many were queued: fewer than `count` when the window filled
-    /// ([`SendError::Backpressure`] when none was).
+    /// window by `fill` (a closure `fill(id, payload)`, or a [`FillPayload`] of its own):
+    /// `send` for a batch, without a copy of each payload to make first. Returns how many
+    /// were queued: fewer than `count` when the window filled ([`SendError::Backpressure`]
+    /// when none was).
     pub fn send_many(
         &mut self,
         now: Instant,
