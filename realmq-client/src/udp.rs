@@ -158,9 +158,10 @@ impl SocketErrors {
 
 /// The session's datagram size: one Ethernet MTU's UDP payload ([`DEFAULT_MAX_DATAGRAM`]),
 /// or less where the kernel knows the path to the server to be narrower
-/// ([`socket::datagram_size`]: a VPN, PPPoE, a tunnel). Fails, saying why, when that leaves
-/// too little room for the handshake or for one `--size` message.
-fn datagram_size(socket: &UdpSocket, config: &WorkerConfig) -> anyhow::Result<usize> {
+/// ([`socket::datagram_size`]: a VPN, PPPoE, a tunnel); and the largest message one such
+/// datagram carries ([`Client::max_payload`]). Fails, saying why, when that leaves too little
+/// room for the handshake or for one `--size` message.
+fn datagram_size(socket: &UdpSocket, config: &WorkerConfig) -> anyhow::Result<(usize, usize)> {
     let size = socket::datagram_size(socket, DEFAULT_MAX_DATAGRAM);
     if size < DEFAULT_MAX_DATAGRAM && config.index == 0 {
         log::info!(
@@ -185,7 +186,7 @@ fn datagram_size(socket: &UdpSocket, config: &WorkerConfig) -> anyhow::Result<us
             config.server
         );
     }
-    Ok(size)
+    Ok((size, max))
 }
 
 /// How long the first Ctrl-C (or SIGTERM) waits for the messages in flight to be
@@ -211,7 +212,7 @@ pub(crate) fn send_session(
     let socket = socket::connect_udp(config.server, config.socket_buffer)
         .with_context(|| format!("cannot open a UDP socket to {}", config.server))?;
     let outbox = Outbox::new(&socket).context("cannot set up the UDP socket")?;
-    let datagram_size = datagram_size(&socket, config)?;
+    let (datagram_size, max_payload) = datagram_size(&socket, config)?;
     // Both clocks read together: the session epoch's wall time is that of `now`.
     let (now, unix_now_us) = (Instant::now(), config.unix_now_us());
     let nonce = random_u64().context("cannot draw a nonce from the OS")?;
@@ -235,10 +236,7 @@ pub(crate) fn send_session(
         outbox,
         batch: RecvBatch::new(CLIENT_RECV_MESSAGES),
         datagram_size,
-        max_payload: Client::max_payload(
-            &client_config(config, datagram_size),
-            config.psk.is_some(),
-        ),
+        max_payload,
         session_id: None,
         refused_before_session: 0,
         socket_errors: SocketErrors::default(),
