@@ -146,7 +146,8 @@ pub(crate) fn serve_tcp(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => r.context("poll failed")?,
         }
-        if !events.is_empty() {
+        // A wake-up for Ctrl-C is not an arrival.
+        if events.iter().any(|e| e.token() != WAKER) {
             busy_poll.on_activity(Instant::now());
         }
         for event in events.iter() {
