@@ -105,14 +105,14 @@ pub fn write_data(
     buf[2] = 0;
     buf[3..5].copy_from_slice(&(count as u16).to_be_bytes());
     buf[5..13].copy_from_slice(&sent_unix_us.to_be_bytes());
-    let mut at = DATA_HEADER;
-    for k in 0..count {
-        buf[at..at + 2].copy_from_slice(&(payload.len() as u16).to_be_bytes());
-        let message = &mut buf[at + 2..at + 2 + payload.len()];
-        stamper.fill(message, payload, 0, first_id + k as u64);
-        at += MESSAGE_OVERHEAD + payload.len();
+    let stride = MESSAGE_OVERHEAD + payload.len();
+    let end = DATA_HEADER + count * stride;
+    let slots = &mut buf[DATA_HEADER..end];
+    for slot in slots.chunks_exact_mut(stride) {
+        slot[..2].copy_from_slice(&(payload.len() as u16).to_be_bytes());
     }
-    at
+    stamper.fill_slots(slots, stride, MESSAGE_OVERHEAD, payload, (0, first_id));
+    end
 }
 
 /// The payloads of a DATA datagram that [`RawDatagram::parse`] accepted, in order.

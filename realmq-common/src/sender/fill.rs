@@ -13,6 +13,19 @@ pub trait FillPayload {
     /// Writes message `id`'s payload: all of `payload`, which holds whatever bytes were
     /// there before.
     fn fill(&mut self, id: u64, payload: &mut [u8]);
+
+    /// Writes the payloads of consecutive messages from `first_id` on, stored back to back
+    /// in `slots`: message `first_id + k`'s is `slots[k * stride + at..(k + 1) * stride]`
+    /// (the bytes before it in its slot are its prefix, already written). `slots` holds a
+    /// whole number of slots. By default [`fill`](Self::fill) once a message; a type that
+    /// can set up once what every message shares overrides it.
+    #[inline(always)]
+    fn fill_slots(&mut self, first_id: u64, slots: &mut [u8], stride: usize, at: usize) {
+        // Empty slots (no prefix, no payload) hold nothing to write.
+        for (id, slot) in (first_id..).zip(slots.chunks_exact_mut(stride.max(1))) {
+            self.fill(id, &mut slot[at..]);
+        }
+    }
 }
 
 impl<F: FnMut(u64, &mut [u8])> FillPayload for F {

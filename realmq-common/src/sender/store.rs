@@ -433,13 +433,13 @@ impl Window {
             word.copy_from_slice(&encoded[..8]);
             word
         });
-        for (id, slot) in (first_id..).zip(room.chunks_exact_mut(stride)) {
+        for slot in room.chunks_exact_mut(stride) {
             match word {
                 Some(word) => slot[..8].copy_from_slice(&word),
                 None => slot[..prefix_len].copy_from_slice(&encoded[..prefix_len]),
             }
-            fill.fill(id, &mut slot[prefix_len..]);
         }
+        fill.fill_slots(first_id, room, stride, prefix_len);
         // The casts cannot truncate, as in `ByteRing::push`.
         self.entries.extend((0..count).map(|k| {
             let span = Span {
