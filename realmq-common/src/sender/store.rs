@@ -322,6 +322,10 @@ pub(super) struct Run<'a> {
     pub(super) last_timestamp_us: u64,
     /// What they add to the bytes in flight (payloads plus the per-message allowance).
     pub(super) flight: usize,
+    /// Whether a limit ended it (the room, the flight budget, the count) rather than the
+    /// next message lying elsewhere in the ring or stored bare: a run from the message after
+    /// it would then be empty.
+    pub(super) limited: bool,
 }
 
 impl Window {
@@ -509,6 +513,7 @@ impl Window {
         let mut previous_end = self.entries[start].span.offset as usize;
         let max_count = usize::try_from(max_count).unwrap_or(usize::MAX);
         let limit = self.entries.len().min(start.saturating_add(max_count));
+        let mut limited = true;
         while end < limit {
             let entry = &self.entries[end];
             // Every message from `first` on is unsent: the sender writes new messages in ID
@@ -516,11 +521,11 @@ impl Window {
             debug_assert_eq!(entry.state, State::Unsent);
             let encoded = entry.span.encoded();
             let (stride, cost) = (encoded.len(), entry.span.len() + MESSAGE_OVERHEAD);
-            if encoded.start != previous_end
-                || !entry.span.has_prefix()
-                || bytes + stride > room
-                || flight + cost > flight_budget
-            {
+            if encoded.start != previous_end || !entry.span.has_prefix() {
+                limited = false;
+                break;
+            }
+            if bytes + stride > room || flight + cost > flight_budget {
                 break;
             }
             // This message and the ones stored alike right behind it, as many as the limits
@@ -540,6 +545,7 @@ impl Window {
                 count: 0,
                 last_timestamp_us: 0,
                 flight: 0,
+                limited,
             };
         }
         let last = &self.entries[end - 1];
@@ -548,6 +554,7 @@ impl Window {
             count: (end - start) as u64,
             last_timestamp_us: last.timestamp_us,
             flight,
+            limited,
         }
     }
 
@@ -768,18 +775,20 @@ mod tests {
         room: usize,
         flight_budget: usize,
         max_count: u64,
-    ) -> (u64, Vec<u8>, usize) {
+    ) -> (u64, Vec<u8>, usize, bool) {
         let start = (first - w.base) as usize;
         let (mut bytes, mut flight, mut count) = (0, 0, 0);
         let mut previous_end = w.entries[start].span.offset as usize;
+        // Whether a limit ended the walk, not a message that cannot continue it.
+        let mut limited = true;
         for entry in w.entries.range(start..).take(max_count as usize) {
             let encoded = entry.span.encoded();
             let cost = entry.span.len() + MESSAGE_OVERHEAD;
-            if encoded.start != previous_end
-                || !entry.span.has_prefix()
-                || bytes + encoded.len() > room
-                || flight + cost > flight_budget
-            {
+            if encoded.start != previous_end || !entry.span.has_prefix() {
+                limited = false;
+                break;
+            }
+            if bytes + encoded.len() > room || flight + cost > flight_budget {
                 break;
             }
             bytes += encoded.len();
@@ -789,7 +798,7 @@ mod tests {
         }
         let first_offset = w.entries[start].span.offset as usize;
         let stored = w.ring.buf[first_offset..first_offset + bytes].to_vec();
-        (count, stored, flight)
+        (count, stored, flight, limited)
     }
 
     #[test]
@@ -830,10 +839,26 @@ mod tests {
             let (room, budget) = (rng.usize(0..3_000), rng.usize(0..3_000));
             let max_count = [rng.u64(0..80), u64::MAX][rng.usize(0..2)];
             let run = w.run(first, room, budget, max_count);
-            let (count, stored, flight) = run_walked(&w, first, room, budget, max_count);
+            let (count, stored, flight, limited) = run_walked(&w, first, room, budget, max_count);
             assert_eq!(run.count, count);
             assert_eq!(run.bytes, &stored[..]);
             assert_eq!(run.flight, flight);
+            assert_eq!(run.limited, limited);
+            if limited {
+                // Nothing continues a run that a limit ended.
+                let next = first + count;
+                let rest = (next < w.next_id()).then(|| {
+                    let stride = w.entry(next).span.encoded().len();
+                    let cost = w.entry(next).span.len() + MESSAGE_OVERHEAD;
+                    (stride, cost)
+                });
+                if let Some((stride, cost)) = rest.filter(|_| count < max_count) {
+                    assert!(
+                        stored.len() + stride > room || flight + cost > budget,
+                        "a run from {first} ended by a limit, but {next} fits"
+                    );
+                }
+            }
             if count > 0 {
                 assert_eq!(
                     run.last_timestamp_us,

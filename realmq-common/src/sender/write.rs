@@ -55,7 +55,7 @@ impl Sender {
                 let max_count =
                     (MAX_MESSAGES_PER_FRAME - writer.count()).min(self.new_ids_end() - id);
                 let run = self.window.run(id, writer.room(), budget, max_count);
-                let (count, added) = (run.count, run.flight);
+                let (count, added, limited) = (run.count, run.flight, run.limited);
                 let encoded = EncodedRun {
                     bytes: run.bytes,
                     count,
@@ -71,6 +71,12 @@ impl Sender {
                 flight += added;
                 news += count as usize;
                 new_bytes += added - count as usize * MESSAGE_OVERHEAD;
+                // A run ended by a limit leaves nothing that fits (resends came first): no
+                // second look for the next message, whose empty run cost the datagram about
+                // 120 instructions.
+                if limited {
+                    break;
+                }
                 continue;
             }
             let (entry, payload) = self.window.entry_and_payload(id);
