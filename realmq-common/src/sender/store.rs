@@ -1,16 +1,22 @@
-//! The sender's window: per-message records in an offset-indexed ring, messages in a byte ring
-//! in their wire form.
+//! The sender's window: records of the written messages in an offset-indexed ring, the
+//! messages not yet written as stretches, and every message in a byte ring in its wire form.
 //!
-//! Message IDs are dense and consecutive, so a message's record sits at `id - base` in a
-//! `VecDeque` (the layout of quinn-proto's `sent_packets`, without the map): lookup is an
-//! index, the window advances by popping the front. Messages are copied into one
+//! Message IDs are dense and consecutive, so a written message's record sits at `id - base`
+//! in a `VecDeque` (the layout of quinn-proto's `sent_packets`, without the map): lookup is
+//! an index, the window advances by popping the front. Messages are copied into one
 //! `Box<[u8]>` allocated when the sender is created and used as a FIFO byte ring, so `send`
-//! never allocates: both rings have their full capacity from the start.
+//! never allocates: the rings have their full capacity from the start.
 //!
 //! Each message is stored as a DATA frame would carry it right after the message before it
 //! (its [`FollowingPrefix`], then the payload), directly behind that message unless the ring
 //! wrapped. A run of new messages is then one slice of the ring, copied into a datagram in one
 //! piece ([`Window::run`]) instead of being encoded message by message.
+//!
+//! A message gets its record when it is first written, not when it is stored: until then it
+//! belongs to a [`Stretch`] of messages stored alike (a batch from `send_many` is one), which
+//! is all [`Window::run`] needs. Writing a record at store time and the transmission into it
+//! at send time was two passes over 48 bytes a message, the second after the first had left
+//! the cache (`docs/BENCHMARKS.md`).
 
 use std::collections::VecDeque;
 
@@ -50,7 +56,23 @@ impl Span {
     /// Where the stored form (prefix and payload) starts and ends in the ring.
     fn encoded(&self) -> std::ops::Range<usize> {
         let start = self.offset as usize;
-        start..start + usize::from(self.prefix) + self.len as usize
+        start..start + self.stride()
+    }
+
+    /// The stored form's length: prefix and payload.
+    fn stride(&self) -> usize {
+        usize::from(self.prefix) + self.len as usize
+    }
+
+    /// The span of a message stored alike `k` places behind this one.
+    fn after(self, k: usize) -> Self {
+        // Cannot truncate: the distance is inside the ring, below 2^32.
+        let step = (k * self.stride()) as u32;
+        Self {
+            offset: self.offset + step,
+            end_mark: self.end_mark.wrapping_add(step),
+            ..self
+        }
     }
 }
 
@@ -182,9 +204,10 @@ impl ByteRing {
         &self.buf[span.encoded()][usize::from(span.prefix)..]
     }
 
-    /// The bytes from the start of `first`'s stored form to the end of `last`'s.
-    fn between(&self, first: Span, last: Span) -> &[u8] {
-        &self.buf[first.offset as usize..last.encoded().end]
+    /// `len` bytes from `first`'s stored form on.
+    fn stored_from(&self, first: Span, len: usize) -> &[u8] {
+        let start = first.offset as usize;
+        &self.buf[start..start + len]
     }
 
     /// Releases the oldest live spans up to and including the one whose
@@ -217,8 +240,6 @@ impl ByteRing {
 /// Where a message is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
-    /// Accepted by `send`, never written.
-    Unsent,
     /// Written, waiting for an ACK.
     InFlight,
     /// Declared lost, waiting in the retransmission queue.
@@ -232,13 +253,13 @@ pub(super) enum State {
 }
 
 impl State {
-    /// Whether the message still needs the window (its payload, its ID's place).
+    /// Whether the written message still needs the window (its payload, its ID's place).
     pub(super) fn is_live(self) -> bool {
-        matches!(self, State::Unsent | State::InFlight | State::Queued)
+        matches!(self, State::InFlight | State::Queued)
     }
 }
 
-/// One message's record.
+/// A written message's record.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Entry {
     pub(super) span: Span,
@@ -250,49 +271,52 @@ pub(super) struct Entry {
     /// How many times it was resent.
     pub(super) retries: u32,
     pub(super) state: State,
-    /// How many records after this one were stored in the same stretch
-    /// ([`Window::push_many`]): the same payload length behind the same prefix, each right
-    /// behind the one before (capped at `u16::MAX`; 0 for a message stored alone).
-    /// [`Window::run`] takes them by arithmetic. It fits in the record's padding.
-    alike_after: u16,
 }
 
 impl Entry {
-    /// The record of a message just stored at `span`, with `alike_after` records behind it
-    /// from the same stretch.
-    fn unsent(span: Span, timestamp_us: u64, alike_after: u16) -> Self {
-        Self {
-            span,
-            timestamp_us,
-            sent_time: SentTime::default(),
-            tx: 0,
-            retries: 0,
-            state: State::Unsent,
-            alike_after,
-        }
-    }
-
-    /// Records a transmission in datagram `tx` at `now`.
-    pub(super) fn mark_written(&mut self, tx: u64, now: SentTime, resend: bool, reliable: bool) {
+    /// Records a resend in datagram `tx` at `now`.
+    pub(super) fn mark_resent(&mut self, tx: u64, now: SentTime, reliable: bool) {
         self.tx = tx;
         self.sent_time = now;
-        if resend {
-            self.retries += 1;
-        }
-        self.state = if reliable {
-            State::InFlight
-        } else {
-            State::Released
-        };
+        self.retries += 1;
+        self.state = State::after_writing(reliable);
     }
 }
 
-/// The window: records of the messages from `base` up, and their payloads.
+impl State {
+    /// A message's state once written: in flight, or released without QoS.
+    fn after_writing(reliable: bool) -> Self {
+        if reliable {
+            State::InFlight
+        } else {
+            State::Released
+        }
+    }
+}
+
+/// Messages stored and not yet written, alike and back to back: the same payload length
+/// behind the same prefix, and the same timestamp (a batch of `send_many`; a message stored
+/// alone is a stretch of one).
+#[derive(Debug, Clone, Copy)]
+struct Stretch {
+    /// The first one's span; message `k`'s is [`Span::after`]`(k)`.
+    first: Span,
+    /// How many, at least one.
+    count: usize,
+    timestamp_us: u64,
+}
+
+/// The window: records of the written messages from `base` up, the stretches of unsent
+/// messages after them, and their payloads.
 #[derive(Debug)]
 pub(super) struct Window {
     entries: VecDeque<Entry>,
     /// ID of `entries[0]`.
     base: u64,
+    /// The messages after the written ones, in ID order.
+    unsent: VecDeque<Stretch>,
+    /// How many messages `unsent` holds.
+    unsent_len: usize,
     ring: ByteRing,
     max_messages: usize,
     /// The timestamp of the last message pushed: the next one's prefix counts from it.
@@ -333,6 +357,8 @@ impl Window {
         Self {
             entries: VecDeque::with_capacity(max_messages),
             base: 0,
+            unsent: VecDeque::with_capacity(max_messages),
+            unsent_len: 0,
             ring: ByteRing::new(max_bytes),
             max_messages,
             last_timestamp_us: 0,
@@ -341,12 +367,17 @@ impl Window {
 
     /// The ID the next accepted message gets.
     pub(super) fn next_id(&self) -> u64 {
+        self.unsent_start() + self.unsent_len as u64
+    }
+
+    /// The ID of the first message never written (the next ID if there is none).
+    fn unsent_start(&self) -> u64 {
         self.base + self.entries.len() as u64
     }
 
     /// Messages in the window, resolved ones not yet popped included.
     pub(super) fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.unsent_len
     }
 
     /// Bytes of the payload ring in use.
@@ -418,7 +449,7 @@ impl Window {
         max: u64,
         fill: &mut impl FillPayload,
     ) -> u64 {
-        let free = self.max_messages.saturating_sub(self.entries.len());
+        let free = self.max_messages.saturating_sub(self.len());
         let max = usize::try_from(max).unwrap_or(usize::MAX).min(free);
         let prefix_len = prefix.len();
         let stride = prefix_len + len;
@@ -445,16 +476,17 @@ impl Window {
         }
         fill.fill_slots(first_id, room, stride, prefix_len);
         // The casts cannot truncate, as in `ByteRing::push`.
-        self.entries.extend((0..count).map(|k| {
-            let span = Span {
-                offset: (offset + k * stride) as u32,
-                len: len as u32,
-                end_mark: mark.wrapping_add(((k + 1) * stride) as u32),
-                prefix: prefix_len as u8,
-            };
-            let alike_after = u16::try_from(count - 1 - k).unwrap_or(u16::MAX);
-            Entry::unsent(span, timestamp_us, alike_after)
-        }));
+        let first = Span {
+            offset: offset as u32,
+            len: len as u32,
+            end_mark: mark.wrapping_add(stride as u32),
+            prefix: prefix_len as u8,
+        };
+        self.push_unsent(Stretch {
+            first,
+            count,
+            timestamp_us,
+        });
         self.last_timestamp_us = timestamp_us;
         count as u64
     }
@@ -478,7 +510,7 @@ impl Window {
         prefix: Option<FollowingPrefix>,
         fill: &mut impl FillPayload,
     ) -> Option<u64> {
-        if self.entries.len() >= self.max_messages {
+        if self.len() >= self.max_messages {
             return None;
         }
         let id = self.next_id();
@@ -490,15 +522,27 @@ impl Window {
             fill.fill(id, body);
         })?;
         self.last_timestamp_us = timestamp_us;
-        self.entries.push_back(Entry::unsent(span, timestamp_us, 0));
+        self.push_unsent(Stretch {
+            first: span,
+            count: 1,
+            timestamp_us,
+        });
         Some(id)
     }
 
-    /// The longest run of unsent messages from `first` on (which must be in the window) that
-    /// lie back to back in the ring, whose stored forms fit in `room` bytes, that add at
-    /// most `flight_budget` bytes in flight and that are at most `max_count`. The caller
+    /// Appends a stretch of messages just stored.
+    fn push_unsent(&mut self, stretch: Stretch) {
+        self.unsent_len += stretch.count;
+        // Never allocates: every stretch holds a message, and the window at most
+        // `max_messages`, which the deque has room for.
+        self.unsent.push_back(stretch);
+    }
+
+    /// The longest run of unsent messages from `first` on, the first message never written,
+    /// that lie back to back in the ring, whose stored forms fit in `room` bytes, that add
+    /// at most `flight_budget` bytes in flight and that are at most `max_count`. The caller
     /// knows `first`'s predecessor is the last message of its frame, so the run's stored
-    /// prefixes are valid there.
+    /// prefixes are valid there. Stretches are taken whole, by arithmetic.
     pub(super) fn run(
         &self,
         first: u64,
@@ -506,59 +550,56 @@ impl Window {
         flight_budget: usize,
         max_count: u64,
     ) -> Run<'_> {
-        let start = (first - self.base) as usize;
-        let mut end = start;
-        let (mut bytes, mut flight) = (0, 0);
-        // Where the next message of the run must start: right behind the one before.
-        let mut previous_end = self.entries[start].span.offset as usize;
-        let max_count = usize::try_from(max_count).unwrap_or(usize::MAX);
-        let limit = self.entries.len().min(start.saturating_add(max_count));
+        debug_assert_eq!(first, self.unsent_start(), "runs start at the first unsent");
+        let limit = usize::try_from(max_count).map_or(self.unsent_len, |m| m.min(self.unsent_len));
+        let (mut count, mut bytes, mut flight) = (0, 0, 0);
+        let mut last_timestamp_us = 0;
         let mut limited = true;
-        while end < limit {
-            let entry = &self.entries[end];
-            // Every message from `first` on is unsent: the sender writes new messages in ID
-            // order.
-            debug_assert_eq!(entry.state, State::Unsent);
-            let encoded = entry.span.encoded();
-            let (stride, cost) = (encoded.len(), entry.span.len() + MESSAGE_OVERHEAD);
-            if encoded.start != previous_end || !entry.span.has_prefix() {
+        // Where the next message of the run must start: right behind the one before.
+        let mut previous_end = self.unsent.front().map_or(0, |s| s.first.offset as usize);
+        for stretch in &self.unsent {
+            if count == limit {
+                break;
+            }
+            let span = stretch.first;
+            if span.offset as usize != previous_end || !span.has_prefix() {
                 limited = false;
                 break;
             }
+            let (stride, cost) = (span.stride(), span.len() + MESSAGE_OVERHEAD);
             if bytes + stride > room || flight + cost > flight_budget {
                 break;
             }
-            // This message and the ones stored alike right behind it, as many as the limits
-            // take: each adds `stride` bytes and `cost` in flight.
-            let alike = 1 + usize::from(entry.alike_after)
-                .min(limit - end - 1)
-                .min((room - bytes) / stride - 1)
-                .min((flight_budget - flight) / cost - 1);
-            bytes += alike * stride;
-            flight += alike * cost;
-            previous_end = encoded.start + alike * stride;
-            end += alike;
+            // As many of the stretch as the limits take: each adds `stride` bytes and
+            // `cost` in flight.
+            let taken = stretch
+                .count
+                .min(limit - count)
+                .min((room - bytes) / stride)
+                .min((flight_budget - flight) / cost);
+            count += taken;
+            bytes += taken * stride;
+            flight += taken * cost;
+            previous_end = span.offset as usize + taken * stride;
+            last_timestamp_us = stretch.timestamp_us;
+            if taken < stretch.count {
+                break;
+            }
         }
-        if end == start {
-            return Run {
-                bytes: &[],
-                count: 0,
-                last_timestamp_us: 0,
-                flight: 0,
-                limited,
-            };
-        }
-        let last = &self.entries[end - 1];
         Run {
-            bytes: self.ring.between(self.entries[start].span, last.span),
-            count: (end - start) as u64,
-            last_timestamp_us: last.timestamp_us,
+            bytes: match self.unsent.front() {
+                Some(front) if count > 0 => self.ring.stored_from(front.first, bytes),
+                _ => &[],
+            },
+            count: count as u64,
+            last_timestamp_us,
             flight,
             limited,
         }
     }
 
-    /// Records the transmission of `count` messages from `first` on in datagram `tx`.
+    /// Records the first transmission of the `count` messages from `first` on, the first
+    /// never written, in datagram `tx` at `now`: they get their records.
     pub(super) fn mark_run_written(
         &mut self,
         first: u64,
@@ -567,30 +608,81 @@ impl Window {
         now: SentTime,
         reliable: bool,
     ) {
-        let start = (first - self.base) as usize;
-        for entry in self.entries.range_mut(start..start + count as usize) {
-            entry.mark_written(tx, now, false, reliable);
+        debug_assert_eq!(first, self.unsent_start(), "written in ID order");
+        let state = State::after_writing(reliable);
+        let mut left = usize::try_from(count).expect("at most the unsent messages");
+        while left > 0 {
+            let stretch = self
+                .unsent
+                .front_mut()
+                .expect("at most the unsent messages");
+            let taken = left.min(stretch.count);
+            let (first, timestamp_us) = (stretch.first, stretch.timestamp_us);
+            self.entries.extend((0..taken).map(|k| Entry {
+                span: first.after(k),
+                timestamp_us,
+                sent_time: now,
+                tx,
+                retries: 0,
+                state,
+            }));
+            if taken == stretch.count {
+                self.unsent.pop_front();
+            } else {
+                stretch.first = first.after(taken);
+                stretch.count -= taken;
+            }
+            self.unsent_len -= taken;
+            left -= taken;
         }
     }
 
-    /// The record of `id`, if it is in the window.
+    /// Records a transmission of `id` in datagram `tx` at `now`: a resend of a written
+    /// message, or the first transmission of the first unsent one.
+    pub(super) fn mark_written(
+        &mut self,
+        id: u64,
+        tx: u64,
+        now: SentTime,
+        resend: bool,
+        reliable: bool,
+    ) {
+        if resend {
+            self.entry_mut(id).mark_resent(tx, now, reliable);
+        } else {
+            self.mark_run_written(id, 1, tx, now, reliable);
+        }
+    }
+
+    /// The timestamp and payload of `id`: a written message, or the first unsent one.
+    pub(super) fn message(&self, id: u64) -> (u64, &[u8]) {
+        if id < self.unsent_start() {
+            let entry = self.entry(id);
+            return (entry.timestamp_us, self.ring.get(entry.span));
+        }
+        debug_assert_eq!(id, self.unsent_start(), "only the first unsent is read");
+        let front = self.unsent.front().expect("an unsent message");
+        (front.timestamp_us, self.ring.get(front.first))
+    }
+
+    /// The record of `id`, if it is a written message in the window.
     pub(super) fn get(&self, id: u64) -> Option<&Entry> {
         let index = usize::try_from(id.checked_sub(self.base)?).ok()?;
         self.entries.get(index)
     }
 
-    /// The record of `id`, if it is in the window, to change.
+    /// The record of `id`, if it is a written message in the window, to change.
     pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut Entry> {
         let index = usize::try_from(id.checked_sub(self.base)?).ok()?;
         self.entries.get_mut(index)
     }
 
-    /// The record of `id`, which must be in the window.
+    /// The record of `id`, which must be a written message in the window.
     pub(super) fn entry(&self, id: u64) -> &Entry {
         &self.entries[(id - self.base) as usize]
     }
 
-    /// The record of `id`, which must be in the window.
+    /// The record of `id`, which must be a written message in the window.
     pub(super) fn entry_mut(&mut self, id: u64) -> &mut Entry {
         &mut self.entries[(id - self.base) as usize]
     }
@@ -645,13 +737,6 @@ impl Window {
             lowest_tx,
             highest: highest?,
         })
-    }
-
-    /// A record and its payload at once.
-    pub(super) fn entry_and_payload(&mut self, id: u64) -> (&mut Entry, &[u8]) {
-        let index = (id - self.base) as usize;
-        let payload = self.ring.get(self.entries[index].span);
-        (&mut self.entries[index], payload)
     }
 
     /// Pops resolved messages off the front, releasing their payloads. Returns how many.
@@ -717,15 +802,80 @@ mod tests {
         })
     }
 
-    /// Every record's span and timestamp, and every stored form, of a window.
-    fn contents(w: &Window) -> Vec<(Span, u64, Vec<u8>)> {
-        w.entries
+    /// Every message's span and timestamp, written or not, in ID order.
+    fn spans(w: &Window) -> Vec<(Span, u64)> {
+        let written = w.entries.iter().map(|e| (e.span, e.timestamp_us));
+        let unsent = w
+            .unsent
             .iter()
-            .map(|e| {
-                let stored = w.ring.buf[e.span.encoded()].to_vec();
-                (e.span, e.timestamp_us, stored)
-            })
+            .flat_map(|s| (0..s.count).map(move |k| (s.first.after(k), s.timestamp_us)));
+        written.chain(unsent).collect()
+    }
+
+    /// Every message's span and timestamp, and its stored form, of a window.
+    fn contents(w: &Window) -> Vec<(Span, u64, Vec<u8>)> {
+        spans(w)
+            .into_iter()
+            .map(|(span, timestamp_us)| (span, timestamp_us, w.ring.buf[span.encoded()].to_vec()))
             .collect()
+    }
+
+    /// Writes the first `count` unsent messages (at most all of them) in one datagram.
+    fn write(w: &mut Window, count: usize) {
+        let count = count.min(w.unsent_len) as u64;
+        w.mark_run_written(w.unsent_start(), count, 1, SentTime::default(), true);
+    }
+
+    /// Acknowledges the `count` oldest messages (at most all of them), writing those that
+    /// were not, and pops them.
+    fn release(w: &mut Window, count: usize) {
+        write(w, count.saturating_sub(w.entries.len()));
+        for e in w.entries.iter_mut().take(count) {
+            e.state = State::Acked;
+        }
+        w.advance();
+    }
+
+    #[test]
+    fn records_are_made_when_messages_are_written_and_describe_what_was_stored() {
+        // Stretches split by runs written from them: each record made at writing must be
+        // the span and timestamp the message was stored with, and the state, transmission
+        // and time of that writing; the rest stay unsent.
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut w = Window::new(500, 40_000);
+        let mut timestamp_us = 0;
+        for round in 0..2_000u64 {
+            if rng.bool() {
+                timestamp_us += rng.u64(0..2);
+                let (len, count) = (rng.usize(0..50), rng.u64(0..30));
+                w.push_many(timestamp_us, len, count, |id, p: &mut [u8]| {
+                    p.fill(id as u8)
+                });
+            }
+            let before = spans(&w);
+            let written = w.entries.len();
+            let count = rng.usize(0..=w.unsent_len.min(40));
+            let (tx, sent) = (
+                round,
+                SentTime::default().after(std::time::Duration::from_micros(round)),
+            );
+            w.mark_run_written(w.unsent_start(), count as u64, tx, sent, round % 3 != 0);
+            assert_eq!(spans(&w), before, "round {round}: spans changed by writing");
+            assert_eq!(w.entries.len(), written + count);
+            for e in w.entries.range(written..) {
+                assert_eq!((e.tx, e.sent_time, e.retries), (tx, sent, 0));
+                assert_eq!(e.state, State::after_writing(round % 3 != 0));
+            }
+            assert_eq!(w.len(), before.len());
+            assert_eq!(
+                w.unsent.iter().map(|s| s.count).sum::<usize>(),
+                w.unsent_len
+            );
+            if rng.u8(0..4) == 0 {
+                let count = rng.usize(0..=w.entries.len());
+                release(&mut w, count);
+            }
+        }
     }
 
     #[test]
@@ -738,13 +888,9 @@ mod tests {
         let mut timestamp_us = 0;
         for _ in 0..5_000 {
             if rng.u8(0..3) == 0 {
-                let release = rng.usize(0..=many.len());
-                for w in [&mut many, &mut one] {
-                    for e in w.entries.iter_mut().take(release) {
-                        e.state = State::Acked;
-                    }
-                    w.advance();
-                }
+                let count = rng.usize(0..=many.len());
+                release(&mut many, count);
+                release(&mut one, count);
             } else {
                 timestamp_us += rng.u64(0..3);
                 let len = rng.usize(0..40);
@@ -767,24 +913,24 @@ mod tests {
         }
     }
 
-    /// [`Window::run`] as it was before stretches: record by record. Returns the run's
-    /// count, bytes and flight.
+    /// [`Window::run`] message by message. Returns the run's count, bytes and flight, and
+    /// whether a limit ended it.
     fn run_walked(
         w: &Window,
-        first: u64,
         room: usize,
         flight_budget: usize,
         max_count: u64,
     ) -> (u64, Vec<u8>, usize, bool) {
-        let start = (first - w.base) as usize;
+        let unsent = &spans(w)[w.entries.len()..];
         let (mut bytes, mut flight, mut count) = (0, 0, 0);
-        let mut previous_end = w.entries[start].span.offset as usize;
+        let first_offset = unsent.first().map_or(0, |(span, _)| span.offset as usize);
+        let mut previous_end = first_offset;
         // Whether a limit ended the walk, not a message that cannot continue it.
         let mut limited = true;
-        for entry in w.entries.range(start..).take(max_count as usize) {
-            let encoded = entry.span.encoded();
-            let cost = entry.span.len() + MESSAGE_OVERHEAD;
-            if encoded.start != previous_end || !entry.span.has_prefix() {
+        for (span, _) in unsent.iter().take(max_count as usize) {
+            let encoded = span.encoded();
+            let cost = span.len() + MESSAGE_OVERHEAD;
+            if encoded.start != previous_end || !span.has_prefix() {
                 limited = false;
                 break;
             }
@@ -796,7 +942,6 @@ mod tests {
             previous_end = encoded.end;
             count += 1;
         }
-        let first_offset = w.entries[start].span.offset as usize;
         let stored = w.ring.buf[first_offset..first_offset + bytes].to_vec();
         (count, stored, flight, limited)
     }
@@ -813,11 +958,8 @@ mod tests {
         for _ in 0..5_000 {
             match rng.u8(0..4) {
                 0 => {
-                    let release = rng.usize(0..=w.len());
-                    for e in w.entries.iter_mut().take(release) {
-                        e.state = State::Acked;
-                    }
-                    w.advance();
+                    let count = rng.usize(0..=w.len());
+                    release(&mut w, count);
                 }
                 1 => {
                     timestamp_us += rng.u64(0..2);
@@ -832,38 +974,37 @@ mod tests {
                     });
                 }
             }
-            if w.len() == 0 {
+            // Some of the unsent messages written, in runs as `write_data` takes them.
+            if rng.u8(0..4) == 0 {
+                let count = rng.usize(0..=w.unsent_len);
+                write(&mut w, count);
+            }
+            if w.unsent_len == 0 {
                 continue;
             }
-            let first = w.base + rng.u64(0..w.len() as u64);
+            let first = w.unsent_start();
             let (room, budget) = (rng.usize(0..3_000), rng.usize(0..3_000));
             let max_count = [rng.u64(0..80), u64::MAX][rng.usize(0..2)];
             let run = w.run(first, room, budget, max_count);
-            let (count, stored, flight, limited) = run_walked(&w, first, room, budget, max_count);
+            let (count, stored, flight, limited) = run_walked(&w, room, budget, max_count);
             assert_eq!(run.count, count);
             assert_eq!(run.bytes, &stored[..]);
             assert_eq!(run.flight, flight);
             assert_eq!(run.limited, limited);
+            let unsent = &spans(&w)[w.entries.len()..];
             if limited {
                 // Nothing continues a run that a limit ended.
-                let next = first + count;
-                let rest = (next < w.next_id()).then(|| {
-                    let stride = w.entry(next).span.encoded().len();
-                    let cost = w.entry(next).span.len() + MESSAGE_OVERHEAD;
-                    (stride, cost)
-                });
-                if let Some((stride, cost)) = rest.filter(|_| count < max_count) {
+                let next = unsent.get(count as usize).map(|(span, _)| span);
+                if let Some(span) = next.filter(|_| count < max_count) {
+                    let cost = span.len() + MESSAGE_OVERHEAD;
                     assert!(
-                        stored.len() + stride > room || flight + cost > budget,
-                        "a run from {first} ended by a limit, but {next} fits"
+                        stored.len() + span.stride() > room || flight + cost > budget,
+                        "a run from {first} ended by a limit, but the message after it fits"
                     );
                 }
             }
             if count > 0 {
-                assert_eq!(
-                    run.last_timestamp_us,
-                    w.entry(first + count - 1).timestamp_us
-                );
+                assert_eq!(run.last_timestamp_us, unsent[count as usize - 1].1);
                 runs += usize::from(count > 1);
             }
         }
@@ -950,7 +1091,6 @@ mod tests {
         // nothing when any record is not a first transmission in flight.
         let mut rng = fastrand::Rng::with_seed(5);
         let states = [
-            State::Unsent,
             State::InFlight,
             State::Queued,
             State::Acked,
@@ -961,6 +1101,7 @@ mod tests {
         for _ in 0..40 {
             w.push(0, &vec![1; rng.usize(0..30)]).unwrap();
         }
+        write(&mut w, 40);
         for _ in 0..5_000 {
             for e in w.entries.iter_mut() {
                 let odd = rng.u8(0..8) == 0;

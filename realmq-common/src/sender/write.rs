@@ -25,20 +25,20 @@ impl Sender {
         // timeout's probe.
         let limited = reliable && !self.probe;
         let mut flight = 0;
-        let (entry, payload) = self.window.entry_and_payload(id);
+        let (timestamp_us, payload) = self.window.message(id);
         let cost = payload.len() + MESSAGE_OVERHEAD;
         if limited && !self.congestion.can_send(cost) {
             return 0;
         }
         let message = Message {
             id,
-            timestamp_us: entry.timestamp_us,
+            timestamp_us,
             payload,
         };
         let Ok(mut writer) = w.data(message) else {
             return 0;
         };
-        entry.mark_written(tx, sent_at, resend, reliable);
+        self.window.mark_written(id, tx, sent_at, resend, reliable);
         flight += cost;
         let (mut resends, mut news) = (usize::from(resend), usize::from(!resend));
         // Payload bytes of the new messages.
@@ -79,20 +79,20 @@ impl Sender {
                 }
                 continue;
             }
-            let (entry, payload) = self.window.entry_and_payload(id);
+            let (timestamp_us, payload) = self.window.message(id);
             let cost = payload.len() + MESSAGE_OVERHEAD;
             if limited && !self.congestion.can_send(flight + cost) {
                 break;
             }
             let message = Message {
                 id,
-                timestamp_us: entry.timestamp_us,
+                timestamp_us,
                 payload,
             };
             if writer.push(message).is_err() {
                 break;
             }
-            entry.mark_written(tx, sent_at, resend, reliable);
+            self.window.mark_written(id, tx, sent_at, resend, reliable);
             flight += cost;
             if resend {
                 resends += 1;
