@@ -709,34 +709,36 @@ impl Window {
         count: usize,
     ) -> Option<FirstTransmissions> {
         let start = (first - self.base) as usize;
-        let mut payload_bytes = 0;
-        let mut lowest_tx = u64::MAX;
-        let mut highest: Option<(u64, SentTime)> = None;
-        let mut failed_at = None;
-        for (k, entry) in self.entries.range_mut(start..start + count).enumerate() {
-            if entry.state != State::InFlight || entry.retries != 0 {
-                failed_at = Some(k);
-                break;
-            }
-            entry.state = State::Acked;
-            payload_bytes += entry.span.len();
-            lowest_tx = lowest_tx.min(entry.tx);
-            // The first record of the highest transmission, as a walk in ID order finds it.
-            if highest.is_none_or(|(tx, _)| entry.tx > tx) {
-                highest = Some((entry.tx, entry.sent_time));
-            }
+        // The records as up to two plain slices, each walked by a tight loop (the deque's
+        // own iterator over a range kept both halves' ends live in every step).
+        let (front, back) = self.entries.as_mut_slices();
+        let (front, back): (&mut [Entry], &mut [Entry]) = if start < front.len() {
+            let in_front = count.min(front.len() - start);
+            (
+                &mut front[start..start + in_front],
+                &mut back[..count - in_front],
+            )
+        } else {
+            let at = start - front.len();
+            (&mut back[at..at + count], &mut [])
+        };
+        let head = front.first()?;
+        let mut sum = FirstTransmissions {
+            payload_bytes: 0,
+            lowest_tx: head.tx,
+            highest: (head.tx, head.sent_time),
+        };
+        let mut marked = acknowledge_in_flight(front, &mut sum);
+        if marked == front.len() {
+            marked += acknowledge_in_flight(back, &mut sum);
         }
-        if let Some(k) = failed_at {
-            for entry in self.entries.range_mut(start..start + k) {
+        if marked < count {
+            for entry in front.iter_mut().chain(back.iter_mut()).take(marked) {
                 entry.state = State::InFlight;
             }
             return None;
         }
-        Some(FirstTransmissions {
-            payload_bytes,
-            lowest_tx,
-            highest: highest?,
-        })
+        Some(sum)
     }
 
     /// Pops resolved messages off the front, releasing their payloads. Returns how many.
@@ -781,6 +783,32 @@ impl Window {
         self.entries.drain(..count);
         self.base += count as u64;
     }
+}
+
+/// Marks `records` acknowledged, in order, while each is a first transmission in flight,
+/// and adds them to `sum` (payload bytes, lowest transmission, the first record of the
+/// highest). Returns how many it marked: `records.len()` unless one was not.
+fn acknowledge_in_flight(records: &mut [Entry], sum: &mut FirstTransmissions) -> usize {
+    let (mut bytes, mut lowest, mut highest) = (sum.payload_bytes, sum.lowest_tx, sum.highest);
+    let mut marked = records.len();
+    for (k, entry) in records.iter_mut().enumerate() {
+        if entry.state != State::InFlight || entry.retries != 0 {
+            marked = k;
+            break;
+        }
+        entry.state = State::Acked;
+        bytes += entry.span.len();
+        lowest = lowest.min(entry.tx);
+        if entry.tx > highest.0 {
+            highest = (entry.tx, entry.sent_time);
+        }
+    }
+    *sum = FirstTransmissions {
+        payload_bytes: bytes,
+        lowest_tx: lowest,
+        highest,
+    };
+    marked
 }
 
 #[cfg(test)]
@@ -1098,10 +1126,23 @@ mod tests {
             State::Released,
         ];
         let mut w = Window::new(64, 4096);
-        for _ in 0..40 {
+        // 40 records that wrap around the end of the deque's buffer, so that runs lie in
+        // one part of it or across both.
+        for _ in 0..50 {
+            w.push(0, &vec![1; rng.usize(0..30)]).unwrap();
+        }
+        write(&mut w, 50);
+        release(&mut w, 45);
+        for _ in 0..35 {
             w.push(0, &vec![1; rng.usize(0..30)]).unwrap();
         }
         write(&mut w, 40);
+        let base = w.base;
+        let (front, back) = w.entries.as_slices();
+        assert!(
+            !front.is_empty() && !back.is_empty(),
+            "the records do not wrap"
+        );
         for _ in 0..5_000 {
             for e in w.entries.iter_mut() {
                 let odd = rng.u8(0..8) == 0;
@@ -1115,13 +1156,9 @@ mod tests {
                 e.sent_time =
                     SentTime::default().after(std::time::Duration::from_nanos(rng.u64(..)));
             }
-            let first = rng.u64(0..40);
-            let count = rng.usize(1..=(40 - first as usize));
-            let records: Vec<Entry> = w
-                .entries
-                .range(first as usize..first as usize + count)
-                .copied()
-                .collect();
+            let at = rng.usize(0..40);
+            let count = rng.usize(1..=(40 - at));
+            let records: Vec<Entry> = w.entries.range(at..at + count).copied().collect();
             let expected = records
                 .iter()
                 .all(|e| e.state == State::InFlight && e.retries == 0)
@@ -1140,11 +1177,11 @@ mod tests {
                 });
             let states_before: Vec<State> = w.entries.iter().map(|e| e.state).collect();
             let got = w
-                .acknowledge_first_transmissions(first, count)
+                .acknowledge_first_transmissions(base + at as u64, count)
                 .map(|s| (s.payload_bytes, s.lowest_tx, s.highest));
             assert_eq!(got, expected);
             // Acknowledged all, or left all as they were; nothing outside the run touched.
-            let range = first as usize..first as usize + count;
+            let range = at..at + count;
             for (k, (e, before)) in w.entries.iter().zip(&states_before).enumerate() {
                 let want = if expected.is_some() && range.contains(&k) {
                     State::Acked
