@@ -610,6 +610,10 @@ impl Window {
     ) {
         debug_assert_eq!(first, self.unsent_start(), "written in ID order");
         let state = State::after_writing(reliable);
+        if count == 1 {
+            self.mark_first_unsent_written(tx, now, state);
+            return;
+        }
         let mut left = usize::try_from(count).expect("at most the unsent messages");
         while left > 0 {
             let stretch = self
@@ -637,8 +641,34 @@ impl Window {
         }
     }
 
+    /// Records the first transmission of the first unsent message, in datagram `tx` at
+    /// `now`: it gets its record, in `state`. Apart from the general path (a frame's first
+    /// message, and every message that fills a datagram alone, take this one), whose setup
+    /// cost the load client a tenth more instructions a message with 1,024-byte messages.
+    #[inline]
+    fn mark_first_unsent_written(&mut self, tx: u64, now: SentTime, state: State) {
+        let stretch = self.unsent.front_mut().expect("an unsent message");
+        let entry = Entry {
+            span: stretch.first,
+            timestamp_us: stretch.timestamp_us,
+            sent_time: now,
+            tx,
+            retries: 0,
+            state,
+        };
+        if stretch.count == 1 {
+            self.unsent.pop_front();
+        } else {
+            stretch.first = stretch.first.after(1);
+            stretch.count -= 1;
+        }
+        self.unsent_len -= 1;
+        self.entries.push_back(entry);
+    }
+
     /// Records a transmission of `id` in datagram `tx` at `now`: a resend of a written
     /// message, or the first transmission of the first unsent one.
+    #[inline]
     pub(super) fn mark_written(
         &mut self,
         id: u64,
@@ -650,7 +680,8 @@ impl Window {
         if resend {
             self.entry_mut(id).mark_resent(tx, now, reliable);
         } else {
-            self.mark_run_written(id, 1, tx, now, reliable);
+            debug_assert_eq!(id, self.unsent_start(), "written in ID order");
+            self.mark_first_unsent_written(tx, now, State::after_writing(reliable));
         }
     }
 
