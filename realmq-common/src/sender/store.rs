@@ -15,8 +15,11 @@
 //! A message gets its record when it is first written, not when it is stored: until then it
 //! belongs to a [`Stretch`] of messages stored alike (a batch from `send_many` is one), which
 //! is all [`Window::run`] needs. Writing a record at store time and the transmission into it
-//! at send time was two passes over 48 bytes a message, the second after the first had left
-//! the cache (`docs/BENCHMARKS.md`).
+//! at send time was two passes over 48 bytes a message, the second often after the first had
+//! left the L1 cache: with 64-byte messages the load client now does 5 % fewer instructions
+//! and, in callgrind's cache model, 13 % fewer L1 write misses. Messages stored one at a
+//! time (1,024 bytes and more are) pay for it: each is a stretch of its own, queued and
+//! taken off again, 9 % more instructions a message (`docs/BENCHMARKS.md`).
 
 use std::collections::VecDeque;
 

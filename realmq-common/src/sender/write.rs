@@ -55,7 +55,7 @@ impl Sender {
                 let max_count =
                     (MAX_MESSAGES_PER_FRAME - writer.count()).min(self.new_ids_end() - id);
                 let run = self.window.run(id, writer.room(), budget, max_count);
-                let (count, added, limited) = (run.count, run.flight, run.limited);
+                let (count, added, run_limited) = (run.count, run.flight, run.limited);
                 let encoded = EncodedRun {
                     bytes: run.bytes,
                     count,
@@ -74,7 +74,7 @@ impl Sender {
                 // A run ended by a limit leaves nothing that fits (resends came first): no
                 // second look for the next message, whose empty run cost the datagram about
                 // 120 instructions.
-                if limited {
+                if run_limited {
                     break;
                 }
                 continue;
