@@ -25,7 +25,7 @@ use realmq_common::io::{
 use realmq_common::liveness::PauseWatch;
 use realmq_common::payload_stamp::{StampedCopies, Stamper};
 use realmq_common::stats::merge_latency;
-use realmq_proto::{DEFAULT_MAX_DATAGRAM, MIN_DATAGRAM_SIZE};
+use realmq_proto::{DEFAULT_MAX_DATAGRAM, MAX_FOLLOWING_PREFIX, MIN_DATAGRAM_SIZE};
 
 use crate::stall::{StallWatch, STALL_WARNING};
 use crate::summary::{Progress, ThreadResult};
@@ -69,13 +69,24 @@ fn send_batch(size: usize, max_payload: usize) -> u64 {
     (sends * per_send) as u64
 }
 
-/// The session configuration for a worker.
+/// The session configuration for a worker. Its window stores what its message count needs
+/// for `--size` messages (each behind at most [`MAX_FOLLOWING_PREFIX`] bytes of framing),
+/// twice over, from 64 KiB up to the default 8 MiB: the storage is a ring the writes walk
+/// through whole before wrapping, and 8 MiB of it for at most 8,192 64-byte messages (about
+/// 550 KiB) meant every message was written to memory the caches had long let go; with the
+/// window sized to the messages the client's user time fell by about a seventh
+/// (`docs/BENCHMARKS.md`).
 pub(crate) fn client_config(config: &WorkerConfig, datagram_size: usize) -> ClientConfig {
+    let defaults = SenderConfig::default();
+    let needed = (config.size + MAX_FOLLOWING_PREFIX)
+        .saturating_mul(defaults.window_messages)
+        .saturating_mul(2);
     ClientConfig {
         sender: SenderConfig {
             reliable: config.reliable,
             max_datagram_size: datagram_size,
-            ..SenderConfig::default()
+            window_bytes: needed.clamp(64 * 1024, defaults.window_bytes),
+            ..defaults
         },
         handshake_timeout: config.connect_timeout,
         liveness: config.liveness.tuning.clone(),
@@ -722,6 +733,36 @@ mod tests {
         // `--size` help and docs/USAGE.md quote this number.
         assert_eq!(max_payload(false), 1441);
         assert_eq!(max_payload(true), 1417);
+    }
+
+    #[test]
+    fn the_window_stores_its_message_count_at_any_size_and_no_more_than_the_default() {
+        for size in [0, 1, 16, 64, 255, 256, 1024, 1400] {
+            let config = WorkerConfig {
+                size,
+                ..WorkerConfig::new(0, "127.0.0.1:9".parse().unwrap())
+            };
+            let sender = client_config(&config, DEFAULT_MAX_DATAGRAM).sender;
+            let defaults = SenderConfig::default();
+            // The message count binds before the bytes do, framing and a skipped tail
+            // included, unless the default storage is the bound.
+            let worst = sender.window_messages * (size + MAX_FOLLOWING_PREFIX) + size;
+            assert!(
+                sender.window_bytes >= worst.min(defaults.window_bytes),
+                "{size}-byte messages: {} bytes of storage",
+                sender.window_bytes
+            );
+            assert!(sender.window_bytes <= defaults.window_bytes);
+            assert!(sender.validate().is_ok(), "{size}-byte messages");
+        }
+        let small = WorkerConfig {
+            size: 64,
+            ..WorkerConfig::new(0, "127.0.0.1:9".parse().unwrap())
+        };
+        let window = client_config(&small, DEFAULT_MAX_DATAGRAM)
+            .sender
+            .window_bytes;
+        assert!(window < 2 << 20, "{window} bytes for 64-byte messages");
     }
 
     #[test]
