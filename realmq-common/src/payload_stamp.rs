@@ -18,6 +18,8 @@
 //! payload was a fifth of its time; hashing the 12 identity bytes with `crc32fast`'s
 //! byte-wise path was a sixth of the server's.
 
+use realmq_proto::MessageRun;
+
 use crate::sender::FillPayload;
 
 /// Bytes the stamp occupies at the start of a payload; shorter payloads carry none.
@@ -241,6 +243,33 @@ pub fn check_integrity(payload: &[u8]) -> StampCheck {
     verdict(payload, None, crc32fast::hash)
 }
 
+/// What checking a run of payloads found ([`StampChecker::check_run`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCheck {
+    /// Payloads that carried a stamp and were checked (none in a run shorter than
+    /// [`STAMP_LEN`]).
+    pub checked: u64,
+    /// How many of those were corrupt.
+    pub corrupt: u64,
+    /// The ID of the first corrupt one.
+    pub first_corrupt: Option<u64>,
+}
+
+impl RunCheck {
+    /// Counts message `id`'s verdict.
+    fn count(&mut self, id: u64, check: StampCheck) {
+        match check {
+            StampCheck::Unstamped => {}
+            StampCheck::Intact => self.checked += 1,
+            StampCheck::Corrupt => {
+                self.checked += 1;
+                self.corrupt += 1;
+                self.first_corrupt.get_or_insert(id);
+            }
+        }
+    }
+}
+
 /// Checks stamps as [`check_stamp`] and [`check_integrity`] do, for a receiver whose
 /// messages mostly share their body (a load client's do, per thread): it remembers the last
 /// body it hashed and that body's checksum, and a payload whose body is byte for byte the
@@ -268,6 +297,94 @@ impl StampChecker {
         verdict(payload, Some((session_id, id)), |body| self.checksum(body))
     }
 
+    /// Checks every message of `run`, delivered in session `session_id`, and returns what
+    /// [`check`](Self::check) one by one would have found. With the body remembered from
+    /// before, each payload is compared whole with what it should be (its stamp from the
+    /// run's first ID on, the remembered body) in a few fixed-size words, with the
+    /// remembered body's words held in registers across the run; only a payload that
+    /// differs takes the exact check of [`check`](Self::check) (another body with its own
+    /// checksum is intact, and is then remembered).
+    pub fn check_run(&mut self, run: &MessageRun<'_>, session_id: u32) -> RunCheck {
+        let mut found = RunCheck::default();
+        let Some(body_len) = run.payload_len().checked_sub(STAMP_LEN) else {
+            return found;
+        };
+        let mut from = 0;
+        if self.crc.is_none() || self.body.len() != body_len {
+            // Remember this run's body (or find the first payload corrupt) first.
+            self.check_each(run, session_id, 0..1, &mut found);
+            from = 1;
+        }
+        match body_len {
+            16..=32 => self.check_run_in_pieces::<16>(run, session_id, from, &mut found),
+            33..=64 => self.check_run_in_pieces::<32>(run, session_id, from, &mut found),
+            65..=PIECES_UP_TO => self.check_run_in_pieces::<64>(run, session_id, from, &mut found),
+            _ => self.check_each(run, session_id, from..run.len(), &mut found),
+        }
+        found
+    }
+
+    /// Checks messages `which` of `run` one by one.
+    fn check_each(
+        &mut self,
+        run: &MessageRun<'_>,
+        session_id: u32,
+        which: std::ops::Range<usize>,
+        found: &mut RunCheck,
+    ) {
+        for message in run.messages().skip(which.start).take(which.len()) {
+            found.count(
+                message.id,
+                self.check(message.payload, session_id, message.id),
+            );
+        }
+    }
+
+    /// Checks the messages of `run` from `from` on, whose bodies of `K` to `2 * K` bytes are
+    /// compared with the remembered one's as their first and last `K` bytes.
+    #[inline(always)]
+    fn check_run_in_pieces<const K: usize>(
+        &mut self,
+        run: &MessageRun<'_>,
+        session_id: u32,
+        from: usize,
+        found: &mut RunCheck,
+    ) {
+        let (len, stride) = (run.payload_len(), run.stride());
+        let body_len = len - STAMP_LEN;
+        let Some(crc) = self.crc.filter(|_| self.body.len() == body_len) else {
+            // The first payload's body was corrupt and not remembered: one by one.
+            return self.check_each(run, session_id, from..run.len(), found);
+        };
+        let word =
+            |s: &[u8], at: usize| u128::from_le_bytes(s[at..at + 16].try_into().expect("16 bytes"));
+        // The remembered body's first and last K bytes, K / 16 words each.
+        let (mut head, mut tail) = ([0u128; 4], [0u128; 4]);
+        for w in 0..K / 16 {
+            head[w] = word(&self.body, 16 * w);
+            tail[w] = word(&self.body, body_len - K + 16 * w);
+        }
+        // The stamp of message k is this plus k in its ID field (bytes 8..16).
+        let first_stamp =
+            u128::from(crc) | u128::from(session_id) << 32 | u128::from(run.first_id()) << 64;
+        let slots = run.slots().chunks(stride.max(1)).enumerate().skip(from);
+        for (k, slot) in slots {
+            let payload = &slot[..len];
+            let body = &payload[STAMP_LEN..];
+            let mut diff = word(payload, 0) ^ first_stamp.wrapping_add((k as u128) << 64);
+            for w in 0..K / 16 {
+                diff |= word(body, 16 * w) ^ head[w];
+                diff |= word(body, body_len - K + 16 * w) ^ tail[w];
+            }
+            if diff == 0 {
+                found.checked += 1;
+            } else {
+                let id = run.first_id() + k as u64;
+                found.count(id, self.check(payload, session_id, id));
+            }
+        }
+    }
+
     /// As [`check_integrity`].
     pub fn check_integrity(&mut self, payload: &[u8]) -> StampCheck {
         verdict(payload, None, |body| self.checksum(body))
@@ -275,17 +392,27 @@ impl StampChecker {
 
     /// The CRC-32 of `body`: remembered if it is the last body hashed, else computed and
     /// remembered.
+    ///
+    /// The comparison is inlined into the caller's loop and the hashing is not: as a call
+    /// per message the whole function spent a third of its 46 instructions saving
+    /// registers and choosing its path (callgrind, `docs/BENCHMARKS.md`).
+    #[inline(always)]
     fn checksum(&mut self, body: &[u8]) -> u32 {
         match self.crc {
             Some(crc) if same_bytes(&self.body, body) => crc,
-            _ => {
-                let crc = crc32fast::hash(body);
-                self.body.clear();
-                self.body.extend_from_slice(body);
-                self.crc = Some(crc);
-                crc
-            }
+            _ => self.remember(body),
         }
+    }
+
+    /// Hashes `body` and remembers it and its checksum.
+    #[cold]
+    #[inline(never)]
+    fn remember(&mut self, body: &[u8]) -> u32 {
+        let crc = crc32fast::hash(body);
+        self.body.clear();
+        self.body.extend_from_slice(body);
+        self.crc = Some(crc);
+        crc
     }
 }
 
@@ -398,6 +525,98 @@ mod tests {
         let mut short = vec![1u8; STAMP_LEN - 1];
         Stamper::new(&short).stamp(&mut short, 1, 1);
         assert_eq!(short, vec![1u8; STAMP_LEN - 1]);
+    }
+
+    /// A run of `count` stamped copies of `body` (session 9, IDs from `first_id`) with
+    /// `gap` bytes between payloads; at `(k, at, xor)` payload k's byte `at` (mod its length)
+    /// is changed, and payload `other` carries another body, stamped to match.
+    fn run_bytes(
+        body: &[u8],
+        (first_id, count, gap): (u64, usize, usize),
+        changes: &[(usize, usize, u8)],
+        other: Option<usize>,
+    ) -> Vec<u8> {
+        let len = STAMP_LEN + body.len();
+        let mut bytes = vec![0x5a; count * (len + gap)];
+        for (k, slot) in bytes.chunks_exact_mut(len + gap).enumerate() {
+            let payload = &mut slot[..len];
+            payload[STAMP_LEN..].copy_from_slice(body);
+            if other == Some(k) && !body.is_empty() {
+                payload[len - 1] ^= 0x80;
+            }
+            write_stamp(payload, 9, first_id + k as u64);
+        }
+        for &(k, at, xor) in changes {
+            if k < count && len > 0 {
+                bytes[k * (len + gap) + at % len] ^= xor;
+            }
+        }
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A run checked whole finds what checking its messages one by one finds, whatever
+        /// the checker remembered before (nothing, this body, another), with corrupt bytes
+        /// anywhere in a payload (stamp or body), another valid body among them, any body
+        /// length around the piece sizes' edges, and gaps of framing between payloads.
+        #[test]
+        fn a_run_checked_whole_finds_what_checking_each_message_finds(
+            body_len in prop_oneof![0usize..4, 14usize..20, 30usize..36, 46usize..50,
+                62usize..68, 110usize..116, 126usize..130, Just(300)],
+            count in 1usize..30,
+            gap in 0usize..4,
+            first_id in prop_oneof![Just(0u64), 1u64..1 << 62],
+            changes in prop::collection::vec((0usize..30, 0usize..400, 1u8..=255), 0..3),
+            other in prop::option::of(0usize..30),
+            before in 0u8..3,
+        ) {
+            let body: Vec<u8> = (0..body_len).map(|i| (i * 13 + 1) as u8).collect();
+            let len = STAMP_LEN + body_len;
+            let bytes = run_bytes(&body, (first_id, count, gap), &changes, other);
+            let run = MessageRun::new(first_id, 0, count, (len, len + gap), &bytes).unwrap();
+            let mut whole = StampChecker::new();
+            match before {
+                0 => {}
+                1 => { whole.check(&run_bytes(&body, (5, 1, 0), &[], None), 9, 5); }
+                _ => { whole.check(&vec![3; len + 8], 9, 5); }
+            }
+            let mut each = whole.clone();
+            let mut expected = RunCheck::default();
+            for m in run.messages() {
+                expected.count(m.id, each.check(m.payload, 9, m.id));
+            }
+            prop_assert_eq!(whole.check_run(&run, 9), expected);
+            // And the next run, from what each remembered: the same again.
+            let intact = run_bytes(&body, (first_id, count, gap), &[], None);
+            let next = MessageRun::new(first_id, 0, count, (len, len + gap), &intact).unwrap();
+            let mut expected = RunCheck::default();
+            for m in next.messages() {
+                expected.count(m.id, each.check(m.payload, 9, m.id));
+            }
+            prop_assert_eq!(whole.check_run(&next, 9), expected);
+            prop_assert_eq!(expected.corrupt, 0);
+            prop_assert_eq!(expected.checked, if len >= STAMP_LEN { count as u64 } else { 0 });
+        }
+    }
+
+    #[test]
+    fn a_corrupt_message_in_a_run_is_found_and_named() {
+        let body = [7u8; 48];
+        let bytes = run_bytes(&body, (100, 10, 3), &[(4, 30, 1), (7, 9, 2)], None);
+        let run = MessageRun::new(100, 0, 10, (64, 67), &bytes).unwrap();
+        let found = StampChecker::new().check_run(&run, 9);
+        assert_eq!(
+            found,
+            RunCheck {
+                checked: 10,
+                corrupt: 2,
+                first_corrupt: Some(104)
+            }
+        );
+        // Delivered into another session, every one is.
+        assert_eq!(StampChecker::new().check_run(&run, 8).corrupt, 10);
     }
 
     #[test]

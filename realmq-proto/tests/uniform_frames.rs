@@ -1,7 +1,8 @@
 //! DATA frames whose messages follow one another with one framing (a sender's run of equal
 //! messages) are decoded by arithmetic instead of message by message: the messages that
 //! come out must be exactly those of the general decoder, whether the frame is uniform, stops
-//! being uniform at any message, or encodes a length field wider than it needs.
+//! being uniform at any message, or encodes a length field wider than it needs; and a
+//! uniform frame (or one of a single message) taken as a `MessageRun` hands out the same.
 
 use proptest::prelude::*;
 use realmq_proto::{Datagram, DatagramWriter, Frame, Header, Message, MessageIndex};
@@ -10,7 +11,8 @@ use realmq_proto::{Datagram, DatagramWriter, Frame, Header, Message, MessageInde
 type Owned = (u64, u64, Vec<u8>);
 
 /// The messages of every DATA frame of `bytes`, decoded plainly and through an index, and
-/// each frame's `consecutive_ids`; the two decodings must agree.
+/// each frame's `consecutive_ids`; the two decodings, and the frame's run if it is one, must
+/// agree.
 fn decode(bytes: &[u8]) -> (Vec<Owned>, Vec<Option<(u64, u64)>>) {
     let plain = Datagram::parse(bytes).unwrap();
     let mut index = MessageIndex::default();
@@ -24,6 +26,19 @@ fn decode(bytes: &[u8]) -> (Vec<Owned>, Vec<Option<(u64, u64)>>) {
         let messages: Vec<Owned> = a.messages().map(owned).collect();
         assert_eq!(messages, b.messages().map(owned).collect::<Vec<_>>());
         assert_eq!(a.consecutive_ids(), b.consecutive_ids());
+        // As one run: the same messages, whenever the frame is uniform or holds one.
+        assert_eq!(a.as_run(), b.as_run());
+        match a.as_run() {
+            Some(run) => {
+                assert_eq!(run.messages().map(owned).collect::<Vec<_>>(), messages);
+                assert_eq!(run.len(), messages.len());
+            }
+            None => assert!(a.consecutive_ids().is_none() && messages.len() > 1),
+        }
+        assert_eq!(
+            a.as_run().is_some(),
+            a.consecutive_ids().is_some() || messages.len() == 1
+        );
         out.0.extend(messages);
         out.1
             .push(a.consecutive_ids().map(|r| (*r.start(), *r.end())));

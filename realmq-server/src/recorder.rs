@@ -9,6 +9,7 @@ use realmq_common::stats::{
 };
 
 use realmq_common::payload_stamp::{StampCheck, StampChecker};
+use realmq_proto::MessageRun;
 
 use crate::sessions::{SessionBook, SessionEnd, SessionReport};
 use crate::sink::StatsSink;
@@ -108,25 +109,41 @@ impl Recorder {
         self.count_check(0, self.stamped, check);
     }
 
+    /// Checks the payloads of a run of messages delivered in session `session_id`, as
+    /// [`check_payload`](Self::check_payload) would one by one, in one loop
+    /// (`StampChecker::check_run`).
+    #[inline(always)]
+    pub fn check_run(&mut self, session_id: u32, run: &MessageRun<'_>) {
+        let found = self.checker.check_run(run, session_id);
+        self.stamped += found.checked;
+        if let Some(id) = found.first_corrupt {
+            self.count_corrupt(session_id, id, found.corrupt);
+        }
+    }
+
     #[inline(always)]
     fn count_check(&mut self, session_id: u32, id: u64, check: StampCheck) {
         match check {
             StampCheck::Unstamped => {}
             StampCheck::Intact => self.stamped += 1,
-            StampCheck::Corrupt => self.count_corrupt(session_id, id),
+            StampCheck::Corrupt => {
+                self.stamped += 1;
+                self.count_corrupt(session_id, id, 1);
+            }
         }
     }
 
+    /// Counts `corrupt` corrupt payloads, the first of them message `id`'s (already counted
+    /// as stamped).
     #[cold]
     #[inline(never)]
-    fn count_corrupt(&mut self, session_id: u32, id: u64) {
-        self.stamped += 1;
-        self.corrupt += 1;
-        if self.corrupt == 1 {
+    fn count_corrupt(&mut self, session_id: u32, id: u64, corrupt: u64) {
+        if self.corrupt == 0 {
             log::error!(
                 "session {session_id}: message {id} delivered with a payload that is not its own"
             );
         }
+        self.corrupt += corrupt;
     }
 
     /// Payloads checked, and how many of them were corrupt.
@@ -153,7 +170,22 @@ impl Recorder {
         id: u64,
         sent_unix_us: u64,
     ) {
+        self.on_messages(now, now_unix_us, session_id, id..id + 1, sent_unix_us);
+    }
+
+    /// Records the messages `ids`, delivered together, sent at `sent_unix_us`: as
+    /// [`on_message`](Self::on_message) for each, with one look at the pending run.
+    #[inline(always)]
+    pub fn on_messages(
+        &mut self,
+        now: Instant,
+        now_unix_us: u64,
+        session_id: u32,
+        ids: std::ops::Range<u64>,
+        sent_unix_us: u64,
+    ) {
         let latency_us = one_way_latency_us(now_unix_us, sent_unix_us);
+        let count = ids.end - ids.start;
         match &mut self.run {
             // The same `now` as the run's start: the warm-up verdict and `last` are the
             // run's too.
@@ -162,18 +194,20 @@ impl Recorder {
                     && run.session_id == session_id
                     && run.latency_us == latency_us =>
             {
-                run.messages += 1;
+                run.messages += count;
             }
-            _ => self.start_run(now, session_id, latency_us),
+            _ => self.start_run(now, session_id, latency_us, count),
         }
         if self.sink.is_some() {
-            self.record_in_sink(session_id, id, latency_us);
+            for id in ids {
+                self.record_in_sink(session_id, id, latency_us);
+            }
         }
     }
 
-    /// Flushes the pending run and starts one with this message.
+    /// Flushes the pending run and starts one with these `messages`.
     #[inline(never)]
-    fn start_run(&mut self, now: Instant, session_id: u32, latency_us: u64) {
+    fn start_run(&mut self, now: Instant, session_id: u32, latency_us: u64, messages: u64) {
         let first = *self.first.get_or_insert(now);
         // `--warmup`: the first deliveries are counted but left out of the latencies.
         // (Compared only when a warm-up is set: `Instant` arithmetic per message showed up at
@@ -186,7 +220,7 @@ impl Recorder {
             session_id,
             latency_us,
             counted,
-            messages: 1,
+            messages,
         });
     }
 
@@ -388,5 +422,45 @@ mod tests {
         let (reports, _) = r.session_reports();
         // Session 5's first message did not join session 4's run.
         assert_eq!(reports[0].latency_us.as_ref().map(|l| l.count), Some(21));
+    }
+
+    #[test]
+    fn messages_recorded_together_count_as_each_one_would() {
+        let t0 = Instant::now();
+        let (mut whole, mut each) = (Recorder::new(None, t0), Recorder::new(None, t0));
+        let batches = [
+            (1_050, 4, 0..21),
+            (1_050, 4, 21..30),
+            (1_070, 5, 0..3),
+            (1_070, 5, 3..4),
+        ];
+        for (now_unix_us, session, ids) in batches {
+            whole.on_messages(t0, now_unix_us, session, ids.clone(), 1_000);
+            for id in ids {
+                each.on_message(t0, now_unix_us, session, id, 1_000);
+            }
+        }
+        whole.flush();
+        each.flush();
+        assert_eq!(whole.histogram(), each.histogram());
+        assert_eq!(whole.histogram().count_at(50), 30);
+        assert_eq!(whole.timeline().total(), 34);
+    }
+
+    #[test]
+    fn a_run_with_corrupt_payloads_counts_them_all() {
+        let t0 = Instant::now();
+        let mut r = Recorder::new(None, t0);
+        let mut bytes = Vec::new();
+        for id in 10..15 {
+            let mut p = vec![3u8; 64];
+            realmq_common::payload_stamp::write_stamp(&mut p, 7, id);
+            bytes.extend(p);
+        }
+        bytes[64 + 40] ^= 1; // message 11's body
+        bytes[3 * 64 + 9] ^= 1; // message 13's ID
+        let run = MessageRun::new(10, 0, 5, (64, 64), &bytes).unwrap();
+        r.check_run(7, &run);
+        assert_eq!(r.stamp_counts(), (5, 2));
     }
 }

@@ -278,9 +278,11 @@ impl Io {
                 ..
             } = self;
             let result = batch.recv(outbox.state(), socket, |from, local_ip, bytes| {
-                server.handle_datagram(now, from, local_ip, bytes, |d| {
-                    recorder.check_payload(d.session_id, d.id, d.payload);
-                    recorder.on_message(now, now_unix, d.session_id, d.id, d.sent_unix_us);
+                server.handle_datagram_runs(now, from, local_ip, bytes, |d| {
+                    let first = d.messages.first_id();
+                    let ids = first..first + d.messages.len() as u64;
+                    recorder.check_run(d.session_id, &d.messages);
+                    recorder.on_messages(now, now_unix, d.session_id, ids, d.sent_unix_us);
                 });
                 if let Some(arrivals) = arrivals {
                     arrivals.record_datagram(bytes, now);

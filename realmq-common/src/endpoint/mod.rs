@@ -22,7 +22,8 @@ mod server;
 pub use client::{Client, ClientConfig, ClientEvent, ClientState, ClientStats, SendError};
 pub use clock::{ClockOffset, CLOCK_PROBES};
 pub use server::{
-    CloseReason, Delivery, Server, ServerConfig, ServerEvent, ServerSecrets, ServerStats, Transmit,
+    CloseReason, DeliveredRun, Delivery, Server, ServerConfig, ServerEvent, ServerSecrets,
+    ServerStats, Transmit,
 };
 
 pub(crate) use crate::timer::earliest;

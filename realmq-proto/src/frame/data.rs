@@ -25,6 +25,8 @@ use crate::frame::frame_type;
 use crate::id::{self, MAX_MESSAGE_ID};
 use crate::varint::{self, len_of as vlen};
 
+use super::message_run::MessageRun;
+
 /// The most messages one DATA frame can hold: the largest 2-byte varint.
 pub const MAX_MESSAGES_PER_FRAME: u64 = (1 << 14) - 1;
 /// Bytes of the reserved message-count field.
@@ -135,6 +137,29 @@ impl<'a> DataFrame<'a> {
             indexed: self.indexed,
             uniform: self.uniform.map(|shape| (shape, 0, self.count)),
             body: self.body,
+        }
+    }
+
+    /// The frame's messages as one [`MessageRun`] when they follow one another one by one
+    /// with one timestamp and one payload length (a sender's run of equal messages), or
+    /// when there is only one; `None` for any other frame.
+    pub fn as_run(&self) -> Option<MessageRun<'a>> {
+        let count = usize::try_from(self.count).ok()?;
+        match self.uniform {
+            Some(shape) => {
+                let start = shape.payload_start(0);
+                let stride = shape.payload_start(1) - start;
+                let shape_bytes = (shape.len as usize, stride);
+                MessageRun::new(
+                    self.first_id,
+                    self.base_timestamp_us,
+                    count,
+                    shape_bytes,
+                    self.body.get(start..)?,
+                )
+            }
+            None if count == 1 => self.messages().next().map(MessageRun::single),
+            None => None,
         }
     }
 

@@ -25,6 +25,7 @@
 pub(crate) mod ack;
 mod control;
 mod data;
+mod message_run;
 
 pub use ack::{AckFrame, AckRanges, AckSummary};
 pub use control::{
@@ -34,6 +35,7 @@ pub use data::{
     DataFrame, DataWriter, EncodedRun, FollowingPrefix, IndexedMessage, Message, MessageIndex,
     Messages, MAX_FOLLOWING_PREFIX, MAX_INDEXED_MESSAGES, MAX_MESSAGES_PER_FRAME,
 };
+pub use message_run::MessageRun;
 
 use crate::codec::Reader;
 use crate::error::DecodeError;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use realmq_proto::{
-    Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, MessageIndex, PacketKind,
+    Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, MessageIndex, MessageRun, PacketKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +88,31 @@ pub struct Delivery<'a> {
     pub sent_unix_us: u64,
     /// Its payload.
     pub payload: &'a [u8],
+}
+
+/// Messages delivered, once, to the server's application as one run: consecutive IDs sent
+/// at one time, payloads of one length (see [`MessageRun`]). A sender's run of equal
+/// messages arrives as one; any other message as a run of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveredRun<'a> {
+    /// The session they came in.
+    pub session_id: u32,
+    /// When the client first sent them, as [`Delivery::sent_unix_us`].
+    pub sent_unix_us: u64,
+    /// The messages.
+    pub messages: MessageRun<'a>,
+}
+
+impl<'a> DeliveredRun<'a> {
+    /// The run's messages one by one.
+    pub fn deliveries(&self) -> impl Iterator<Item = Delivery<'a>> + '_ {
+        self.messages.messages().map(|m| Delivery {
+            session_id: self.session_id,
+            id: m.id,
+            sent_unix_us: self.sent_unix_us,
+            payload: m.payload,
+        })
+    }
 }
 
 /// Why a session ended.
@@ -348,6 +373,22 @@ impl Server {
         bytes: &[u8],
         mut deliver: impl FnMut(Delivery<'_>),
     ) {
+        self.handle_datagram_runs(now, from, local_ip, bytes, |run| {
+            run.deliveries().for_each(&mut deliver)
+        });
+    }
+
+    /// As [`handle_datagram`](Self::handle_datagram), with the messages delivered as runs
+    /// ([`DeliveredRun`]): what the server binary takes, checking and counting a run's
+    /// messages in one loop.
+    pub fn handle_datagram_runs(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local_ip: Option<IpAddr>,
+        bytes: &[u8],
+        mut deliver: impl FnMut(DeliveredRun<'_>),
+    ) {
         self.epoch.get_or_insert(now);
         self.next_sweep
             .get_or_insert(now + self.config.sweep_interval);
@@ -373,7 +414,7 @@ impl Server {
         from: SocketAddr,
         id: u32,
         bytes: &[u8],
-        deliver: &mut impl FnMut(Delivery<'_>),
+        deliver: &mut impl FnMut(DeliveredRun<'_>),
     ) {
         let Some(session) = self.sessions.get_mut(&id) else {
             self.on_closed_session(from, id, bytes);
@@ -401,12 +442,11 @@ impl Server {
         for frame in datagram.frames() {
             match frame {
                 Frame::Data(data) => {
-                    session.receiver.handle_data(now, &data, flags, |m| {
-                        deliver(Delivery {
+                    session.receiver.handle_data_runs(now, &data, flags, |run| {
+                        deliver(DeliveredRun {
                             session_id: id,
-                            id: m.id,
-                            sent_unix_us: epoch.saturating_add(m.timestamp_us),
-                            payload: m.payload,
+                            sent_unix_us: epoch.saturating_add(run.timestamp_us()),
+                            messages: run,
                         })
                     });
                 }
