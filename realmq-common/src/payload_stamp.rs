@@ -305,6 +305,19 @@ impl StampChecker {
     /// differs takes the exact check of [`check`](Self::check) (another body with its own
     /// checksum is intact, and is then remembered).
     pub fn check_run(&mut self, run: &MessageRun<'_>, session_id: u32) -> RunCheck {
+        self.check_run_as(run, Some(session_id))
+    }
+
+    /// As [`check_run`](Self::check_run), checking only that each body is intact, as
+    /// [`check_integrity`](Self::check_integrity) does (the run's IDs are only what its
+    /// messages are counted by).
+    pub fn check_run_integrity(&mut self, run: &MessageRun<'_>) -> RunCheck {
+        self.check_run_as(run, None)
+    }
+
+    /// [`check_run`](Self::check_run) with the session to compare the stamps' identity
+    /// with, or none to compare only their checksums.
+    fn check_run_as(&mut self, run: &MessageRun<'_>, session_id: Option<u32>) -> RunCheck {
         let mut found = RunCheck::default();
         let Some(body_len) = run.payload_len().checked_sub(STAMP_LEN) else {
             return found;
@@ -328,15 +341,21 @@ impl StampChecker {
     fn check_each(
         &mut self,
         run: &MessageRun<'_>,
-        session_id: u32,
+        session_id: Option<u32>,
         which: std::ops::Range<usize>,
         found: &mut RunCheck,
     ) {
         for message in run.messages().skip(which.start).take(which.len()) {
-            found.count(
-                message.id,
-                self.check(message.payload, session_id, message.id),
-            );
+            let check = self.check_one(message.payload, session_id, message.id);
+            found.count(message.id, check);
+        }
+    }
+
+    /// Checks one payload as message `id` of `session_id`, or its integrity alone.
+    fn check_one(&mut self, payload: &[u8], session_id: Option<u32>, id: u64) -> StampCheck {
+        match session_id {
+            Some(session_id) => self.check(payload, session_id, id),
+            None => self.check_integrity(payload),
         }
     }
 
@@ -346,7 +365,7 @@ impl StampChecker {
     fn check_run_in_pieces<const K: usize>(
         &mut self,
         run: &MessageRun<'_>,
-        session_id: u32,
+        session_id: Option<u32>,
         from: usize,
         found: &mut RunCheck,
     ) {
@@ -364,14 +383,21 @@ impl StampChecker {
             head[w] = word(&self.body, 16 * w);
             tail[w] = word(&self.body, body_len - K + 16 * w);
         }
-        // The stamp of message k is this plus k in its ID field (bytes 8..16).
-        let first_stamp =
-            u128::from(crc) | u128::from(session_id) << 32 | u128::from(run.first_id()) << 64;
+        // The stamp of message k is this plus k in its ID field (bytes 8..16); without an
+        // identity only its checksum (bytes 0..4) is compared.
+        let (first_stamp, stamp_mask) = match session_id {
+            Some(session_id) => (
+                u128::from(crc) | u128::from(session_id) << 32 | u128::from(run.first_id()) << 64,
+                u128::MAX,
+            ),
+            None => (u128::from(crc), u128::from(u32::MAX)),
+        };
         let slots = run.slots().chunks(stride.max(1)).enumerate().skip(from);
         for (k, slot) in slots {
             let payload = &slot[..len];
             let body = &payload[STAMP_LEN..];
-            let mut diff = word(payload, 0) ^ first_stamp.wrapping_add((k as u128) << 64);
+            let stamp = first_stamp.wrapping_add((k as u128) << 64);
+            let mut diff = (word(payload, 0) ^ stamp) & stamp_mask;
             for w in 0..K / 16 {
                 diff |= word(body, 16 * w) ^ head[w];
                 diff |= word(body, body_len - K + 16 * w) ^ tail[w];
@@ -380,7 +406,7 @@ impl StampChecker {
                 found.checked += 1;
             } else {
                 let id = run.first_id() + k as u64;
-                found.count(id, self.check(payload, session_id, id));
+                found.count(id, self.check_one(payload, session_id, id));
             }
         }
     }
@@ -557,7 +583,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
-        /// A run checked whole finds what checking its messages one by one finds, whatever
+        /// A run checked whole finds what checking its messages one by one finds (with
+        /// their identity, or for integrity alone), whatever
         /// the checker remembered before (nothing, this body, another), with corrupt bytes
         /// anywhere in a payload (stamp or body), another valid body among them, any body
         /// length around the piece sizes' edges, and gaps of framing between payloads.
@@ -571,7 +598,15 @@ mod tests {
             changes in prop::collection::vec((0usize..30, 0usize..400, 1u8..=255), 0..3),
             other in prop::option::of(0usize..30),
             before in 0u8..3,
+            integrity in any::<bool>(),
         ) {
+            // Checked under session 9, or for integrity alone (raw's server).
+            let one = |c: &mut StampChecker, p: &[u8], id: u64| {
+                if integrity { c.check_integrity(p) } else { c.check(p, 9, id) }
+            };
+            let whole_run = |c: &mut StampChecker, run: &MessageRun<'_>| {
+                if integrity { c.check_run_integrity(run) } else { c.check_run(run, 9) }
+            };
             let body: Vec<u8> = (0..body_len).map(|i| (i * 13 + 1) as u8).collect();
             let len = STAMP_LEN + body_len;
             let bytes = run_bytes(&body, (first_id, count, gap), &changes, other);
@@ -585,17 +620,17 @@ mod tests {
             let mut each = whole.clone();
             let mut expected = RunCheck::default();
             for m in run.messages() {
-                expected.count(m.id, each.check(m.payload, 9, m.id));
+                expected.count(m.id, one(&mut each, m.payload, m.id));
             }
-            prop_assert_eq!(whole.check_run(&run, 9), expected);
+            prop_assert_eq!(whole_run(&mut whole, &run), expected);
             // And the next run, from what each remembered: the same again.
             let intact = run_bytes(&body, (first_id, count, gap), &[], None);
             let next = MessageRun::new(first_id, 0, count, (len, len + gap), &intact).unwrap();
             let mut expected = RunCheck::default();
             for m in next.messages() {
-                expected.count(m.id, each.check(m.payload, 9, m.id));
+                expected.count(m.id, one(&mut each, m.payload, m.id));
             }
-            prop_assert_eq!(whole.check_run(&next, 9), expected);
+            prop_assert_eq!(whole_run(&mut whole, &next), expected);
             prop_assert_eq!(expected.corrupt, 0);
             prop_assert_eq!(expected.checked, if len >= STAMP_LEN { count as u64 } else { 0 });
         }
@@ -617,6 +652,9 @@ mod tests {
         );
         // Delivered into another session, every one is.
         assert_eq!(StampChecker::new().check_run(&run, 8).corrupt, 10);
+        // For integrity alone, only the changed body is (message 107's change is in its ID).
+        let found = StampChecker::new().check_run_integrity(&run);
+        assert_eq!((found.corrupt, found.first_corrupt), (1, Some(104)));
     }
 
     #[test]

@@ -121,6 +121,17 @@ impl Recorder {
         }
     }
 
+    /// Checks the payloads of a run of a mode without IDs (raw) for integrity, as
+    /// [`check_integrity`](Self::check_integrity) would one by one, in one loop.
+    #[inline(always)]
+    pub fn check_run_integrity(&mut self, run: &MessageRun<'_>) {
+        let found = self.checker.check_run_integrity(run);
+        self.stamped += found.checked;
+        if let Some(id) = found.first_corrupt {
+            self.count_corrupt(0, id, found.corrupt);
+        }
+    }
+
     #[inline(always)]
     fn count_check(&mut self, session_id: u32, id: u64, check: StampCheck) {
         match check {

@@ -8,6 +8,8 @@
 //! COUNT  'R' 'W' 0x02  received u64 BE                    the server's answer to END
 //! ```
 
+use realmq_proto::MessageRun;
+
 /// Bytes of a DATA datagram's header.
 pub const DATA_HEADER: usize = 2 + 1 + 2 + 8;
 /// Bytes each message adds besides its payload.
@@ -128,6 +130,27 @@ pub fn payloads(datagram: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// The payloads of a DATA datagram that [`RawDatagram::parse`] accepted as one run counted
+/// from `first_id`, when they are all of one length (a load client's are); `None` otherwise.
+pub fn payload_run(datagram: &[u8], first_id: u64) -> Option<MessageRun<'_>> {
+    let count = usize::from(u16::from_be_bytes(datagram.get(3..5)?.try_into().ok()?));
+    let slots = datagram.get(DATA_HEADER..)?;
+    let len_field: [u8; 2] = slots.get(..2)?.try_into().ok()?;
+    let stride = MESSAGE_OVERHEAD + usize::from(u16::from_be_bytes(len_field));
+    let alike = slots
+        .chunks(stride)
+        .take(count)
+        .all(|m| m.starts_with(&len_field));
+    let run = MessageRun::new(
+        first_id,
+        0,
+        count,
+        (stride - MESSAGE_OVERHEAD, stride),
+        slots.get(MESSAGE_OVERHEAD..)?,
+    )?;
+    alike.then_some(run)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +190,24 @@ mod tests {
         );
         assert_eq!(RawDatagram::parse(b"RM\x02"), None);
         assert_eq!(RawDatagram::parse(b""), None);
+    }
+
+    #[test]
+    fn a_datagram_of_equal_payloads_is_one_run_and_any_other_is_not() {
+        let mut buf = [0u8; 1472];
+        let payload = [7u8; 64];
+        let stamper = crate::payload_stamp::Stamper::new(&payload);
+        let len = write_data(&mut buf, 22, 42, &stamper, &payload, 1000);
+        let run = payload_run(&buf[..len], 5).expect("one run");
+        let from_run: Vec<_> = run.messages().map(|m| (m.id, m.payload)).collect();
+        let each: Vec<_> = (5..).zip(payloads(&buf[..len])).collect();
+        assert_eq!(from_run, each);
+        // Two payloads of 3 and 2 bytes: parsed, not a run.
+        let mut mixed = b"RW\x00\x00\x02".to_vec();
+        mixed.extend(42u64.to_be_bytes());
+        mixed.extend([0, 3, 1, 2, 3, 0, 2, 4, 5]);
+        assert!(RawDatagram::parse(&mixed).is_some());
+        assert_eq!(payloads(&mixed).count(), 2);
+        assert_eq!(payload_run(&mixed, 0), None);
     }
 }
