@@ -328,11 +328,16 @@ impl StampChecker {
             self.check_each(run, session_id, 0..1, &mut found);
             from = 1;
         }
-        match body_len {
-            16..=32 => self.check_run_in_pieces::<16>(run, session_id, from, &mut found),
-            33..=64 => self.check_run_in_pieces::<32>(run, session_id, from, &mut found),
-            65..=PIECES_UP_TO => self.check_run_in_pieces::<64>(run, session_id, from, &mut found),
-            _ => self.check_each(run, session_id, from..run.len(), &mut found),
+        // The identity or its absence is fixed per loop, as is the body's length class.
+        let f = &mut found;
+        match (body_len, session_id) {
+            (16..=32, Some(id)) => self.check_run_in_pieces::<16, true>(run, id, from, f),
+            (33..=64, Some(id)) => self.check_run_in_pieces::<32, true>(run, id, from, f),
+            (65..=PIECES_UP_TO, Some(id)) => self.check_run_in_pieces::<64, true>(run, id, from, f),
+            (16..=32, None) => self.check_run_in_pieces::<16, false>(run, 0, from, f),
+            (33..=64, None) => self.check_run_in_pieces::<32, false>(run, 0, from, f),
+            (65..=PIECES_UP_TO, None) => self.check_run_in_pieces::<64, false>(run, 0, from, f),
+            _ => self.check_each(run, session_id, from..run.len(), f),
         }
         found
     }
@@ -360,20 +365,22 @@ impl StampChecker {
     }
 
     /// Checks the messages of `run` from `from` on, whose bodies of `K` to `2 * K` bytes are
-    /// compared with the remembered one's as their first and last `K` bytes.
+    /// compared with the remembered one's as their first and last `K` bytes; with
+    /// `IDENTITY`, each stamp's session and ID too (`session_id`, the run's IDs).
     #[inline(always)]
-    fn check_run_in_pieces<const K: usize>(
+    fn check_run_in_pieces<const K: usize, const IDENTITY: bool>(
         &mut self,
         run: &MessageRun<'_>,
-        session_id: Option<u32>,
+        session_id: u32,
         from: usize,
         found: &mut RunCheck,
     ) {
+        let identity = IDENTITY.then_some(session_id);
         let (len, stride) = (run.payload_len(), run.stride());
         let body_len = len - STAMP_LEN;
         let Some(crc) = self.crc.filter(|_| self.body.len() == body_len) else {
             // The first payload's body was corrupt and not remembered: one by one.
-            return self.check_each(run, session_id, from..run.len(), found);
+            return self.check_each(run, identity, from..run.len(), found);
         };
         let word =
             |s: &[u8], at: usize| u128::from_le_bytes(s[at..at + 16].try_into().expect("16 bytes"));
@@ -383,32 +390,32 @@ impl StampChecker {
             head[w] = word(&self.body, 16 * w);
             tail[w] = word(&self.body, body_len - K + 16 * w);
         }
-        // The stamp of message k is this plus k in its ID field (bytes 8..16); without an
-        // identity only its checksum (bytes 0..4) is compared.
-        let (first_stamp, stamp_mask) = match session_id {
-            Some(session_id) => (
-                u128::from(crc) | u128::from(session_id) << 32 | u128::from(run.first_id()) << 64,
-                u128::MAX,
-            ),
-            None => (u128::from(crc), u128::from(u32::MAX)),
-        };
+        // The stamp of message k is this plus k in its ID field (bytes 8..16).
+        let first_stamp =
+            u128::from(crc) | u128::from(session_id) << 32 | u128::from(run.first_id()) << 64;
+        let mut intact = 0;
         let slots = run.slots().chunks(stride.max(1)).enumerate().skip(from);
         for (k, slot) in slots {
             let payload = &slot[..len];
             let body = &payload[STAMP_LEN..];
-            let stamp = first_stamp.wrapping_add((k as u128) << 64);
-            let mut diff = (word(payload, 0) ^ stamp) & stamp_mask;
+            let mut diff = if IDENTITY {
+                word(payload, 0) ^ first_stamp.wrapping_add((k as u128) << 64)
+            } else {
+                // Only the checksum, bytes 0..4.
+                u128::from(u32::from_le_bytes(payload[..4].try_into().expect("4 bytes")) ^ crc)
+            };
             for w in 0..K / 16 {
                 diff |= word(body, 16 * w) ^ head[w];
                 diff |= word(body, body_len - K + 16 * w) ^ tail[w];
             }
             if diff == 0 {
-                found.checked += 1;
+                intact += 1;
             } else {
                 let id = run.first_id() + k as u64;
-                found.count(id, self.check_one(payload, session_id, id));
+                found.count(id, self.check_one(payload, identity, id));
             }
         }
+        found.checked += intact;
     }
 
     /// As [`check_integrity`].
