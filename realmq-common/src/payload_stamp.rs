@@ -379,7 +379,8 @@ impl StampChecker {
         let (len, stride) = (run.payload_len(), run.stride());
         let body_len = len - STAMP_LEN;
         let Some(crc) = self.crc.filter(|_| self.body.len() == body_len) else {
-            // The first payload's body was corrupt and not remembered: one by one.
+            // No body of this length remembered (the first payload named another session or
+            // ID, so its body was never hashed): one by one.
             return self.check_each(run, identity, from..run.len(), found);
         };
         let word =

@@ -8,7 +8,7 @@ use realmq_common::stats::{
     latency_histogram, one_way_latency_us, per_second, record_latency_us_n,
 };
 
-use realmq_common::payload_stamp::{StampCheck, StampChecker};
+use realmq_common::payload_stamp::{RunCheck, StampCheck, StampChecker};
 use realmq_proto::MessageRun;
 
 use crate::sessions::{SessionBook, SessionEnd, SessionReport};
@@ -115,10 +115,7 @@ impl Recorder {
     #[inline(always)]
     pub fn check_run(&mut self, session_id: u32, run: &MessageRun<'_>) {
         let found = self.checker.check_run(run, session_id);
-        self.stamped += found.checked;
-        if let Some(id) = found.first_corrupt {
-            self.count_corrupt(session_id, id, found.corrupt);
-        }
+        self.count_run(session_id, found);
     }
 
     /// Checks the payloads of a run of a mode without IDs (raw) for integrity, as
@@ -126,9 +123,14 @@ impl Recorder {
     #[inline(always)]
     pub fn check_run_integrity(&mut self, run: &MessageRun<'_>) {
         let found = self.checker.check_run_integrity(run);
+        self.count_run(0, found);
+    }
+
+    #[inline(always)]
+    fn count_run(&mut self, session_id: u32, found: RunCheck) {
         self.stamped += found.checked;
         if let Some(id) = found.first_corrupt {
-            self.count_corrupt(0, id, found.corrupt);
+            self.count_corrupt(session_id, id, found.corrupt);
         }
     }
 

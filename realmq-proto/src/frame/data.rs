@@ -149,12 +149,11 @@ impl<'a> DataFrame<'a> {
             Some(shape) => {
                 let start = shape.payload_start(0);
                 let stride = shape.payload_start(1) - start;
-                let shape_bytes = (shape.len as usize, stride);
                 MessageRun::new(
                     self.first_id,
                     self.base_timestamp_us,
                     count,
-                    shape_bytes,
+                    (shape.len as usize, stride),
                     self.body.get(start..)?,
                 )
             }

@@ -96,11 +96,18 @@ impl<'a> MessageRun<'a> {
     }
 
     /// The messages, in ID order.
-    pub fn messages(&self) -> impl Iterator<Item = Message<'a>> + '_ {
-        let (len, stride, slots) = (self.payload_len, self.stride, self.slots);
-        (0..self.count).map(move |k| Message {
-            id: self.first_id + k as u64,
-            timestamp_us: self.timestamp_us,
+    pub fn messages(&self) -> impl Iterator<Item = Message<'a>> + 'a {
+        let Self {
+            first_id,
+            timestamp_us,
+            count,
+            payload_len: len,
+            stride,
+            slots,
+        } = *self;
+        (0..count).map(move |k| Message {
+            id: first_id + k as u64,
+            timestamp_us,
             // Within `slots`: `new` checked the last payload's end.
             payload: &slots[k * stride..k * stride + len],
         })

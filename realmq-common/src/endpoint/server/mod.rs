@@ -105,11 +105,12 @@ pub struct DeliveredRun<'a> {
 
 impl<'a> DeliveredRun<'a> {
     /// The run's messages one by one.
-    pub fn deliveries(&self) -> impl Iterator<Item = Delivery<'a>> + '_ {
-        self.messages.messages().map(|m| Delivery {
-            session_id: self.session_id,
+    pub fn deliveries(&self) -> impl Iterator<Item = Delivery<'a>> + 'a {
+        let (session_id, sent_unix_us) = (self.session_id, self.sent_unix_us);
+        self.messages.messages().map(move |m| Delivery {
+            session_id,
             id: m.id,
-            sent_unix_us: self.sent_unix_us,
+            sent_unix_us,
             payload: m.payload,
         })
     }
