@@ -225,6 +225,11 @@ pub struct Sender {
     /// What the RTO counts from: the last DATA write, or the last timeout.
     rto_anchor: Option<Instant>,
     timers: TimerTable<Timer, 4>,
+    /// The `now` of the last reliable DATA write that re-armed the timers, while nothing
+    /// else has touched the sender since: a write at the same `now` would arm them to the
+    /// same deadlines, and skips it (`write.rs`). Every other method that changes the
+    /// sender clears it.
+    armed_by_write_at: Option<Instant>,
     ack_now: bool,
     heartbeat: HeartbeatSchedule,
     liveness: PeerLiveness,
@@ -289,6 +294,7 @@ impl Sender {
             last_probe: None,
             rto_anchor: None,
             timers,
+            armed_by_write_at: None,
             ack_now: false,
             heartbeat,
             liveness: PeerLiveness::new(&config.liveness, epoch),
@@ -316,6 +322,7 @@ impl Sender {
     /// resends included. Refuses with
     /// [`EnqueueError::Backpressure`] when the window is full; never allocates.
     pub fn send(&mut self, timestamp_us: u64, payload: &[u8]) -> Result<u64, EnqueueError> {
+        self.armed_by_write_at = None;
         let timestamp_us = self.admit(timestamp_us, payload.len())?;
         self.window
             .push(timestamp_us, payload)
@@ -335,6 +342,7 @@ impl Sender {
         count: u64,
         fill: impl FillPayload,
     ) -> Result<u64, EnqueueError> {
+        self.armed_by_write_at = None;
         let timestamp_us = self.admit(timestamp_us, len)?;
         let ids_left = MAX_MESSAGE_ID + 1 - self.window.next_id();
         match self
@@ -388,6 +396,7 @@ impl Sender {
     /// Writes a HEARTBEAT (timestamp: µs since the epoch) if one is due and fits; returns
     /// whether it did.
     pub fn write_heartbeat(&mut self, now: Instant, w: &mut DatagramWriter<'_>) -> bool {
+        self.armed_by_write_at = None;
         if !self.heartbeat_due(now) {
             return false;
         }
@@ -406,6 +415,7 @@ impl Sender {
     /// Records that some other datagram (STOP, say) went to the peer at `now`: it postpones
     /// the next heartbeat.
     pub fn handle_datagram_sent(&mut self, now: Instant) {
+        self.armed_by_write_at = None;
         self.on_datagram_sent(now);
     }
 
@@ -442,12 +452,14 @@ impl Sender {
     /// Records that some other datagram from the peer (WELCOME, BYE…) arrived at `now`: it
     /// feeds the liveness detector like an ACK.
     pub fn handle_peer_activity(&mut self, now: Instant) {
+        self.armed_by_write_at = None;
         self.on_peer_heard(now);
     }
 
     /// This process could not run from `since` to `now`: see
     /// [`PeerLiveness::handle_local_pause`].
     pub fn handle_local_pause(&mut self, since: Instant, now: Instant) {
+        self.armed_by_write_at = None;
         self.liveness.handle_local_pause(since, now);
     }
 
@@ -459,6 +471,7 @@ impl Sender {
     /// processed. Only a run of [`MAX_VIOLATING_ACKS`] ACKs naming IDs beyond anything an
     /// honest peer could have accepted raises [`SenderEvent::ProtocolViolation`].
     pub fn handle_ack(&mut self, now: Instant, frame: &AckFrame<'_>) -> Result<(), AckError> {
+        self.armed_by_write_at = None;
         let largest = frame.largest();
         self.on_peer_heard(now);
         self.stats.acks_received += 1;
@@ -500,6 +513,7 @@ impl Sender {
     /// ([`heartbeat_due`](Self::heartbeat_due)) and leaves `poll_timeout` until one is
     /// written (or anything else is sent).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.armed_by_write_at = None;
         // In table order, each checked after the previous one was handled: the loss timeout
         // re-arms the RTO.
         for &timer in Timer::ALL {
@@ -629,6 +643,7 @@ impl Sender {
 
     /// Forgets the RTT samples taken so far (the end of a warm-up period).
     pub fn reset_rtt_samples(&mut self) {
+        self.armed_by_write_at = None;
         self.stats.rtt_us.reset();
     }
 
