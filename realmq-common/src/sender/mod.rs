@@ -251,6 +251,9 @@ pub struct Sender {
     #[cfg(test)]
     per_message_acks: bool,
     epoch: Instant,
+    /// The last `now` a DATA datagram was written at, on the sender's clock: a burst's
+    /// datagrams share one, and converting it cost an `Instant` subtraction each.
+    last_write_time: (Instant, SentTime),
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
 }
@@ -306,6 +309,7 @@ impl Sender {
             #[cfg(test)]
             per_message_acks: false,
             epoch,
+            last_write_time: (epoch, SentTime::default()),
             events: VecDeque::new(),
             stats: SenderStats::default(),
             config,

@@ -16,7 +16,10 @@ impl Sender {
     pub fn write_data(&mut self, now: Instant, w: &mut DatagramWriter<'_>) -> usize {
         self.queue_tail_probe();
         let tx = self.next_tx;
-        let sent_at = SentTime::new(self.epoch, now);
+        if self.last_write_time.0 != now {
+            self.last_write_time = (now, SentTime::new(self.epoch, now));
+        }
+        let sent_at = self.last_write_time.1;
         let reliable = self.config.reliable;
         let Some((id, resend)) = self.next_to_write(0, 0) else {
             return 0;
