@@ -832,7 +832,7 @@ impl Window {
 /// transmission numbers that never fall, and records of one number one time. So the lowest
 /// and highest of a run of them are its first and last record's, and the loop only checks,
 /// marks and sums (it had compared every record's number both ways: 16 instructions a
-/// record, now 10; `docs/BENCHMARKS.md`).
+/// record, now 11; `docs/BENCHMARKS.md`).
 fn acknowledge_in_flight(records: &mut [Entry], sum: &mut FirstTransmissions) -> usize {
     let mut bytes = sum.payload_bytes;
     let mut marked = records.len();
