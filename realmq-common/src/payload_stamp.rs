@@ -383,8 +383,6 @@ impl StampChecker {
             // ID, so its body was never hashed): one by one.
             return self.check_each(run, identity, from..run.len(), found);
         };
-        let word =
-            |s: &[u8], at: usize| u128::from_le_bytes(s[at..at + 16].try_into().expect("16 bytes"));
         // The remembered body's first and last K bytes, K / 16 words each.
         let (mut head, mut tail) = ([0u128; 4], [0u128; 4]);
         for w in 0..K / 16 {
@@ -473,16 +471,18 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 fn same_ends<const K: usize>(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     debug_assert!((K..=2 * K).contains(&n) && b.len() == n);
-    let word = |s: &[u8], at: usize| {
-        let bytes: &[u8; 16] = s[at..at + 16].try_into().expect("16 bytes");
-        u128::from_ne_bytes(*bytes)
-    };
     let mut diff = 0;
     for at in (0..K).step_by(16) {
         diff |= word(a, at) ^ word(b, at);
         diff |= word(a, n - K + at) ^ word(b, n - K + at);
     }
     diff == 0
+}
+
+/// The 16 bytes of `s` from `at` on, as one word (little-endian: a stamp's fields are).
+#[inline(always)]
+fn word(s: &[u8], at: usize) -> u128 {
+    u128::from_le_bytes(s[at..at + 16].try_into().expect("16 bytes"))
 }
 
 /// Whether `a` and `b`, of one length, are equal, compared eight bytes at a time without an

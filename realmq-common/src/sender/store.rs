@@ -623,12 +623,9 @@ impl Window {
         }
         let mut left = usize::try_from(count).expect("at most the unsent messages");
         while left > 0 {
-            let stretch = self
-                .unsent
-                .front_mut()
-                .expect("at most the unsent messages");
-            let taken = left.min(stretch.count);
-            let (first, timestamp_us) = (stretch.first, stretch.timestamp_us);
+            let front = self.unsent.front().expect("at most the unsent messages");
+            let taken = left.min(front.count);
+            let (first, timestamp_us) = self.take_unsent(taken);
             self.entries.extend((0..taken).map(|k| Entry {
                 span: first.after(k),
                 timestamp_us,
@@ -637,15 +634,25 @@ impl Window {
                 retries: 0,
                 state,
             }));
-            if taken == stretch.count {
-                self.unsent.pop_front();
-            } else {
-                stretch.first = first.after(taken);
-                stretch.count -= taken;
-            }
-            self.unsent_len -= taken;
             left -= taken;
         }
+    }
+
+    /// Takes the first `taken` messages (at most the first stretch's) off the unsent ones:
+    /// returns the first one's span and their timestamp.
+    #[inline(always)]
+    fn take_unsent(&mut self, taken: usize) -> (Span, u64) {
+        let stretch = self.unsent.front_mut().expect("an unsent message");
+        debug_assert!(taken <= stretch.count);
+        let taken_from = (stretch.first, stretch.timestamp_us);
+        if taken == stretch.count {
+            self.unsent.pop_front();
+        } else {
+            stretch.first = stretch.first.after(taken);
+            stretch.count -= taken;
+        }
+        self.unsent_len -= taken;
+        taken_from
     }
 
     /// Records the first transmission of the first unsent message, in datagram `tx` at
@@ -654,23 +661,15 @@ impl Window {
     /// cost the load client a tenth more instructions a message with 1,024-byte messages.
     #[inline]
     fn mark_first_unsent_written(&mut self, tx: u64, now: SentTime, state: State) {
-        let stretch = self.unsent.front_mut().expect("an unsent message");
-        let entry = Entry {
-            span: stretch.first,
-            timestamp_us: stretch.timestamp_us,
+        let (span, timestamp_us) = self.take_unsent(1);
+        self.entries.push_back(Entry {
+            span,
+            timestamp_us,
             sent_time: now,
             tx,
             retries: 0,
             state,
-        };
-        if stretch.count == 1 {
-            self.unsent.pop_front();
-        } else {
-            stretch.first = stretch.first.after(1);
-            stretch.count -= 1;
-        }
-        self.unsent_len -= 1;
-        self.entries.push_back(entry);
+        });
     }
 
     /// Records a transmission of `id` in datagram `tx` at `now`: a resend of a written
