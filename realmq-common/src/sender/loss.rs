@@ -74,7 +74,7 @@ impl Sender {
         // acknowledged transmission.
         for i in 0..self.unacked.len() {
             let id = self.unacked[i];
-            let entry = *self.window.entry(id);
+            let entry = self.window.entry(id);
             if entry.state != State::InFlight {
                 continue;
             }

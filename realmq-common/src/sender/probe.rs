@@ -110,7 +110,7 @@ impl Sender {
         let mut abandoned = false;
         for i in 0..self.unacked.len() {
             let id = self.unacked[i];
-            let entry = *self.window.entry(id);
+            let entry = self.window.entry(id);
             if entry.state != State::InFlight || entry.retries == 0 {
                 continue;
             }

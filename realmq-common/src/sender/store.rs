@@ -20,6 +20,10 @@
 //! and, in callgrind's cache model, 13 % fewer L1 write misses. A batch of messages stored
 //! bare (256 bytes and more) is one stretch too: as a stretch a message, queued and taken
 //! off again, they had cost 9 % more instructions with 1,024 bytes (`docs/BENCHMARKS.md`).
+//!
+//! With QoS, not even then: a datagram's new messages become one [`WrittenRun`]
+//! (`written.rs`), and get records only when one of them must change alone. The records
+//! before the runs are indexed at `id - base`; a run is found by its first ID.
 
 use std::collections::VecDeque;
 
@@ -28,6 +32,9 @@ use realmq_proto::{FollowingPrefix, MAX_FOLLOWING_PREFIX};
 use super::congestion::MESSAGE_OVERHEAD;
 use super::fill::FillPayload;
 use super::sent_time::SentTime;
+use written::{WrittenRun, WrittenRuns};
+
+mod written;
 
 /// Where a message lives in the [`ByteRing`]: its encoded prefix, then its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,13 +316,17 @@ struct Stretch {
     timestamp_us: u64,
 }
 
-/// The window: records of the written messages from `base` up, the stretches of unsent
-/// messages after them, and their payloads.
+/// The window: records of written messages from `base` up, the written runs after them,
+/// the stretches of unsent messages after those, and their payloads.
 #[derive(Debug)]
 pub(super) struct Window {
     entries: VecDeque<Entry>,
     /// ID of `entries[0]`.
     base: u64,
+    /// The messages after those with records, written once and described by runs
+    /// (`written.rs`). Only a reliable sender's messages stay there: without QoS a message
+    /// gets its record when written, and nothing is ever in a run.
+    written: WrittenRuns,
     /// The messages after the written ones, in ID order.
     unsent: VecDeque<Stretch>,
     /// How many messages `unsent` holds.
@@ -360,6 +371,7 @@ impl Window {
         Self {
             entries: VecDeque::with_capacity(max_messages),
             base: 0,
+            written: WrittenRuns::with_capacity(max_messages),
             unsent: VecDeque::with_capacity(max_messages),
             unsent_len: 0,
             ring: ByteRing::new(max_bytes),
@@ -375,12 +387,17 @@ impl Window {
 
     /// The ID of the first message never written (the next ID if there is none).
     fn unsent_start(&self) -> u64 {
+        self.written_start() + self.written.len() as u64
+    }
+
+    /// The ID of the first message in a written run: the first without a record.
+    fn written_start(&self) -> u64 {
         self.base + self.entries.len() as u64
     }
 
     /// Messages in the window, resolved ones not yet popped included.
     pub(super) fn len(&self) -> usize {
-        self.entries.len() + self.unsent_len
+        self.entries.len() + self.written.len() + self.unsent_len
     }
 
     /// Bytes of the payload ring in use.
@@ -625,15 +642,7 @@ impl Window {
         while left > 0 {
             let front = self.unsent.front().expect("at most the unsent messages");
             let taken = left.min(front.count);
-            let (first, timestamp_us) = self.take_unsent(taken);
-            self.entries.extend((0..taken).map(|k| Entry {
-                span: first.after(k),
-                timestamp_us,
-                sent_time: now,
-                tx,
-                retries: 0,
-                state,
-            }));
+            self.take_written(taken, tx, now, state);
             left -= taken;
         }
     }
@@ -656,20 +665,37 @@ impl Window {
     }
 
     /// Records the first transmission of the first unsent message, in datagram `tx` at
-    /// `now`: it gets its record, in `state`. Apart from the general path (a frame's first
-    /// message, and every message that fills a datagram alone, take this one), whose setup
-    /// cost the load client a tenth more instructions a message with 1,024-byte messages.
+    /// `now`, in `state`. Apart from the general path (a frame's first message, and every
+    /// message that fills a datagram alone, take this one), whose setup cost the load client
+    /// a tenth more instructions a message with 1,024-byte messages.
     #[inline]
     fn mark_first_unsent_written(&mut self, tx: u64, now: SentTime, state: State) {
-        let (span, timestamp_us) = self.take_unsent(1);
-        self.entries.push_back(Entry {
-            span,
+        self.take_written(1, tx, now, state);
+    }
+
+    /// Takes the first `taken` unsent messages (at most the first stretch's), written in
+    /// datagram `tx` at `now`: in flight, they join the written runs; otherwise (`Released`,
+    /// without QoS) they get their records.
+    #[inline(always)]
+    fn take_written(&mut self, taken: usize, tx: u64, now: SentTime, state: State) {
+        let first_id = self.unsent_start();
+        let (first, timestamp_us) = self.take_unsent(taken);
+        let run = WrittenRun {
+            first_id,
+            first,
+            count: taken,
             timestamp_us,
-            sent_time: now,
             tx,
-            retries: 0,
+            sent_time: now,
             state,
-        });
+        };
+        if state == State::InFlight {
+            self.written.push(run);
+        } else {
+            // Records come before runs (never needed by a sender, whose mode is fixed).
+            self.make_records_through(first_id);
+            self.entries.extend((0..taken).map(|k| run.record(k)));
+        }
     }
 
     /// Records a transmission of `id` in datagram `tx` at `now`: a resend of a written
@@ -702,26 +728,31 @@ impl Window {
         (front.timestamp_us, self.ring.get(front.first))
     }
 
-    /// The record of `id`, if it is a written message in the window.
-    pub(super) fn get(&self, id: u64) -> Option<&Entry> {
+    /// The record of `id`, if it is a written message in the window (made from its run if
+    /// it has none yet).
+    pub(super) fn get(&self, id: u64) -> Option<Entry> {
         let index = usize::try_from(id.checked_sub(self.base)?).ok()?;
-        self.entries.get(index)
+        match self.entries.get(index) {
+            Some(entry) => Some(*entry),
+            None => self.written.record(id),
+        }
     }
 
     /// The record of `id`, if it is a written message in the window, to change.
     pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut Entry> {
+        self.make_records_through(id);
         let index = usize::try_from(id.checked_sub(self.base)?).ok()?;
         self.entries.get_mut(index)
     }
 
     /// The record of `id`, which must be a written message in the window.
-    pub(super) fn entry(&self, id: u64) -> &Entry {
-        &self.entries[(id - self.base) as usize]
+    pub(super) fn entry(&self, id: u64) -> Entry {
+        self.get(id).expect("a written message in the window")
     }
 
-    /// The record of `id`, which must be a written message in the window.
+    /// The record of `id`, which must be a written message in the window, to change.
     pub(super) fn entry_mut(&mut self, id: u64) -> &mut Entry {
-        &mut self.entries[(id - self.base) as usize]
+        self.get_mut(id).expect("a written message in the window")
     }
 
     /// The records of `count` messages from `first` on, which must all be in the window.
@@ -730,8 +761,20 @@ impl Window {
         first: u64,
         count: usize,
     ) -> impl Iterator<Item = &mut Entry> {
+        if count > 0 {
+            self.make_records_through(first + count as u64 - 1);
+        }
         let start = (first - self.base) as usize;
         self.entries.range_mut(start..start + count)
+    }
+
+    /// Gives the messages of the written runs up to the one holding `id` their records.
+    pub(super) fn make_records_through(&mut self, id: u64) {
+        while self.written.front().is_some_and(|run| run.first_id <= id) {
+            let run = self.written.pop_front().expect("a front run");
+            // Never allocates: records and runs together hold at most the window's messages.
+            self.entries.extend((0..run.count).map(|k| run.record(k)));
+        }
     }
 
     /// Acknowledges `count` records from `first` on (all in the window) if every one is of a
@@ -745,6 +788,16 @@ impl Window {
         first: u64,
         count: usize,
     ) -> Option<FirstTransmissions> {
+        if count == 0 {
+            return None;
+        }
+        if first >= self.written_start() {
+            // Whole runs: acknowledged as runs, without records.
+            if let Some(sum) = self.written.acknowledge(first, count) {
+                return Some(sum);
+            }
+        }
+        self.make_records_through(first + count as u64 - 1);
         let start = (first - self.base) as usize;
         // The records as up to two plain slices, each walked by a tight loop (the deque's
         // own iterator over a range kept both halves' ends live in every step).
@@ -787,6 +840,9 @@ impl Window {
     /// Pops resolved messages with IDs below `end` off the front, releasing their payloads.
     /// Returns how many.
     pub(super) fn advance_below(&mut self, end: u64) -> usize {
+        if let Some(last) = end.checked_sub(1) {
+            self.make_records_through(last);
+        }
         let below = usize::try_from(end.saturating_sub(self.base)).unwrap_or(usize::MAX);
         let popped = (self.entries.iter().take(below))
             .take_while(|e| !e.state.is_live())
@@ -797,7 +853,7 @@ impl Window {
 
     /// Pops the messages with IDs below `end`, which the caller knows are all resolved (the
     /// sender: everything below the oldest ID in flight), off the front, releasing their
-    /// payloads — without a pass over their records.
+    /// payloads — without a pass over their records, or over their runs' messages.
     pub(super) fn release_below(&mut self, end: u64) {
         let popped = usize::try_from(end.saturating_sub(self.base))
             .unwrap_or(usize::MAX)
@@ -807,6 +863,12 @@ impl Window {
             "a live message below {end}"
         );
         self.pop(popped);
+        if self.entries.is_empty() {
+            if let Some((released, end_mark)) = self.written.release_below(end) {
+                self.ring.release_through(end_mark);
+                self.base += released as u64;
+            }
+        }
     }
 
     /// Pops the `count` oldest records and releases their bytes.
@@ -819,6 +881,12 @@ impl Window {
         // Records are `Copy`: draining the front just moves the start.
         self.entries.drain(..count);
         self.base += count as u64;
+    }
+
+    /// Gives every written message its record (tests look at records).
+    #[cfg(test)]
+    fn make_all_records(&mut self) {
+        self.make_records_through(u64::MAX);
     }
 }
 
@@ -880,7 +948,10 @@ mod tests {
 
     /// Every message's span and timestamp, written or not, in ID order.
     fn spans(w: &Window) -> Vec<(Span, u64)> {
-        let written = w.entries.iter().map(|e| (e.span, e.timestamp_us));
+        let written = (w.base..w.unsent_start()).map(|id| {
+            let e = w.entry(id);
+            (e.span, e.timestamp_us)
+        });
         let unsent = w
             .unsent
             .iter()
@@ -905,11 +976,17 @@ mod tests {
     /// Acknowledges the `count` oldest messages (at most all of them), writing those that
     /// were not, and pops them.
     fn release(w: &mut Window, count: usize) {
-        write(w, count.saturating_sub(w.entries.len()));
+        write(w, count.saturating_sub(written(w)));
+        w.make_all_records();
         for e in w.entries.iter_mut().take(count) {
             e.state = State::Acked;
         }
         w.advance();
+    }
+
+    /// How many messages were written: those with records and those in written runs.
+    fn written(w: &Window) -> usize {
+        (w.unsent_start() - w.base) as usize
     }
 
     #[test]
@@ -929,7 +1006,7 @@ mod tests {
                 });
             }
             let before = spans(&w);
-            let written = w.entries.len();
+            let before_written = written(&w);
             let count = rng.usize(0..=w.unsent_len.min(40));
             let (tx, sent) = (
                 round,
@@ -937,8 +1014,9 @@ mod tests {
             );
             w.mark_run_written(w.unsent_start(), count as u64, tx, sent, round % 3 != 0);
             assert_eq!(spans(&w), before, "round {round}: spans changed by writing");
-            assert_eq!(w.entries.len(), written + count);
-            for e in w.entries.range(written..) {
+            assert_eq!(written(&w), before_written + count);
+            let new = w.base + before_written as u64..w.unsent_start();
+            for e in new.map(|id| w.entry(id)) {
                 assert_eq!((e.tx, e.sent_time, e.retries), (tx, sent, 0));
                 assert_eq!(e.state, State::after_writing(round % 3 != 0));
             }
@@ -948,7 +1026,7 @@ mod tests {
                 w.unsent_len
             );
             if rng.u8(0..4) == 0 {
-                let count = rng.usize(0..=w.entries.len());
+                let count = rng.usize(0..=written(&w));
                 release(&mut w, count);
             }
         }
@@ -999,7 +1077,7 @@ mod tests {
         flight_budget: usize,
         max_count: u64,
     ) -> (u64, Vec<u8>, usize, bool) {
-        let unsent = &spans(w)[w.entries.len()..];
+        let unsent = &spans(w)[written(w)..];
         let (mut bytes, mut flight, mut count) = (0, 0, 0);
         let first_offset = unsent.first().map_or(0, |(span, _)| span.offset as usize);
         let mut previous_end = first_offset;
@@ -1069,7 +1147,7 @@ mod tests {
             assert_eq!(run.bytes, &stored[..]);
             assert_eq!(run.flight, flight);
             assert_eq!(run.limited, limited);
-            let unsent = &spans(&w)[w.entries.len()..];
+            let unsent = &spans(&w)[written(&w)..];
             if limited {
                 // Nothing continues a run that a limit ended.
                 let next = unsent.get(count as usize).map(|(span, _)| span);
@@ -1189,6 +1267,7 @@ mod tests {
             w.push(0, &vec![1; rng.usize(0..30)]).unwrap();
         }
         write(&mut w, 40);
+        w.make_all_records();
         let base = w.base;
         let (front, back) = w.entries.as_slices();
         assert!(
