@@ -78,45 +78,46 @@ impl Stamper {
         self.stamp(message, session_id, id);
     }
 
-    /// Writes `payload` (whose body this stamper was made from), stamped for
-    /// `(session_id, first_id + k)`, into slot `k` of `slots` at `at`: slots of `stride`
-    /// bytes back to back, each ending with its message, as [`fill`](Self::fill) would one
-    /// by one. The body's length is looked at once, not per message: for a body of 16 to
-    /// 128 bytes the loop holds its first and last pieces in registers and writes each
-    /// message as a few fixed-size stores: with 64-byte messages, `send_many` went from 68
-    /// to 37 instructions a message in the load client, whose per-message branches on the
-    /// length and reloads of the body had been 51 of them (callgrind, `docs/BENCHMARKS.md`).
+    /// Writes slot `k` of `slots` (slots of `stride` bytes back to back) as `prefix`, then
+    /// `payload` (whose body this stamper was made from) stamped for `(session_id,
+    /// first_id + k)`, as [`fill`](Self::fill) would behind the prefix one by one. The
+    /// body's length is looked at once, not per message: for a body of 16 to 128 bytes the
+    /// loop holds its first and last pieces in registers and writes each message as a few
+    /// fixed-size stores: with 64-byte messages, `send_many` went from 68 to 37 instructions
+    /// a message in the load client, whose per-message branches on the length and reloads of
+    /// the body had been 51 of them (callgrind, `docs/BENCHMARKS.md`). The prefix goes in
+    /// the same loop: written by a loop of its own first, each slot was stored to twice,
+    /// in two passes over memory the first one found cold.
     ///
     /// # Panics
     ///
-    /// If a slot's room from `at` on is not `payload`'s length, or `slots` is not a whole
-    /// number of slots.
+    /// If a slot is not `prefix` and `payload` long, or `slots` is not a whole number of
+    /// slots.
     #[inline(always)]
     pub fn fill_slots(
         &self,
         slots: &mut [u8],
         stride: usize,
-        at: usize,
+        prefix: &[u8],
         payload: &[u8],
         (session_id, first_id): (u32, u64),
     ) {
+        let at = prefix.len();
         assert!(
             stride.checked_sub(at) == Some(payload.len()) && slots.len().is_multiple_of(stride),
             "slots do not fit the payload"
         );
         match payload.len().saturating_sub(STAMP_LEN) {
-            16..=32 => {
-                self.fill_slots_in_pieces::<16>(slots, stride, at, payload, session_id, first_id)
-            }
-            33..=64 => {
-                self.fill_slots_in_pieces::<32>(slots, stride, at, payload, session_id, first_id)
-            }
-            65..=PIECES_UP_TO => {
-                self.fill_slots_in_pieces::<64>(slots, stride, at, payload, session_id, first_id)
-            }
+            16..=32 => self
+                .fill_slots_in_pieces::<16>(slots, stride, prefix, payload, session_id, first_id),
+            33..=64 => self
+                .fill_slots_in_pieces::<32>(slots, stride, prefix, payload, session_id, first_id),
+            65..=PIECES_UP_TO => self
+                .fill_slots_in_pieces::<64>(slots, stride, prefix, payload, session_id, first_id),
             // Empty slots (no prefix, no payload) make an empty `slots`: nothing to write.
             _ => {
                 for (id, slot) in (first_id..).zip(slots.chunks_exact_mut(stride.max(1))) {
+                    slot[..at].copy_from_slice(prefix);
                     self.fill(&mut slot[at..], payload, session_id, id);
                 }
             }
@@ -126,17 +127,19 @@ impl Stamper {
     /// [`fill_slots`](Self::fill_slots) for a body of `K` to `2 * K` bytes: its first and
     /// last `K` bytes, and the stamp's first eight bytes (the checksum and the session),
     /// are read once. (Calling [`stamp`](Self::stamp) per message instead cost the load
-    /// client 2.6 instructions a message more of 123.)
+    /// client 2.6 instructions a message more of 123.) A prefix of up to 8 bytes goes in as
+    /// one 8-byte store, whose bytes past it the stamp then overwrites.
     #[inline(always)]
     fn fill_slots_in_pieces<const K: usize>(
         &self,
         slots: &mut [u8],
         stride: usize,
-        at: usize,
+        prefix: &[u8],
         payload: &[u8],
         session_id: u32,
         first_id: u64,
     ) {
+        let at = prefix.len();
         let body = &payload[STAMP_LEN..];
         let n = body.len();
         let head: [u8; K] = body[..K].try_into().expect("at least K bytes");
@@ -144,7 +147,17 @@ impl Stamper {
         let mut front = [0u8; 8];
         front[..4].copy_from_slice(&self.body_crc.to_le_bytes());
         front[4..].copy_from_slice(&session_id.to_le_bytes());
+        // The slot holds at least the 16-byte stamp behind the prefix: 8 bytes always fit.
+        let word = (at <= 8).then(|| {
+            let mut word = [0u8; 8];
+            word[..at].copy_from_slice(prefix);
+            word
+        });
         for (id, slot) in (first_id..).zip(slots.chunks_exact_mut(stride)) {
+            match word {
+                Some(word) => slot[..8].copy_from_slice(&word),
+                None => slot[..at].copy_from_slice(prefix),
+            }
             let message = &mut slot[at..];
             message[..8].copy_from_slice(&front);
             message[8..STAMP_LEN].copy_from_slice(&id.to_le_bytes());
@@ -188,9 +201,14 @@ impl FillPayload for StampedCopies<'_> {
     }
 
     #[inline(always)]
-    fn fill_slots(&mut self, first_id: u64, slots: &mut [u8], stride: usize, at: usize) {
-        self.stamper
-            .fill_slots(slots, stride, at, self.payload, (self.session_id, first_id));
+    fn fill_slots(&mut self, first_id: u64, slots: &mut [u8], stride: usize, prefix: &[u8]) {
+        self.stamper.fill_slots(
+            slots,
+            stride,
+            prefix,
+            self.payload,
+            (self.session_id, first_id),
+        );
     }
 }
 
@@ -682,23 +700,22 @@ mod tests {
 
     #[test]
     fn fill_slots_writes_what_fill_writes_slot_by_slot() {
-        // The same lengths, behind prefixes of 0 to 3 bytes it must leave alone, for no slot,
-        // one and several.
+        // The same lengths, behind prefixes of 0 to 17 bytes (one 8-byte store up to 8), for
+        // no slot, one and several, over slots holding other bytes.
         for len in (0..=STAMP_LEN + PIECES_UP_TO + 17).chain([1024, 1031]) {
             let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
             let stamper = Stamper::new(&payload);
-            for at in 0..4 {
+            for at in [0, 1, 2, 3, 7, 8, 9, 17] {
+                let prefix: Vec<u8> = (0..at).map(|i| 0x51 + i as u8).collect();
                 let stride = at + len;
                 for count in [0, 1, 5] {
                     let mut expected = vec![0xaa; count * stride];
                     for (k, slot) in expected.chunks_exact_mut(stride.max(1)).enumerate() {
+                        slot[..at].copy_from_slice(&prefix);
                         stamper.fill(&mut slot[at..], &payload, 9, 1000 + k as u64);
                     }
-                    let mut slots = vec![0xaa; count * stride];
-                    for slot in slots.chunks_exact_mut(stride.max(1)) {
-                        slot[at..].fill(0xee);
-                    }
-                    stamper.fill_slots(&mut slots, stride, at, &payload, (9, 1000));
+                    let mut slots = vec![0xee; count * stride];
+                    stamper.fill_slots(&mut slots, stride, &prefix, &payload, (9, 1000));
                     assert_eq!(slots, expected, "{len} bytes behind {at}, {count} slots");
                 }
             }
@@ -710,7 +727,7 @@ mod tests {
     fn fill_slots_refuses_slots_of_another_length() {
         let payload = [3u8; 40];
         let mut slots = [0u8; 2 * 43];
-        Stamper::new(&payload).fill_slots(&mut slots, 43, 2, &payload, (1, 1));
+        Stamper::new(&payload).fill_slots(&mut slots, 43, &[0; 2], &payload, (1, 1));
     }
 
     #[test]

@@ -109,11 +109,14 @@ pub fn write_data(
     buf[5..13].copy_from_slice(&sent_unix_us.to_be_bytes());
     let stride = MESSAGE_OVERHEAD + payload.len();
     let end = DATA_HEADER + count * stride;
-    let slots = &mut buf[DATA_HEADER..end];
-    for slot in slots.chunks_exact_mut(stride) {
-        slot[..2].copy_from_slice(&(payload.len() as u16).to_be_bytes());
-    }
-    stamper.fill_slots(slots, stride, MESSAGE_OVERHEAD, payload, (0, first_id));
+    let length = (payload.len() as u16).to_be_bytes();
+    stamper.fill_slots(
+        &mut buf[DATA_HEADER..end],
+        stride,
+        &length,
+        payload,
+        (0, first_id),
+    );
     end
 }
 

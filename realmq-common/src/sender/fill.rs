@@ -16,16 +16,19 @@ pub trait FillPayload {
     /// there before.
     fn fill(&mut self, id: u64, payload: &mut [u8]);
 
-    /// Writes the payloads of consecutive messages from `first_id` on, stored back to back
-    /// in `slots`: message `first_id + k`'s is `slots[k * stride + at..(k + 1) * stride]`
-    /// (the bytes before it in its slot are its prefix, already written). `slots` holds a
-    /// whole number of slots. By default [`fill`](Self::fill) once a message; a type that
-    /// can set up once what every message shares overrides it.
+    /// Writes consecutive messages from `first_id` on, stored back to back in `slots`:
+    /// message `first_id + k`'s slot is `slots[k * stride..(k + 1) * stride]`, `prefix`
+    /// (its framing, the same for all) and then its payload. `slots` holds a whole number of
+    /// slots. By default the prefix and one [`fill`](Self::fill) a message; a type that can
+    /// set up once what every message shares overrides it, and writes the prefix in the
+    /// same loop.
     #[inline(always)]
-    fn fill_slots(&mut self, first_id: u64, slots: &mut [u8], stride: usize, at: usize) {
+    fn fill_slots(&mut self, first_id: u64, slots: &mut [u8], stride: usize, prefix: &[u8]) {
         // Empty slots (no prefix, no payload) make an empty `slots`: nothing to write.
         for (id, slot) in (first_id..).zip(slots.chunks_exact_mut(stride.max(1))) {
-            self.fill(id, &mut slot[at..]);
+            let (head, payload) = slot.split_at_mut(prefix.len());
+            head.copy_from_slice(prefix);
+            self.fill(id, payload);
         }
     }
 }

@@ -480,25 +480,12 @@ impl Window {
             return 0;
         };
         let count = room.len() / stride;
-        // Every message's prefix is the same: encoded once, then copied. A short one goes in
-        // as one 8-byte store when the stored form has the room (the bytes past the prefix
-        // are the payload's, which `fill` writes next).
+        // Every message's prefix is the same: encoded once, written with its payload.
+        let mut encoded = [0u8; MAX_FOLLOWING_PREFIX];
         if let Some(prefix) = prefix {
-            let mut encoded = [0u8; MAX_FOLLOWING_PREFIX];
             prefix.write(&mut encoded);
-            let word = (prefix_len <= 8 && stride >= 8).then(|| {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(&encoded[..8]);
-                word
-            });
-            for slot in room.chunks_exact_mut(stride) {
-                match word {
-                    Some(word) => slot[..8].copy_from_slice(&word),
-                    None => slot[..prefix_len].copy_from_slice(&encoded[..prefix_len]),
-                }
-            }
         }
-        fill.fill_slots(first_id, room, stride, prefix_len);
+        fill.fill_slots(first_id, room, stride, &encoded[..prefix_len]);
         // The casts cannot truncate, as in `ByteRing::push`.
         let first = Span {
             offset: offset as u32,
