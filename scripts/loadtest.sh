@@ -23,6 +23,11 @@
 #                 otherwise: a million is 40-50 ms of sending at full speed, mostly start-up,
 #                 and its medians moved by a third from one invocation to the next
 #   --repeat N    with --compare: N rounds instead of 3
+#   --no-pin      with --compare: let the scheduler place the processes. By default each
+#                 server runs on the last CPU this script may use and each client on the
+#                 others (taskset, as iperf3 -A does): unpinned, the rounds of one run
+#                 varied far more (docs/BENCHMARKS.md, 2026-12-03 22:20 UTC)
+#   --pin         pin without --compare too
 #
 # Builds the release binaries, then for every scenario (protocol x QoS x threads x size)
 # starts a server on a free 127.0.0.1 port with --exit-after-sessions <threads> --json,
@@ -42,6 +47,7 @@ rate=0
 duration=""
 buffer=()
 busy_poll=()
+pin=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) messages=200000 ;;
@@ -50,6 +56,8 @@ while [[ $# -gt 0 ]]; do
             compare=1
             [[ $repeats -gt 1 ]] || repeats=3
             ;;
+        --pin) pin=1 ;;
+        --no-pin) pin=0 ;;
         --repeat)
             [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { echo "error: --repeat needs a positive whole number" >&2; exit 2; }
             repeats="$2"
@@ -104,6 +112,18 @@ if [[ -z "$messages" ]]; then
 fi
 [[ "$messages" =~ ^[1-9][0-9]*$ ]] || { echo "error: --messages wants a positive integer" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "error: python3 is needed to read the JSON summaries" >&2; exit 2; }
+[[ -n "$pin" ]] || pin=$compare
+# Pinning: the server on the last CPU this script may use, clients on the others.
+server_cpus="" client_cpus=""
+if [[ $pin -eq 1 ]]; then
+    read -r server_cpus client_cpus < <(python3 -c 'import os; c = sorted(os.sched_getaffinity(0)); print(c[-1], ",".join(map(str, c[:-1])))')
+    if [[ -z "$client_cpus" ]] || ! command -v taskset >/dev/null; then
+        echo "note: not pinning (needs taskset and at least two CPUs)" >&2
+        server_cpus="" client_cpus=""
+    fi
+fi
+server_pin=() client_pin=()
+[[ -n "$server_cpus" ]] && server_pin=(taskset -c "$server_cpus") && client_pin=(taskset -c "$client_cpus")
 command -v cargo >/dev/null || { echo "error: cargo is needed to build the binaries" >&2; exit 2; }
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -138,7 +158,7 @@ run_scenario() {
     mkdir -p "$dir"
     local key=()
     [[ "$qos" == psk ]] && key=(--psk-file "$work/psk")
-    "$bin/realmq-server" --bind 127.0.0.1:0 --port-file "$dir/port" --protocol "$protocol" \
+    "${server_pin[@]}" "$bin/realmq-server" --bind 127.0.0.1:0 --port-file "$dir/port" --protocol "$protocol" \
         --exit-after-sessions "$threads" --json "${key[@]}" "${buffer[@]}" "${busy_poll[@]}" \
         >"$dir/server.json" 2>"$dir/server.log" &
     spid=$!
@@ -171,7 +191,7 @@ run_scenario() {
     args+=("${key[@]}" "${buffer[@]}")
     # In the background with `wait`, so that a signal to this script runs its trap at once
     # (bash defers traps until a foreground child ends).
-    "$bin/realmq-client" "${args[@]}" >"$dir/client.json" 2>"$dir/client.log" &
+    "${client_pin[@]}" "$bin/realmq-client" "${args[@]}" >"$dir/client.json" 2>"$dir/client.log" &
     cpid=$!
     pids+=("$cpid")
     wait "$cpid" || rc=$?
@@ -224,9 +244,10 @@ done
 
 header_messages=$messages
 [[ -n "$duration" ]] && header_messages=0
-python3 - "$work" "$header_messages" "$compare" <<'EOF'
+python3 - "$work" "$header_messages" "$compare" "$server_cpus" "$client_cpus" <<'EOF'
 import json, sys
 work, messages = sys.argv[1], int(sys.argv[2])
+server_cpus, client_cpus = sys.argv[4], sys.argv[5]
 failures = [l.split() for l in open(f"{work}/failures") if l.strip()]
 failed = {f[0]: f[1] for f in failures}
 rows, bad = [], []
@@ -289,7 +310,9 @@ if len(sys.argv) > 3 and sys.argv[3] == "1":
         if m and r[2] not in ("-", na):
             groups.setdefault((m.group(2), m.group(1)), []).append(float(r[2].replace(",", "")))
     print()
-    print("medians of delivered/s over the rounds; ratios of the medians")
+    print("medians of delivered/s over the rounds; ratios of the medians; "
+          + (f"clients on CPU {client_cpus}, servers on CPU {server_cpus} (taskset; --no-pin lets them float)"
+             if server_cpus else "processes not pinned"))
     head = ["scenario", "raw UDP", "RealMQ QoS", "no QoS", "TCP", "QoS/raw", "QoS/TCP", "rounds"]
     out = []
     for case in sorted({k[0] for k in groups}, key=lambda c: (int(c.split("-")[1][:-1]), c)):
