@@ -304,22 +304,31 @@ for r in rows:
     print(line(r))
 if len(sys.argv) > 3 and sys.argv[3] == "1":
     import re, statistics
-    groups = {}
+    groups, by_round = {}, {}
     for r in rows:
-        m = re.match(r"^(raw|udp-qos|udp-noqos|tcp)-(t\d+-\d+B)(-r\d+)?$", r[0])
+        m = re.match(r"^(raw|udp-qos|udp-noqos|tcp)-(t\d+-\d+B)(-r(\d+))?$", r[0])
         if m and r[2] not in ("-", na):
-            groups.setdefault((m.group(2), m.group(1)), []).append(float(r[2].replace(",", "")))
+            rate = float(r[2].replace(",", ""))
+            groups.setdefault((m.group(2), m.group(1)), []).append(rate)
+            by_round[(m.group(2), m.group(1), m.group(4))] = rate
     print()
     print("medians of delivered/s over the rounds; ratios of the medians; "
           + (f"clients on CPU {client_cpus}, servers on CPU {server_cpus} (taskset; --no-pin lets them float)"
              if server_cpus else "processes not pinned"))
-    head = ["scenario", "raw UDP", "RealMQ QoS", "no QoS", "TCP", "QoS/raw", "QoS/TCP", "rounds"]
+    head = ["scenario", "raw UDP", "RealMQ QoS", "no QoS", "TCP", "QoS/raw", "QoS/TCP", "rounds",
+            "QoS/raw by round"]
     out = []
     for case in sorted({k[0] for k in groups}, key=lambda c: (int(c.split("-")[1][:-1]), c)):
         med = {mode: statistics.median(groups[(case, mode)]) for mode in ("raw", "udp-qos", "udp-noqos", "tcp") if (case, mode) in groups}
         ratio = lambda a, b: f"{med[a] / med[b]:.2f}" if a in med and b in med and med[b] else na
+        # Each round's QoS against the raw run right before it: how far the noise moves it.
+        rounds = sorted({k[2] for k in by_round if k[0] == case})
+        pairs = [by_round[(case, "udp-qos", n)] / by_round[(case, "raw", n)] for n in rounds
+                 if (case, "udp-qos", n) in by_round and by_round.get((case, "raw", n))]
+        spread = f"{min(pairs):.2f}-{max(pairs):.2f}" if len(pairs) > 1 else na
         out.append([case] + [f"{med[m]:,.0f}" if m in med else na for m in ("raw", "udp-qos", "udp-noqos", "tcp")]
-                   + [ratio("udp-qos", "raw"), ratio("udp-qos", "tcp"), str(len(groups.get((case, "udp-qos"), [])))])
+                   + [ratio("udp-qos", "raw"), ratio("udp-qos", "tcp"), str(len(groups.get((case, "udp-qos"), []))),
+                      spread])
     widths = [max(len(r[i]) for r in out + [head]) for i in range(len(head))]
     print(line(head))
     print("  ".join("-" * w for w in widths))
