@@ -661,27 +661,46 @@ impl Window {
     }
 
     /// Takes the first `taken` unsent messages (at most the first stretch's), written in
-    /// datagram `tx` at `now`: in flight, they join the written runs; otherwise (`Released`,
-    /// without QoS) they get their records.
+    /// datagram `tx` at `now`: in flight and stored in their wire form, they join the written
+    /// runs; otherwise they get their records. Messages stored bare (256 bytes and more) fill
+    /// a datagram alone or nearly, so their runs would hold one each: that way the load
+    /// client did 1,247 instructions a 1,024-byte message, as records 1,188 (callgrind,
+    /// `docs/BENCHMARKS.md`). Without QoS (`Released`) nothing needs a run.
     #[inline(always)]
     fn take_written(&mut self, taken: usize, tx: u64, now: SentTime, state: State) {
-        let first_id = self.unsent_start();
         let (first, timestamp_us) = self.take_unsent(taken);
-        let run = WrittenRun {
-            first_id,
-            first,
-            count: taken,
+        if state == State::InFlight && first.has_prefix() {
+            self.written.push(WrittenRun {
+                first_id: self.unsent_start(),
+                first,
+                count: taken,
+                timestamp_us,
+                tx,
+                sent_time: now,
+                state,
+            });
+            return;
+        }
+        // Records come before runs: those before these get theirs first (none, unless the
+        // sender mixes message sizes across `BARE_FROM`).
+        if self.written.len() > 0 {
+            self.make_records_through(self.unsent_start());
+        }
+        let record = |span| Entry {
+            span,
             timestamp_us,
-            tx,
             sent_time: now,
+            tx,
+            retries: 0,
             state,
         };
-        if state == State::InFlight {
-            self.written.push(run);
+        // One alone (a bare message fills its datagram) is pushed, not extended with: the
+        // deque's `extend` is a call of 50 instructions.
+        if taken == 1 {
+            self.entries.push_back(record(first));
         } else {
-            // Records come before runs (never needed by a sender, whose mode is fixed).
-            self.make_records_through(first_id);
-            self.entries.extend((0..taken).map(|k| run.record(k)));
+            self.entries
+                .extend((0..taken).map(|k| record(first.after(k))));
         }
     }
 

@@ -1,13 +1,14 @@
 //! [`WrittenRuns`]: messages written once and still without records of their own.
 //!
-//! A datagram's new messages are consecutive, stored alike back to back, and share their
-//! transmission number, send time and timestamp: one [`WrittenRun`] describes them all, and
-//! every record [`Entry`] would hold follows from it by arithmetic. Acknowledged together, as
-//! they are without loss, a run is marked and summed whole; only when one of its messages
-//! must change alone (lost, resent, acknowledged apart from the rest) does the window give
-//! the run's messages their records ([`Window::make_records_through`]). Making a 48-byte
-//! record for each message when it was written, and reading it back when it was
-//! acknowledged, was a quarter of the load client's instructions (`docs/BENCHMARKS.md`).
+//! A datagram's new messages stored in their wire form (the window's small ones) are
+//! consecutive, stored alike back to back, and share their transmission number, send time
+//! and timestamp: one [`WrittenRun`] describes them all, and every record [`Entry`] would
+//! hold follows from it by arithmetic. Acknowledged together, as they are without loss, a
+//! run is marked and summed whole; only when one of its messages must change alone (lost,
+//! resent, acknowledged apart from the rest) does the window give the run's messages their
+//! records ([`Window::make_records_through`]). A 48-byte record made for each message when
+//! it was written and read back when it was acknowledged had been a sixth of the load
+//! client's instructions with 64-byte messages (`docs/BENCHMARKS.md`).
 //!
 //! [`Window::make_records_through`]: super::Window::make_records_through
 
@@ -53,10 +54,11 @@ impl WrittenRun {
     /// Whether `next`, written right after this run, continues it: the same datagram and
     /// timestamp, stored right behind its last message, and still in flight with it.
     fn continues_with(&self, next: &WrittenRun) -> bool {
-        self.state == State::InFlight
+        // The transmission first: runs of different datagrams, the common miss, stop there.
+        self.tx == next.tx
+            && (self.sent_time, self.timestamp_us) == (next.sent_time, next.timestamp_us)
+            && self.state == State::InFlight
             && next.state == State::InFlight
-            && (self.tx, self.sent_time, self.timestamp_us)
-                == (next.tx, next.sent_time, next.timestamp_us)
             && self.first.after(self.count) == next.first
     }
 }
@@ -176,20 +178,27 @@ impl WrittenRuns {
     /// run starts, or past the last: a run is acknowledged whole or gets records first, so
     /// the sender's oldest live message never lies inside one.
     pub(super) fn release_below(&mut self, end: u64) -> Option<(usize, u32)> {
-        let mut released = 0;
-        let mut mark = None;
-        while let Some(front) = self.runs.front().filter(|run| run.end_id() <= end) {
-            debug_assert_eq!(front.state, State::Acked, "a live message below {end}");
-            mark = Some(front.record(front.count - 1).span.end_mark);
-            released += front.count;
-            self.runs.pop_front();
+        let front = self.runs.front()?.first_id;
+        if end <= front {
+            return None;
         }
+        // Found by bisection and dropped at once, not walked run by run.
+        let whole = self.runs.partition_point(|run| run.end_id() <= end);
         debug_assert!(
-            self.runs.front().is_none_or(|run| run.first_id >= end),
+            self.runs
+                .range(..whole)
+                .all(|run| run.state == State::Acked),
+            "a live message below {end}"
+        );
+        debug_assert!(
+            self.runs.get(whole).is_none_or(|run| run.first_id >= end),
             "{end} lies inside a run"
         );
+        let last = *self.runs.get(whole.checked_sub(1)?)?;
+        let released = (last.end_id() - front) as usize;
+        self.runs.drain(..whole);
         self.len -= released;
-        mark.map(|mark| (released, mark))
+        Some((released, last.record(last.count - 1).span.end_mark))
     }
 }
 
