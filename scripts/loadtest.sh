@@ -26,7 +26,7 @@
 #   --no-pin      with --compare: let the scheduler place the processes. By default each
 #                 server runs on the last CPU this script may use and each client on the
 #                 others (taskset, as iperf3 -A does): unpinned, the rounds of one run
-#                 varied far more (docs/BENCHMARKS.md, 2026-12-03 22:20 UTC)
+#                 varied far more (docs/BENCHMARKS.md, the section of 2026-12-03 22:19)
 #   --pin         pin without --compare too
 #
 # Builds the release binaries, then for every scenario (protocol x QoS x threads x size)
@@ -123,7 +123,11 @@ if [[ $pin -eq 1 ]]; then
     fi
 fi
 server_pin=() client_pin=()
-[[ -n "$server_cpus" ]] && server_pin=(taskset -c "$server_cpus") && client_pin=(taskset -c "$client_cpus")
+if [[ -n "$server_cpus" ]]; then
+    server_pin=(taskset -c "$server_cpus")
+    client_pin=(taskset -c "$client_cpus")
+    echo "pinning: clients on CPU $client_cpus, servers on CPU $server_cpus (--no-pin to let them float)" >&2
+fi
 command -v cargo >/dev/null || { echo "error: cargo is needed to build the binaries" >&2; exit 2; }
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
