@@ -284,6 +284,24 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    /// The record of a message stored at `span` and stamped `timestamp_us`, first written in
+    /// datagram `tx` at `sent_time`, in `state`.
+    pub(super) fn first_write(
+        span: Span,
+        timestamp_us: u64,
+        (tx, sent_time): (u64, SentTime),
+        state: State,
+    ) -> Self {
+        Self {
+            span,
+            timestamp_us,
+            sent_time,
+            tx,
+            retries: 0,
+            state,
+        }
+    }
+
     /// Records a resend in datagram `tx` at `now`.
     pub(super) fn mark_resent(&mut self, tx: u64, now: SentTime, reliable: bool) {
         self.tx = tx;
@@ -324,8 +342,8 @@ pub(super) struct Window {
     /// ID of `entries[0]`.
     base: u64,
     /// The messages after those with records, written once and described by runs
-    /// (`written.rs`). Only a reliable sender's messages stay there: without QoS a message
-    /// gets its record when written, and nothing is ever in a run.
+    /// (`written.rs`): a reliable sender's messages stored in their wire form. Without QoS,
+    /// and stored bare, a message gets its record when written (`take_written`).
     written: WrittenRuns,
     /// The messages after the written ones, in ID order.
     unsent: VecDeque<Stretch>,
@@ -621,10 +639,6 @@ impl Window {
     ) {
         debug_assert_eq!(first, self.unsent_start(), "written in ID order");
         let state = State::after_writing(reliable);
-        if count == 1 {
-            self.mark_first_unsent_written(tx, now, state);
-            return;
-        }
         let mut left = usize::try_from(count).expect("at most the unsent messages");
         while left > 0 {
             let front = self.unsent.front().expect("at most the unsent messages");
@@ -649,15 +663,6 @@ impl Window {
         }
         self.unsent_len -= taken;
         taken_from
-    }
-
-    /// Records the first transmission of the first unsent message, in datagram `tx` at
-    /// `now`, in `state`. Apart from the general path (a frame's first message, and every
-    /// message that fills a datagram alone, take this one), whose setup cost the load client
-    /// a tenth more instructions a message with 1,024-byte messages.
-    #[inline]
-    fn mark_first_unsent_written(&mut self, tx: u64, now: SentTime, state: State) {
-        self.take_written(1, tx, now, state);
     }
 
     /// Takes the first `taken` unsent messages (at most the first stretch's), written in
@@ -686,14 +691,7 @@ impl Window {
         if self.written.len() > 0 {
             self.make_records_through(self.unsent_start());
         }
-        let record = |span| Entry {
-            span,
-            timestamp_us,
-            sent_time: now,
-            tx,
-            retries: 0,
-            state,
-        };
+        let record = |span| Entry::first_write(span, timestamp_us, (tx, now), state);
         // One alone (a bare message fills its datagram) is pushed, not extended with: the
         // deque's `extend` is a call of 50 instructions.
         if taken == 1 {
@@ -719,7 +717,7 @@ impl Window {
             self.entry_mut(id).mark_resent(tx, now, reliable);
         } else {
             debug_assert_eq!(id, self.unsent_start(), "written in ID order");
-            self.mark_first_unsent_written(tx, now, State::after_writing(reliable));
+            self.take_written(1, tx, now, State::after_writing(reliable));
         }
     }
 

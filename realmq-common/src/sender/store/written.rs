@@ -41,14 +41,12 @@ impl WrittenRun {
 
     /// The record of the run's message `k`.
     pub(super) fn record(&self, k: usize) -> Entry {
-        Entry {
-            span: self.first.after(k),
-            timestamp_us: self.timestamp_us,
-            sent_time: self.sent_time,
-            tx: self.tx,
-            retries: 0,
-            state: self.state,
-        }
+        Entry::first_write(
+            self.first.after(k),
+            self.timestamp_us,
+            (self.tx, self.sent_time),
+            self.state,
+        )
     }
 
     /// Whether `next`, written right after this run, continues it: the same datagram and
