@@ -20,6 +20,8 @@ const BUFFER_BYTES: usize = 64 * 1024;
 pub struct RecvBatch {
     buffers: Vec<Vec<u8>>,
     metas: Vec<RecvMeta>,
+    /// Whether the last [`recv`](Self::recv) filled every buffer.
+    filled: bool,
 }
 
 impl Default for RecvBatch {
@@ -35,6 +37,7 @@ impl RecvBatch {
         Self {
             buffers: (0..n).map(|_| vec![0; BUFFER_BYTES]).collect(),
             metas: vec![RecvMeta::default(); n],
+            filled: false,
         }
     }
 
@@ -55,7 +58,9 @@ impl RecvBatch {
             None => IoSliceMut::new(&mut []),
         });
         let n = self.metas.len();
+        self.filled = false;
         let messages = state.recv(UdpSockRef::from(socket), &mut slices[..n], &mut self.metas)?;
+        self.filled = messages == n;
         let mut datagrams = 0;
         for (meta, buf) in self.metas.iter().zip(&self.buffers).take(messages) {
             let stride = meta.stride.max(1);
@@ -65,5 +70,56 @@ impl RecvBatch {
             }
         }
         Ok(datagrams)
+    }
+
+    /// Whether the last [`recv`](Self::recv) filled every buffer. One that did not found
+    /// the socket's queue empty: with edge-triggered readiness (mio's) a caller may stop
+    /// reading there instead of asking again for `WouldBlock`, since whatever arrives later
+    /// raises a new event.
+    pub fn filled(&self) -> bool {
+        self.filled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::socket::{bind_udp, connect_udp};
+
+    /// Sends `count` datagrams from their own sockets (GRO coalesces only one sender's) and
+    /// reads once with a batch of `buffers`: how many it read and whether it filled the batch.
+    fn read_once(count: usize, buffers: usize) -> (usize, bool) {
+        let server = bind_udp("127.0.0.1:0".parse().unwrap(), 0).unwrap();
+        let to = server.local_addr().unwrap();
+        let state = UdpSocketState::new(UdpSockRef::from(&server)).unwrap();
+        let senders: Vec<_> = (0..count).map(|_| connect_udp(to, 0).unwrap()).collect();
+        for sender in &senders {
+            assert_eq!(sender.send(b"hello").unwrap(), 5);
+        }
+        // Loopback queues a datagram before `send` returns; the wait covers a kernel that
+        // is slower about it.
+        let mut server = server;
+        let mut poll = mio::Poll::new().unwrap();
+        let token = mio::Token(0);
+        poll.registry()
+            .register(&mut server, token, mio::Interest::READABLE)
+            .unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        assert!(!events.is_empty(), "nothing arrived within 10 s");
+        let mut batch = RecvBatch::new(buffers);
+        let read = batch
+            .recv(&state, &server, |_, _, d| assert_eq!(d, b"hello"))
+            .unwrap();
+        (read, batch.filled())
+    }
+
+    #[test]
+    fn a_read_that_leaves_buffers_empty_says_the_batch_was_not_filled() {
+        let (read, filled) = read_once(1, 4);
+        assert_eq!((read, filled), (1, false));
+        let (read, filled) = read_once(3, 2);
+        assert_eq!((read, filled), (2, true), "two buffers, three waiting");
     }
 }
