@@ -6,7 +6,7 @@ use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{
     ack, AckSummary, Bye, DataFrame, DataWriter, Frame, Heartbeat, Hello, Message, MessageIndex,
-    Retry, Stop, Welcome,
+    Retry, Stop, StoredRun, Welcome,
 };
 use crate::header::{Flags, Header, PacketKind, HEADER_LEN};
 
@@ -232,6 +232,12 @@ impl<'a> DatagramWriter<'a> {
     /// Starts a DATA frame with its first message; push more onto the returned writer.
     pub fn data(&mut self, first: Message<'_>) -> Result<DataWriter<'_, 'a>, EncodeError> {
         DataWriter::begin(&mut self.w, first)
+    }
+
+    /// Starts a DATA frame with a run of consecutive messages in their stored form, in one
+    /// copy; push more onto the returned writer. All or nothing.
+    pub fn data_run(&mut self, run: StoredRun<'_>) -> Result<DataWriter<'_, 'a>, EncodeError> {
+        DataWriter::begin_run(&mut self.w, run)
     }
 
     /// Sets `flags` in the header already written (e.g. `ACK_NOW`, once the sender knows the

@@ -96,6 +96,15 @@ pub enum EncodeError {
         /// The run's first ID.
         id: u64,
     },
+    /// A stored run to begin a DATA frame with holds no message, more than a frame can, or
+    /// fewer bytes than its first payload.
+    #[error("a stored run of {count} messages in {len} bytes cannot begin a DATA frame")]
+    BadRun {
+        /// Messages the run claimed.
+        count: u64,
+        /// Its bytes.
+        len: usize,
+    },
     /// ACK ranges must be given newest first, disjoint and not adjacent.
     #[error("ACK ranges are not strictly descending and separated")]
     BadAckRanges,

@@ -34,10 +34,10 @@ pub use datagram::{
 pub use error::{DecodeError, EncodeError};
 pub use frame::{
     ack::{ack_encoded_len, ack_head_len, ack_range_len},
-    frame_type, AckFrame, AckRanges, AckSummary, Bye, DataFrame, DataWriter, EncodedRun,
-    FollowingPrefix, Frame, Heartbeat, Hello, IndexedMessage, Message, MessageIndex, MessageRun,
-    Messages, Retry, Stop, Welcome, MAX_CLOCK_OFFSET_US, MAX_FOLLOWING_PREFIX,
-    MAX_INDEXED_MESSAGES, MAX_MESSAGES_PER_FRAME, MAX_TOKEN_LEN,
+    data_head_len, frame_type, AckFrame, AckRanges, AckSummary, Bye, DataFrame, DataWriter,
+    EncodedRun, FollowingPrefix, Frame, Heartbeat, Hello, IndexedMessage, Message, MessageIndex,
+    MessageRun, Messages, Retry, Stop, StoredRun, Welcome, MAX_CLOCK_OFFSET_US,
+    MAX_FOLLOWING_PREFIX, MAX_INDEXED_MESSAGES, MAX_MESSAGES_PER_FRAME, MAX_TOKEN_LEN,
 };
 pub use header::{field as header_field, Flags, Header, PacketKind, HEADER_LEN, MAGIC, VERSION};
 pub use id::MAX_MESSAGE_ID;

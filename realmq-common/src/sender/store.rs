@@ -27,7 +27,7 @@
 
 use std::collections::VecDeque;
 
-use realmq_proto::{FollowingPrefix, MAX_FOLLOWING_PREFIX};
+use realmq_proto::{data_head_len, FollowingPrefix, StoredRun, MAX_FOLLOWING_PREFIX};
 
 use super::congestion::MESSAGE_OVERHEAD;
 use super::fill::FillPayload;
@@ -367,6 +367,17 @@ pub(super) struct FirstTransmissions {
     pub(super) highest: (u64, SentTime),
 }
 
+/// A run of new messages found by [`Window::frame_run`], to begin a DATA frame with.
+#[derive(Debug)]
+pub(super) struct FrameRun<'a> {
+    /// The messages, as the frame takes them.
+    pub(super) stored: StoredRun<'a>,
+    /// What they add to the bytes in flight.
+    pub(super) flight: usize,
+    /// Whether a limit ended the run (see [`Run::limited`]).
+    pub(super) limited: bool,
+}
+
 /// A run of new messages found by [`Window::run`]: consecutive IDs, stored back to back.
 #[derive(Debug)]
 pub(super) struct Run<'a> {
@@ -586,7 +597,10 @@ impl Window {
         let mut limited = true;
         // Where the next message of the run must start: right behind the one before.
         let mut previous_end = self.unsent.front().map_or(0, |s| s.first.offset as usize);
-        for stretch in &self.unsent {
+        // By index: the run mostly ends in the first stretch, and the deque's iterator cost
+        // more to set up than that stretch to take.
+        for i in 0..self.unsent.len() {
+            let stretch = &self.unsent[i];
             if count == limit {
                 break;
             }
@@ -625,6 +639,64 @@ impl Window {
             flight,
             limited,
         }
+    }
+
+    /// The longest run from `first`, the first message never written, that begins a DATA
+    /// frame in `room` bytes (the frame's head included), with [`run`](Self::run)'s other
+    /// limits: the first message's payload and the others' stored forms, in one piece of the
+    /// ring; a message stored bare goes alone. `None` if not even the first message fits.
+    pub(super) fn frame_run(
+        &self,
+        first: u64,
+        room: usize,
+        flight_budget: usize,
+        max_count: u64,
+    ) -> Option<FrameRun<'_>> {
+        let front = self.unsent.front()?;
+        let (span, timestamp_us) = (front.first, front.timestamp_us);
+        let head = data_head_len(first, timestamp_us, span.len()).ok()?;
+        if !span.has_prefix() {
+            // Stored bare (a large message), it goes alone: no run follows it.
+            let cost = span.len() + MESSAGE_OVERHEAD;
+            let left = room.checked_sub(head + span.len())?;
+            if cost > flight_budget || max_count == 0 {
+                return None;
+            }
+            return Some(FrameRun {
+                stored: StoredRun {
+                    first_id: first,
+                    first_timestamp_us: timestamp_us,
+                    first_len: span.len(),
+                    bytes: self.ring.get(span),
+                    count: 1,
+                    last_timestamp_us: timestamp_us,
+                },
+                flight: cost,
+                // The next message, as large and behind a prefix of 3 bytes at least, does
+                // not fit: the frame is full.
+                limited: front.count > 1 && left < span.len() + 3,
+            });
+        }
+        // The run counts the first message's stored prefix; the frame writes its head instead.
+        let prefix = usize::from(span.prefix);
+        let run = self.run(
+            first,
+            (room + prefix).checked_sub(head)?,
+            flight_budget,
+            max_count,
+        );
+        (run.count > 0).then(|| FrameRun {
+            stored: StoredRun {
+                first_id: first,
+                first_timestamp_us: timestamp_us,
+                first_len: span.len(),
+                bytes: &run.bytes[prefix..],
+                count: run.count,
+                last_timestamp_us: run.last_timestamp_us,
+            },
+            flight: run.flight,
+            limited: run.limited,
+        })
     }
 
     /// Records the first transmission of the `count` messages from `first` on, the first

@@ -850,3 +850,79 @@ fn stored_runs_come_out_as_the_messages_sent() {
         );
     }
 }
+
+/// A datagram ends only where the next new message would not fit: neither the room left nor
+/// the congestion window would take it. Runs of small messages, large ones stored bare
+/// between them and the storage ring's wrap-around all end frames where the writer must
+/// look further than the run it began with.
+#[test]
+fn a_datagram_ends_only_where_the_next_message_does_not_fit() {
+    use realmq_proto::FollowingPrefix;
+    use std::collections::BTreeMap;
+
+    use super::congestion::MESSAGE_OVERHEAD;
+
+    let t0 = Instant::now();
+    let config = SenderConfig {
+        window_bytes: 5000,
+        ..SenderConfig::default()
+    };
+    let max = config.max_datagram_size;
+    let mut s = Sender::new(config, t0).unwrap();
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut stored: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
+    let mut timestamp = 1_000u64;
+    let (mut datagrams, mut checked) = (0, 0);
+    for round in 0..200 {
+        let now = t0 + MS * round;
+        loop {
+            if rng.u8(0..3) == 0 {
+                timestamp += rng.u64(0..100_000);
+            }
+            let len = match rng.u8(0..10) {
+                0 => rng.usize(256..700),
+                1..=3 => rng.usize(0..120),
+                _ => 64,
+            };
+            match s.send(timestamp, &vec![7; len]) {
+                Ok(id) => stored.insert(id, (timestamp, len)),
+                Err(EnqueueError::Backpressure) => break,
+                Err(e) => panic!("{e}"),
+            };
+        }
+        loop {
+            let mut buf = [0u8; 2048];
+            let mut w = DatagramWriter::new(&mut buf, max, Header::session(1)).unwrap();
+            let (window, in_flight) = s.congestion_window();
+            if s.write_data(now, &mut w) == 0 {
+                break;
+            }
+            datagrams += 1;
+            let room = max - w.finish();
+            let (_, in_flight_after) = s.congestion_window();
+            let last = s.largest_sent().unwrap();
+            let Some(&(next_ts, next_len)) = stored.get(&(last + 1)) else {
+                continue;
+            };
+            let cost = FollowingPrefix::new(stored[&last].0, next_ts, next_len)
+                .unwrap()
+                .len()
+                + next_len;
+            let fits_window =
+                in_flight == 0 || in_flight_after + next_len + MESSAGE_OVERHEAD <= window;
+            assert!(
+                cost > room || !fits_window,
+                "datagram {datagrams} ended before message {} ({next_len} bytes) with {room} \
+                 bytes left",
+                last + 1
+            );
+            checked += 1;
+        }
+        let acked = s.largest_sent().unwrap();
+        ack(&mut s, now, &[0..=acked], 0).unwrap();
+    }
+    assert!(
+        checked > 500,
+        "{checked} datagrams were followed by a message"
+    );
+}

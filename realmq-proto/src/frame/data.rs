@@ -468,6 +468,63 @@ impl<'w, 'b> DataWriter<'w, 'b> {
         })
     }
 
+    /// Starts a frame with a run of consecutive messages in their stored form, in one copy:
+    /// the frame's head, then `run.bytes` (the first payload and the rest of the run). All
+    /// or nothing. Gives the same bytes as [`begin`](Self::begin) with the first message and
+    /// [`push_run`](Self::push_run) with the others.
+    pub(crate) fn begin_run(
+        w: &'w mut Writer<'b>,
+        run: StoredRun<'_>,
+    ) -> Result<Self, EncodeError> {
+        let head_len = data_head_len(run.first_id, run.first_timestamp_us, run.first_len)?;
+        if run.count == 0 || run.count > MAX_MESSAGES_PER_FRAME || run.first_len > run.bytes.len() {
+            return Err(EncodeError::BadRun {
+                count: run.count,
+                len: run.bytes.len(),
+            });
+        }
+        let last_id = run.first_id + (run.count - 1);
+        if last_id > MAX_MESSAGE_ID {
+            return Err(EncodeError::IdOutOfRange(last_id));
+        }
+        w.reserve(head_len + run.bytes.len())?;
+        #[cfg(debug_assertions)]
+        if run.count > 1 {
+            debug_check_run(&EncodedRun {
+                bytes: &run.bytes[run.first_len..],
+                count: run.count - 1,
+                first_id: run.first_id + 1,
+                previous_timestamp_us: run.first_timestamp_us,
+                last_timestamp_us: run.last_timestamp_us,
+            });
+        }
+        // The head in one piece: a write per field, each checking its room, cost more than
+        // the rest of a datagram's framing.
+        let mut head = [0u8; MAX_DATA_HEAD];
+        let id_len = id::id_len(run.first_id);
+        head[0] = frame_type::DATA | (id_len as u8 - 1);
+        head[1..1 + id_len].copy_from_slice(&run.first_id.to_be_bytes()[8 - id_len..]);
+        let mut at = 1 + id_len;
+        let ts_len = vlen(run.first_timestamp_us)?;
+        varint::write_with_len(run.first_timestamp_us, ts_len, &mut head[at..]);
+        at += ts_len;
+        let count_at = w.len() + at;
+        varint::write_with_len(run.count, COUNT_LEN, &mut head[at..]);
+        at += COUNT_LEN;
+        let first_len = run.first_len as u64;
+        varint::write_with_len(first_len, vlen(first_len)?, &mut head[at..]);
+        debug_assert_eq!(head_len, at + vlen(first_len)?);
+        w.slice(&head[..head_len])?;
+        w.slice(run.bytes)?;
+        Ok(Self {
+            w,
+            count_at,
+            count: run.count,
+            previous_id: last_id,
+            previous_ts: run.last_timestamp_us,
+        })
+    }
+
     /// Messages in the frame so far.
     pub fn count(&self) -> u64 {
         self.count
@@ -621,6 +678,45 @@ impl FollowingPrefix {
         varint::write_with_len(self.delta, delta_len, &mut out[1..]);
         varint::write_with_len(self.payload_len, len_len, &mut out[1 + delta_len..]);
     }
+}
+
+/// The longest head of a DATA frame before its first payload: the type byte, an 8-byte ID,
+/// an 8-byte timestamp, the 2-byte count and an 8-byte payload length.
+const MAX_DATA_HEAD: usize = 1 + 8 + 8 + COUNT_LEN + 8;
+
+/// Bytes a DATA frame takes before its first payload, the first message being `first_id`,
+/// stamped `first_timestamp_us`, of `first_len` bytes: what a frame begun with a
+/// [`StoredRun`] adds to the run's bytes beyond the first message's stored prefix.
+pub fn data_head_len(
+    first_id: u64,
+    first_timestamp_us: u64,
+    first_len: usize,
+) -> Result<usize, EncodeError> {
+    check_message(&Message {
+        id: first_id,
+        timestamp_us: first_timestamp_us,
+        payload: &[],
+    })?;
+    Ok(1 + id::id_len(first_id) + vlen(first_timestamp_us)? + COUNT_LEN + vlen(first_len as u64)?)
+}
+
+/// Consecutive messages stored in their wire form, to begin a DATA frame with
+/// ([`crate::DatagramWriter::data_run`]): the first one's payload, then every further one's
+/// [`FollowingPrefix`] and payload, back to back.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRun<'a> {
+    /// The first message's ID; the others follow one by one.
+    pub first_id: u64,
+    /// The first message's timestamp, the frame's base.
+    pub first_timestamp_us: u64,
+    /// The first message's payload length: its payload is `bytes[..first_len]`.
+    pub first_len: usize,
+    /// The first payload, then the further messages in their following form.
+    pub bytes: &'a [u8],
+    /// How many messages, at least one.
+    pub count: u64,
+    /// The last message's timestamp.
+    pub last_timestamp_us: u64,
 }
 
 /// Consecutive messages in their encoded form, for [`DataWriter::push_run`].
