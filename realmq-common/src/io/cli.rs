@@ -33,8 +33,9 @@ impl Protocol {
 /// Flags both binaries share.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// Transport: `udp` (RealMQ sessions with QoS) or `tcp` (the baseline: length-prefixed
-    /// messages over one TCP connection per client thread). Both ends must agree.
+    /// Transport: `udp` (RealMQ sessions, with QoS unless the client says `--no-qos`), `tcp`
+    /// (the baseline: length-prefixed messages over one TCP connection per client thread) or
+    /// `raw` (the ceiling: UDP with no protocol). Both ends must agree.
     #[arg(long, value_enum, default_value_t = Protocol::Udp)]
     pub protocol: Protocol,
 
