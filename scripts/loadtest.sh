@@ -3,7 +3,7 @@
 #
 # Usage: scripts/loadtest.sh [--quick] [--messages N | --duration SECS] [--rate N] [--psk]
 #                            [--only REGEX] [--out DIR] [--socket-buffer BYTES]
-#                            [--busy-poll DURATION]
+#                            [--busy-poll DURATION] [--datagram-size BYTES]
 #
 #   --quick       200000 messages per scenario (default: 1000000; with --compare 10000000)
 #   --messages N  N messages per scenario
@@ -13,6 +13,8 @@
 #   --socket-buffer BYTES  SO_RCVBUF/SO_SNDBUF asked on both ends (default: the binaries' 4M)
 #   --busy-poll D every server (RealMQ, raw UDP and TCP alike) keeps polling for D (e.g.
 #                 100us) after its last arrival before sleeping (realmq-server --busy-poll)
+#   --datagram-size BYTES  UDP datagrams of up to BYTES (realmq-client --datagram-size, for
+#                 RealMQ and raw UDP alike; e.g. 8972 for jumbo frames; default 1472)
 #   --psk         add scenarios with authenticated sessions (udp-psk-*: a fresh random
 #                 --psk-file on both ends)
 #   --only REGEX  run only the scenarios whose name matches (e.g. 'udp-(qos|psk)-t1')
@@ -47,6 +49,7 @@ rate=0
 duration=""
 buffer=()
 busy_poll=()
+datagram=()
 pin=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -76,6 +79,11 @@ while [[ $# -gt 0 ]]; do
         --busy-poll)
             [[ $# -ge 2 ]] || { echo "error: --busy-poll needs a duration (e.g. 100us)" >&2; exit 2; }
             busy_poll=(--busy-poll "$2")
+            shift
+            ;;
+        --datagram-size)
+            [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || { echo "error: --datagram-size needs a whole number of bytes" >&2; exit 2; }
+            datagram=(--datagram-size "$2")
             shift
             ;;
         --rate)
@@ -193,6 +201,7 @@ run_scenario() {
     [[ "$qos" == noqos ]] && args+=(--no-qos)
     [[ "$qos" == ping ]] && args+=(--ping)
     args+=("${key[@]}" "${buffer[@]}")
+    [[ "$protocol" != tcp ]] && args+=("${datagram[@]}")
     # In the background with `wait`, so that a signal to this script runs its trap at once
     # (bash defers traps until a foreground child ends).
     "${client_pin[@]}" "$bin/realmq-client" "${args[@]}" >"$dir/client.json" 2>"$dir/client.log" &

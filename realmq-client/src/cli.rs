@@ -8,6 +8,7 @@ use realmq_common::io::cli::{
     parse_bytes, parse_count, parse_rate, parse_seconds, parse_seconds_or_zero, CommonArgs,
 };
 use realmq_common::io::Protocol;
+use realmq_proto::{DEFAULT_MAX_DATAGRAM, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE};
 
 use crate::{RunInfo, WorkerConfig};
 
@@ -57,6 +58,17 @@ pub struct Args {
     #[arg(short, long, value_name = "BYTES", default_value = "64",
           allow_negative_numbers = true, value_parser = parse_size)]
     pub size: u32,
+
+    /// The largest UDP datagram to send, in bytes of UDP payload (300-65507). The default is
+    /// one Ethernet MTU's (1500 less 28 bytes of IPv4 and UDP headers); jumbo frames take
+    /// 8972, loopback up to 65507. Never more than the kernel's path MTU to the server
+    /// allows. Larger datagrams carry more messages each, and larger ones (UDP and raw; TCP
+    /// has its own segments).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DATAGRAM as u32,
+          allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32)
+              .range(MIN_DATAGRAM_SIZE as i64..=MAX_DATAGRAM_SIZE as i64))]
+    pub datagram_size: u32,
 
     /// Messages per second in total, split across threads (suffixes K, M); 0 sends as fast
     /// as the send window (UDP) or the connection (TCP) allows.
@@ -157,11 +169,11 @@ impl Args {
                 )
                 .exit();
         }
-        let max = crate::max_payload(args.common.psk_file.is_some());
+        let max = crate::max_payload(args.datagram_size as usize, args.common.psk_file.is_some());
         if args.common.protocol == Protocol::Udp && args.size as usize > max {
             let message = format!(
-                "--size {} does not fit in one UDP datagram: at most {max} bytes",
-                args.size
+                "--size {} does not fit in one {}-byte UDP datagram: at most {max} bytes",
+                args.size, args.datagram_size
             );
             Self::command()
                 .error(clap::error::ErrorKind::ValueValidation, message)
@@ -212,6 +224,7 @@ impl Args {
                 liveness: self.common.liveness_options(),
                 clock_skew_us: 0,
                 on_off: self.on_off,
+                datagram_size: self.datagram_size as usize,
             })
             .collect()
     }

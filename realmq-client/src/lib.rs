@@ -27,6 +27,17 @@ use realmq_common::io::{Protocol, Shutdown};
 pub use summary::{ClientSummary, Progress, RunInfo, ThreadResult};
 pub use udp::max_payload;
 
+/// Most datagrams in one segmented send (UDP GSO): 44 full 1472-byte datagrams stay under
+/// the 65,507 bytes one send may carry.
+pub(crate) const MAX_SEGMENTS: usize = 44;
+
+/// Datagrams of `datagram_size` bytes one segmented send carries: at most
+/// [`MAX_SEGMENTS`], and together at most [`realmq_proto::MAX_DATAGRAM_SIZE`] bytes (the
+/// kernel refuses a larger send), so 7 of 8972-byte jumbo datagrams and 1 of the largest.
+pub(crate) fn segments_per_send(datagram_size: usize) -> usize {
+    (realmq_proto::MAX_DATAGRAM_SIZE / datagram_size.max(1)).clamp(1, MAX_SEGMENTS)
+}
+
 /// What one sender thread is to do.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -72,6 +83,9 @@ pub struct WorkerConfig {
     /// Bursty load (`--on-off`): send for the first duration, pause for the second, over
     /// and over (UDP); `None` sends without pauses.
     pub on_off: Option<(std::time::Duration, std::time::Duration)>,
+    /// The largest UDP datagram to send, in bytes of UDP payload (`--datagram-size`; UDP and
+    /// raw): less where the path's MTU is smaller.
+    pub datagram_size: usize,
 }
 
 impl WorkerConfig {
@@ -98,6 +112,7 @@ impl WorkerConfig {
             liveness: Default::default(),
             clock_skew_us: 0,
             on_off: None,
+            datagram_size: realmq_proto::DEFAULT_MAX_DATAGRAM,
         }
     }
 

@@ -13,16 +13,13 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use realmq_common::io::raw::{messages_per_datagram, write_data, RawDatagram};
 use realmq_common::io::{socket, Outbox, Shutdown};
 use realmq_common::payload_stamp::Stamper;
-use realmq_proto::DEFAULT_MAX_DATAGRAM;
 
 use crate::pacing::TokenBucket;
 use crate::summary::{Progress, ThreadResult};
-use crate::{random_payload, WorkerConfig};
+use crate::{random_payload, segments_per_send, WorkerConfig};
 
 const WAKER: Token = Token(0);
 const SOCKET: Token = Token(1);
-/// Datagrams per segmented send, as the RealMQ client.
-const MAX_SEGMENTS: usize = 44;
 /// How often END is repeated while no COUNT came back.
 const END_EVERY: Duration = Duration::from_millis(100);
 
@@ -43,11 +40,11 @@ pub(crate) fn send_raw(
         .context("cannot register the UDP socket")?;
     let mut outbox = Outbox::new(&socket).context("cannot set up the UDP socket")?;
     // As RealMQ's sessions do, no larger than the path to the server carries.
-    let datagram_size = socket::datagram_size(&socket, DEFAULT_MAX_DATAGRAM);
+    let datagram_size = socket::datagram_size(&socket, config.datagram_size);
     let per_datagram = messages_per_datagram(config.size, datagram_size);
     let full = realmq_common::io::raw::DATA_HEADER
         + per_datagram * (config.size + realmq_common::io::raw::MESSAGE_OVERHEAD);
-    let segments = outbox.max_segments().clamp(1, MAX_SEGMENTS);
+    let segments = outbox.max_segments().clamp(1, segments_per_send(full));
     let mut tx = vec![0u8; segments * full];
     let payload = random_payload(config.size, config.index);
     let stamper = Stamper::new(&payload);

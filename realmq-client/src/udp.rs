@@ -25,11 +25,11 @@ use realmq_common::io::{
 use realmq_common::liveness::PauseWatch;
 use realmq_common::payload_stamp::{StampedCopies, Stamper};
 use realmq_common::stats::merge_latency;
-use realmq_proto::{DEFAULT_MAX_DATAGRAM, MAX_FOLLOWING_PREFIX, MIN_DATAGRAM_SIZE};
+use realmq_proto::{MAX_FOLLOWING_PREFIX, MIN_DATAGRAM_SIZE};
 
 use crate::stall::{StallWatch, STALL_WARNING};
 use crate::summary::{Progress, ThreadResult};
-use crate::{random_payload, WorkerConfig};
+use crate::{random_payload, segments_per_send, WorkerConfig};
 
 /// The token of the waker that interrupts `poll` on shutdown.
 const WAKER: Token = Token(0);
@@ -48,12 +48,9 @@ const SEND_BUDGET: usize = 512;
 const BUSY_WAIT_EVERY: Duration = Duration::from_millis(1);
 /// Messages per receive call on a client thread (64 KiB of buffer each).
 const CLIENT_RECV_MESSAGES: usize = 4;
-/// Most datagrams in one segmented send: 44 full 1472-byte datagrams stay under UDP's
-/// 64 KiB limit on one send.
-const MAX_SEGMENTS: usize = 44;
 
 /// Messages offered to the session per pass at full speed: about [`PASS_BYTES`] of messages,
-/// rounded down to whole segmented sends of [`MAX_SEGMENTS`] full datagrams, and at least
+/// rounded down to whole segmented sends of `segments` full datagrams, and at least
 /// one such send. `max_payload` is the most one datagram carries as one message
 /// ([`Client::max_payload`]): a datagram holds that one and, behind it, as many more as fit
 /// with [`MESSAGE_FRAMING`] each (an estimate: a message's own framing is its worst case).
@@ -65,9 +62,9 @@ const MAX_SEGMENTS: usize = 44;
 /// left the cache; a pass that ended in a part of a send (3,855 64-byte messages: four sends
 /// of 44 datagrams and one of 8) made a fifth system call for a twentieth of the messages,
 /// and cost the client a tenth more system time (`docs/BENCHMARKS.md`).
-fn send_batch(size: usize, max_payload: usize) -> u64 {
+fn send_batch(size: usize, max_payload: usize, segments: usize) -> u64 {
     let per_datagram = 1 + max_payload.saturating_sub(size) / (size + MESSAGE_FRAMING);
-    let per_send = per_datagram * MAX_SEGMENTS;
+    let per_send = per_datagram * segments;
     let sends = (PASS_BYTES / (per_send * (size + MESSAGE_FRAMING))).max(1);
     (sends * per_send) as u64
 }
@@ -97,10 +94,13 @@ pub(crate) fn client_config(config: &WorkerConfig, datagram_size: usize) -> Clie
     }
 }
 
-/// The largest `--size` the session layer takes over UDP (one message per datagram).
-/// With `authenticated` (a pre-shared key), each datagram's tag takes room too.
-pub fn max_payload(authenticated: bool) -> usize {
-    Client::max_payload(&ClientConfig::default(), authenticated)
+/// The largest `--size` the session layer takes over UDP in datagrams of `datagram_size`
+/// bytes (one message per datagram). With `authenticated` (a pre-shared key), each
+/// datagram's tag takes room too.
+pub fn max_payload(datagram_size: usize, authenticated: bool) -> usize {
+    let mut config = ClientConfig::default();
+    config.sender.max_datagram_size = datagram_size;
+    Client::max_payload(&config, authenticated)
 }
 
 struct Worker<'a> {
@@ -109,10 +109,12 @@ struct Worker<'a> {
     poll: Poll,
     client: Client,
     loss: DropSim,
-    /// Room for one segmented send: [`MAX_SEGMENTS`] datagrams of `datagram_size`.
+    /// Room for one segmented send: `segments` datagrams of `datagram_size`.
     tx: Vec<u8>,
     /// The session's datagram size: every full DATA datagram has exactly this length.
     datagram_size: usize,
+    /// Datagrams per segmented send ([`segments_per_send`]).
+    segments: usize,
     /// The largest message one of those datagrams carries ([`Client::max_payload`]).
     max_payload: usize,
     outbox: Outbox,
@@ -170,17 +172,18 @@ impl SocketErrors {
     }
 }
 
-/// The session's datagram size: one Ethernet MTU's UDP payload ([`DEFAULT_MAX_DATAGRAM`]),
-/// or less where the kernel knows the path to the server to be narrower
+/// The session's datagram size: `--datagram-size` (by default one Ethernet MTU's UDP
+/// payload, [`realmq_proto::DEFAULT_MAX_DATAGRAM`]), or less where the kernel knows the path to the server to be narrower
 /// ([`socket::datagram_size`]: a VPN, PPPoE, a tunnel); and the largest message one such
 /// datagram carries ([`Client::max_payload`]). Fails, saying why, when that leaves too little
 /// room for the handshake or for one `--size` message.
 fn datagram_size(socket: &UdpSocket, config: &WorkerConfig) -> anyhow::Result<(usize, usize)> {
-    let size = socket::datagram_size(socket, DEFAULT_MAX_DATAGRAM);
-    if size < DEFAULT_MAX_DATAGRAM && config.index == 0 {
+    let preferred = config.datagram_size;
+    let size = socket::datagram_size(socket, preferred);
+    if size < preferred && config.index == 0 {
         log::info!(
-            "the path MTU to {} leaves {size}-byte UDP datagrams: sending those (the default \
-             is {DEFAULT_MAX_DATAGRAM})",
+            "the path MTU to {} leaves {size}-byte UDP datagrams: sending those (asked for \
+             {preferred})",
             config.server
         );
     }
@@ -246,10 +249,11 @@ pub(crate) fn send_session(
         poll,
         client,
         loss: DropSim::new(config.simulate_loss, config.loss_seed),
-        tx: vec![0; MAX_SEGMENTS * datagram_size],
+        tx: vec![0; segments_per_send(datagram_size) * datagram_size],
         outbox,
         batch: RecvBatch::new(CLIENT_RECV_MESSAGES),
         datagram_size,
+        segments: segments_per_send(datagram_size),
         max_payload,
         session_id: None,
         refused_before_session: 0,
@@ -377,7 +381,7 @@ impl Worker<'_> {
                 let batch = if self.config.ping {
                     1
                 } else {
-                    send_batch(self.config.size, self.max_payload)
+                    send_batch(self.config.size, self.max_payload, self.segments)
                 };
                 let granted = pacer.take(now, self.budget(now).min(batch));
                 let session_id = self.client.session_id();
@@ -582,7 +586,7 @@ impl Worker<'_> {
         if self.outbox.flush(&self.socket) {
             done = false;
             let full = self.datagram_size;
-            let max_segments = self.outbox.max_segments().clamp(1, MAX_SEGMENTS);
+            let max_segments = self.outbox.max_segments().clamp(1, self.segments);
             let mut budget = SEND_BUDGET;
             while budget > 0 {
                 // One batch: datagrams written back to back into `tx`.
@@ -731,26 +735,34 @@ impl Worker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use realmq_proto::DEFAULT_MAX_DATAGRAM;
 
     #[test]
     fn a_pass_offers_whole_segmented_sends_of_about_a_quarter_mebibyte() {
-        let max = max_payload(false);
+        let max = max_payload(DEFAULT_MAX_DATAGRAM, false);
+        let segments = segments_per_send(DEFAULT_MAX_DATAGRAM);
+        assert_eq!(segments, 44);
         // 21 64-byte messages a datagram (as the session bench finds), 44 datagrams a send:
         // four sends.
-        assert_eq!(send_batch(64, max), 4 * 44 * 21);
+        assert_eq!(send_batch(64, max, segments), 4 * 44 * 21);
         // One 1,024-byte message a datagram: five sends.
-        assert_eq!(send_batch(1024, max), 5 * 44);
+        assert_eq!(send_batch(1024, max, segments), 5 * 44);
         // The largest messages, one a datagram: four sends.
-        assert_eq!(send_batch(max, max), 4 * 44);
-        // Datagrams so large that one send is more than a pass: one send.
-        assert_eq!(send_batch(60_000, 60_000), MAX_SEGMENTS as u64);
+        assert_eq!(send_batch(max, max, segments), 4 * 44);
+        // Datagrams so large that a send holds one of them: four sends.
+        assert_eq!(segments_per_send(60_004), 1);
+        assert_eq!(send_batch(60_000, 60_000, 1), 4);
+        // Jumbo datagrams (8972 bytes, seven a send): eight 1,024-byte messages in each.
+        let jumbo = max_payload(8972, false);
+        assert_eq!(segments_per_send(8972), 7);
+        assert_eq!(send_batch(1024, jumbo, 7), 4 * 7 * 8);
     }
 
     #[test]
     fn the_documented_size_limit_is_the_session_layers() {
         // `--size` help and docs/USAGE.md quote this number.
-        assert_eq!(max_payload(false), 1441);
-        assert_eq!(max_payload(true), 1417);
+        assert_eq!(max_payload(DEFAULT_MAX_DATAGRAM, false), 1441);
+        assert_eq!(max_payload(DEFAULT_MAX_DATAGRAM, true), 1417);
     }
 
     #[test]

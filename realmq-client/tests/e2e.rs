@@ -129,6 +129,33 @@ fn qos_delivers_every_message_with_one_thread() {
     assert_eq!(client["delivered"], 20_000);
 }
 
+/// Datagrams larger than the default (loopback carries up to 65,507 bytes): messages too
+/// large for a 1472-byte datagram go, and many small ones share one.
+#[test]
+fn larger_datagrams_carry_larger_and_more_messages() {
+    // In 1472-byte datagrams 20,000 messages of 64 bytes took at least 952.
+    for (size, datagram, most_datagrams) in [("5000", "8972", 40_000), ("64", "65507", 200)] {
+        let (client, server) = serve_and_send(
+            &["--exit-after-sessions", "1"],
+            &[
+                "--messages",
+                "20000",
+                "--size",
+                size,
+                "--datagram-size",
+                datagram,
+            ],
+        );
+        assert_all_delivered(&client, &server, 20_000);
+        assert_eq!(server["duplicates"], 0, "{size} in {datagram}");
+        let datagrams = client["datagrams_sent"].as_u64().unwrap();
+        assert!(
+            datagrams <= most_datagrams,
+            "{datagrams} datagrams of {datagram} bytes"
+        );
+    }
+}
+
 #[test]
 fn qos_delivers_every_message_with_four_threads() {
     let (client, server) = serve_and_send(
@@ -303,6 +330,9 @@ fn bad_flags_give_a_usage_error() {
         &["--server", "nowhere"],
         &["--messages", "10", "--duration", "1"],
         &["--size", "5000"],
+        &["--datagram-size", "299"],
+        &["--datagram-size", "65508"],
+        &["--size", "9000", "--datagram-size", "8972"],
     ] {
         let out = Proc::start("client", client_bin(), args).finish();
         assert_eq!(out.status.code(), Some(2), "{args:?}:\n{}", out.stderr);
