@@ -699,6 +699,26 @@ impl Window {
         })
     }
 
+    /// Records the first transmission without QoS of the `count` messages from `first` on,
+    /// the first never written, in datagram `tx` at `now`. The sender keeps only the newest
+    /// message written (for the tail probe, `unreliable.rs`): when nothing written before is
+    /// live, the messages before the newest are released at once rather than given records
+    /// that the same write pops.
+    pub(super) fn mark_run_released(&mut self, first: u64, count: u64, tx: u64, now: SentTime) {
+        debug_assert_eq!(first, self.unsent_start(), "written in ID order");
+        let mut left = usize::try_from(count).expect("at most the unsent messages");
+        while left > 0 {
+            let front = self.unsent.front().expect("at most the unsent messages");
+            let taken = left.min(front.count);
+            if taken > 1 && self.nothing_live() {
+                self.take_released(taken, tx, now);
+            } else {
+                self.take_written(taken, tx, now, State::Released);
+            }
+            left -= taken;
+        }
+    }
+
     /// Records the first transmission of the `count` messages from `first` on, the first
     /// never written, in datagram `tx` at `now`: they get their records.
     pub(super) fn mark_run_written(
@@ -772,6 +792,31 @@ impl Window {
             self.entries
                 .extend((0..taken).map(|k| record(first.after(k))));
         }
+    }
+
+    /// Whether no written message is in flight or queued: no runs, and no live record.
+    fn nothing_live(&self) -> bool {
+        self.written.len() == 0 && self.entries.iter().all(|e| !e.state.is_live())
+    }
+
+    /// Takes the first `taken` unsent messages (at most the first stretch's, two at least),
+    /// written without QoS in datagram `tx` at `now`, when nothing written before them is
+    /// live: the records before them and all but the last of them are released, and only
+    /// the last gets a record. Made and popped in the same write, a record a message had
+    /// cost the client without QoS 30 % more instructions than now (`docs/BENCHMARKS.md`).
+    fn take_released(&mut self, taken: usize, tx: u64, now: SentTime) {
+        let (first, timestamp_us) = self.take_unsent(taken);
+        self.pop(self.entries.len());
+        let released = taken - 1;
+        self.ring
+            .release_through(first.after(released - 1).end_mark);
+        self.base += released as u64;
+        self.entries.push_back(Entry::first_write(
+            first.after(released),
+            timestamp_us,
+            (tx, now),
+            State::Released,
+        ));
     }
 
     /// Records a transmission of `id` in datagram `tx` at `now`: a resend of a written
@@ -1063,6 +1108,85 @@ mod tests {
     /// How many messages were written: those with records and those in written runs.
     fn written(w: &Window) -> usize {
         (w.unsent_start() - w.base) as usize
+    }
+
+    /// Without QoS, writing runs by `mark_run_released` leaves the window as giving every
+    /// message its record and then popping all but the newest (what the sender did before)
+    /// leaves it: the same messages, spans, stored bytes and ring use, across the ring's
+    /// wrap, bare messages and a newest message held live (a tail probe queued).
+    #[test]
+    fn released_runs_leave_the_window_as_records_popped_after_writing() {
+        let mut rng = fastrand::Rng::with_seed(8);
+        let (mut released, mut recorded) = (Window::new(300, 6_000), Window::new(300, 6_000));
+        let mut timestamp_us = 0;
+        let mut shortcuts = 0;
+        for round in 0..3_000u64 {
+            if rng.bool() {
+                timestamp_us += rng.u64(0..3);
+                let len = if rng.u8(0..5) == 0 {
+                    rng.usize(256..400)
+                } else {
+                    rng.usize(0..60)
+                };
+                let count = rng.u64(0..20);
+                for w in [&mut released, &mut recorded] {
+                    w.push_many(timestamp_us, len, count, |id, p: &mut [u8]| {
+                        p.fill(id as u8)
+                    });
+                }
+            }
+            // Now and then the newest written message is queued for a tail probe: live.
+            if rng.u8(0..10) == 0 && written(&recorded) > 0 {
+                for w in [&mut released, &mut recorded] {
+                    let newest = w.unsent_start() - 1;
+                    w.make_all_records();
+                    w.entry_mut(newest).state = State::Queued;
+                }
+            } else if rng.u8(0..10) == 0 {
+                for w in [&mut released, &mut recorded] {
+                    w.make_all_records();
+                    for e in w.entries.iter_mut() {
+                        e.state = State::Released;
+                    }
+                }
+            }
+            let count = rng.usize(0..=recorded.unsent_len.min(40)) as u64;
+            let (first, sent) = (recorded.unsent_start(), SentTime::default());
+            let before = released.entries.len();
+            released.mark_run_released(first, count, round, sent);
+            shortcuts += usize::from(released.entries.len() < before + count as usize);
+            recorded.mark_run_written(first, count, round, sent, false);
+            for w in [&mut released, &mut recorded] {
+                let end = w.unsent_start().saturating_sub(1);
+                w.advance_below(end);
+            }
+            assert_eq!(released.base, recorded.base, "round {round}");
+            assert_eq!(contents(&released), contents(&recorded), "round {round}");
+            assert_eq!(
+                released.bytes_used(),
+                recorded.bytes_used(),
+                "round {round}"
+            );
+            let records = |w: &Window| -> Vec<_> {
+                (w.entries.iter())
+                    .map(|e| {
+                        (
+                            e.span,
+                            e.timestamp_us,
+                            e.tx,
+                            e.sent_time,
+                            e.state,
+                            e.retries,
+                        )
+                    })
+                    .collect()
+            };
+            assert_eq!(records(&released), records(&recorded), "round {round}");
+        }
+        assert!(
+            shortcuts > 500,
+            "{shortcuts} writes released messages at once"
+        );
     }
 
     #[test]

@@ -50,8 +50,7 @@ impl Sender {
                 return 0;
             };
             writer = frame;
-            self.window
-                .mark_run_written(first, count, tx, sent_at, reliable);
+            self.mark_run(first, count, tx, sent_at);
             (flight, resends, news) = (added, 0, count as usize);
             new_bytes = added - count as usize * MESSAGE_OVERHEAD;
         } else {
@@ -106,8 +105,7 @@ impl Sender {
                     if writer.push_run(encoded).is_err() {
                         break;
                     }
-                    self.window
-                        .mark_run_written(id, count, tx, sent_at, reliable);
+                    self.mark_run(id, count, tx, sent_at);
                     flight += added;
                     news += count as usize;
                     new_bytes += added - count as usize * MESSAGE_OVERHEAD;
@@ -182,6 +180,17 @@ impl Sender {
         }
         log::trace!("tx {tx}: {resends} resent, {news} new");
         count
+    }
+
+    /// Records the first transmission of the `count` new messages from `first` in datagram
+    /// `tx`: in flight with QoS; without, released but for the newest.
+    fn mark_run(&mut self, first: u64, count: u64, tx: u64, sent_at: SentTime) {
+        if self.config.reliable {
+            self.window
+                .mark_run_written(first, count, tx, sent_at, true);
+        } else {
+            self.window.mark_run_released(first, count, tx, sent_at);
+        }
     }
 
     /// What a reliable DATA datagram written at `now` does to the timers: the heartbeat
