@@ -62,8 +62,8 @@ pub struct Args {
     /// The largest UDP datagram to send, in bytes of UDP payload (300-65507). The default is
     /// one Ethernet MTU's (1500 less 28 bytes of IPv4 and UDP headers); jumbo frames take
     /// 8972, loopback up to 65507. Never more than the kernel's path MTU to the server
-    /// allows. Larger datagrams carry more messages each, and larger ones (UDP and raw; TCP
-    /// has its own segments).
+    /// allows. Larger datagrams carry more messages each, and larger messages (UDP and raw;
+    /// TCP has its own segments).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DATAGRAM as u32,
           allow_negative_numbers = true,
           value_parser = clap::value_parser!(u32)

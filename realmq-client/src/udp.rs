@@ -173,9 +173,9 @@ impl SocketErrors {
 }
 
 /// The session's datagram size: `--datagram-size` (by default one Ethernet MTU's UDP
-/// payload, [`realmq_proto::DEFAULT_MAX_DATAGRAM`]), or less where the kernel knows the path to the server to be narrower
-/// ([`socket::datagram_size`]: a VPN, PPPoE, a tunnel); and the largest message one such
-/// datagram carries ([`Client::max_payload`]). Fails, saying why, when that leaves too little
+/// payload, [`realmq_proto::DEFAULT_MAX_DATAGRAM`]), or less where the kernel knows the path
+/// to the server to be narrower ([`socket::datagram_size`]: a VPN, PPPoE, a tunnel); and the
+/// largest message one such datagram carries ([`Client::max_payload`]). Fails, saying why, when that leaves too little
 /// room for the handshake or for one `--size` message.
 fn datagram_size(socket: &UdpSocket, config: &WorkerConfig) -> anyhow::Result<(usize, usize)> {
     let preferred = config.datagram_size;
@@ -243,17 +243,18 @@ pub(crate) fn send_session(
     if let Some(psk) = &config.psk {
         client = client.with_psk(psk.clone());
     }
+    let segments = segments_per_send(datagram_size);
     let mut worker = Worker {
         config,
         socket,
         poll,
         client,
         loss: DropSim::new(config.simulate_loss, config.loss_seed),
-        tx: vec![0; segments_per_send(datagram_size) * datagram_size],
+        tx: vec![0; segments * datagram_size],
         outbox,
         batch: RecvBatch::new(CLIENT_RECV_MESSAGES),
         datagram_size,
-        segments: segments_per_send(datagram_size),
+        segments,
         max_payload,
         session_id: None,
         refused_before_session: 0,

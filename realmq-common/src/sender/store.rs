@@ -655,47 +655,47 @@ impl Window {
         let front = self.unsent.front()?;
         let (span, timestamp_us) = (front.first, front.timestamp_us);
         let head = data_head_len(first, timestamp_us, span.len()).ok()?;
-        if !span.has_prefix() {
+        let (bytes, count, last_timestamp_us, flight, limited) = if span.has_prefix() {
+            // The run counts the first message's stored prefix; the frame writes its head
+            // instead.
+            let prefix = usize::from(span.prefix);
+            let room = (room + prefix).checked_sub(head)?;
+            let run = self.run(first, room, flight_budget, max_count);
+            let bytes = run.bytes.get(prefix..).unwrap_or_default();
+            (
+                bytes,
+                run.count,
+                run.last_timestamp_us,
+                run.flight,
+                run.limited,
+            )
+        } else {
             // Stored bare (a large message), it goes alone: no run follows it.
             let cost = span.len() + MESSAGE_OVERHEAD;
             let left = room.checked_sub(head + span.len())?;
-            if cost > flight_budget || max_count == 0 {
-                return None;
-            }
-            return Some(FrameRun {
-                stored: StoredRun {
-                    first_id: first,
-                    first_timestamp_us: timestamp_us,
-                    first_len: span.len(),
-                    bytes: self.ring.get(span),
-                    count: 1,
-                    last_timestamp_us: timestamp_us,
-                },
-                flight: cost,
-                // The next message, as large and behind a prefix of 3 bytes at least, does
-                // not fit: the frame is full.
-                limited: front.count > 1 && left < span.len() + 3,
-            });
-        }
-        // The run counts the first message's stored prefix; the frame writes its head instead.
-        let prefix = usize::from(span.prefix);
-        let run = self.run(
-            first,
-            (room + prefix).checked_sub(head)?,
-            flight_budget,
-            max_count,
-        );
-        (run.count > 0).then(|| FrameRun {
+            let fits = cost <= flight_budget && max_count > 0;
+            // The next message, as large and behind a prefix of 3 bytes at least, does not
+            // fit: the frame is full.
+            let full = front.count > 1 && left < span.len() + 3;
+            (
+                self.ring.get(span),
+                u64::from(fits),
+                timestamp_us,
+                cost,
+                full,
+            )
+        };
+        (count > 0).then_some(FrameRun {
             stored: StoredRun {
                 first_id: first,
                 first_timestamp_us: timestamp_us,
                 first_len: span.len(),
-                bytes: &run.bytes[prefix..],
-                count: run.count,
-                last_timestamp_us: run.last_timestamp_us,
+                bytes,
+                count,
+                last_timestamp_us,
             },
-            flight: run.flight,
-            limited: run.limited,
+            flight,
+            limited,
         })
     }
 

@@ -31,11 +31,7 @@ impl Sender {
         let fresh = if self.retransmit.is_empty() && self.next_unsent < self.new_ids_end() {
             let first = self.next_unsent;
             let max_count = MAX_MESSAGES_PER_FRAME.min(self.new_ids_end() - first);
-            let budget = if limited {
-                self.congestion.headroom(0)
-            } else {
-                usize::MAX
-            };
+            let budget = self.flight_budget(limited, 0);
             self.window
                 .frame_run(first, w.remaining(), budget, max_count)
         } else {
@@ -85,11 +81,7 @@ impl Sender {
             // New messages that continue the frame go in as one run of their stored form.
             let (last_id, last_timestamp_us) = writer.last();
             if !resend && id == last_id + 1 {
-                let budget = if limited {
-                    self.congestion.headroom(flight)
-                } else {
-                    usize::MAX
-                };
+                let budget = self.flight_budget(limited, flight);
                 let max_count =
                     (MAX_MESSAGES_PER_FRAME - writer.count()).min(self.new_ids_end() - id);
                 let run = self.window.run(id, writer.room(), budget, max_count);
@@ -180,6 +172,16 @@ impl Sender {
         }
         log::trace!("tx {tx}: {resends} resent, {news} new");
         count
+    }
+
+    /// Bytes a datagram holding `flight` bytes may still put in flight: what the congestion
+    /// window leaves when it is `limited`, anything otherwise.
+    fn flight_budget(&self, limited: bool, flight: usize) -> usize {
+        if limited {
+            self.congestion.headroom(flight)
+        } else {
+            usize::MAX
+        }
     }
 
     /// Records the first transmission of the `count` new messages from `first` in datagram
