@@ -171,8 +171,14 @@ impl Args {
         }
         let max = crate::max_payload(args.datagram_size as usize, args.common.psk_file.is_some());
         if args.common.protocol == Protocol::Udp && args.size as usize > max {
+            let largest = crate::max_payload(MAX_DATAGRAM_SIZE, args.common.psk_file.is_some());
+            let hint = if args.size as usize <= largest {
+                " (a larger --datagram-size carries it where the path allows)"
+            } else {
+                ""
+            };
             let message = format!(
-                "--size {} does not fit in one {}-byte UDP datagram: at most {max} bytes",
+                "--size {} does not fit in one {}-byte UDP datagram: at most {max} bytes{hint}",
                 args.size, args.datagram_size
             );
             Self::command()

@@ -190,6 +190,9 @@ pub struct RunOutcome {
     pub results: WorkerResults,
     /// The interval reports, oldest first (at most [`MAX_INTERVALS`]).
     pub intervals: Vec<IntervalReport>,
+    /// What each thread had published when it ended (index, sent, acknowledged), in
+    /// thread order: all that is known of a thread that failed.
+    pub published: Vec<(u32, u64, u64)>,
 }
 
 /// Runs one sender thread per entry of `workers` over `protocol` until each has finished
@@ -219,6 +222,7 @@ pub fn run_workers_reporting(
     anyhow::ensure!(progress.len() == threads, "one progress slot per worker");
     let (done_tx, done_rx) = mpsc::channel();
     let mut handles = Vec::new();
+    let indices: Vec<u32> = workers.iter().map(|w| w.index).collect();
     for (slot, config) in workers.into_iter().enumerate() {
         let (progress, shutdown, done_tx) =
             (Arc::clone(progress), shutdown.clone(), done_tx.clone());
@@ -248,7 +252,17 @@ pub fn run_workers_reporting(
         }
     }
     results.sort_by_key(|(index, _)| *index);
-    Ok(RunOutcome { results, intervals })
+    let published = (indices.into_iter().zip(progress.iter()))
+        .map(|(index, p)| {
+            let (sent, acked) = Progress::total(std::slice::from_ref(p));
+            (index, sent, acked)
+        })
+        .collect();
+    Ok(RunOutcome {
+        results,
+        intervals,
+        published,
+    })
 }
 
 /// Waits for every thread's result, logging progress once per interval.

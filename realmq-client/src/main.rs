@@ -20,8 +20,12 @@ fn main() -> ExitCode {
     if let Some(Command::PhiSweep(sweep)) = &args.command {
         return realmq_client::phi_sweep::run_to_exit(sweep);
     }
-    let summary =
-        send(&args).unwrap_or_else(|e| ClientSummary::failed(args.run_info(), format!("{e:#}")));
+    let progress = Progress::for_threads(args.threads as usize);
+    let summary = send(&args, &progress).unwrap_or_else(|e| {
+        // What the threads published before the failure is still true.
+        let so_far = Progress::total(&progress);
+        ClientSummary::failed(args.run_info(), format!("{e:#}"), so_far)
+    });
     if let Err(e) = print_report(&mut std::io::stdout().lock(), &summary, args.common.json) {
         eprintln!("error: cannot print the summary: {e}");
         return ExitCode::from(1);
@@ -38,15 +42,14 @@ fn main() -> ExitCode {
 
 /// Runs the sender threads; the first Ctrl-C/SIGTERM stops sending and waits for what is in
 /// flight, a second one prints what is known so far and exits at once (status 130).
-fn send(args: &Args) -> anyhow::Result<ClientSummary> {
+fn send(args: &Args, progress: &Arc<Vec<Progress>>) -> anyhow::Result<ClientSummary> {
     let shutdown = Shutdown::new();
     let interrupted = Arc::new(AtomicBool::new(false));
-    let progress = Progress::for_threads(args.threads as usize);
     {
         let (shutdown, interrupted, progress) = (
             shutdown.clone(),
             Arc::clone(&interrupted),
-            Arc::clone(&progress),
+            Arc::clone(progress),
         );
         let json = args.common.json;
         ctrlc::set_handler(move || {
@@ -67,7 +70,7 @@ fn send(args: &Args) -> anyhow::Result<ClientSummary> {
         args.common.protocol,
         workers.collect(),
         &shutdown,
-        &progress,
+        progress,
         args.reporting(),
     )?;
     Ok(judge(

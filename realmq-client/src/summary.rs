@@ -191,8 +191,9 @@ pub struct ClientSummary {
     /// confirmation of delivery (the last acknowledgement with QoS, the server's final count
     /// without it and over TCP).
     pub duration_s: f64,
-    /// Messages sent after the warm-up, per second of `send_duration_s`.
-    pub sent_per_s: f64,
+    /// Messages sent after the warm-up, per second of `send_duration_s`; `null` when
+    /// that is zero (everything went in one batch, at one instant: no rate to tell).
+    pub sent_per_s: Option<f64>,
     /// Messages delivered after the warm-up, per second of `duration_s` (`null` when
     /// `delivered` is).
     pub delivered_per_s: Option<f64>,
@@ -284,7 +285,8 @@ impl ClientSummary {
             resent_after_reconnect: sum(|r| r.resent_after_reconnect),
             send_duration_s: send_duration.as_secs_f64(),
             duration_s: duration.as_secs_f64(),
-            sent_per_s: per_second(sent - warmup_sent, send_duration),
+            sent_per_s: (!send_duration.is_zero())
+                .then(|| per_second(sent - warmup_sent, send_duration)),
             // The warm-up's messages are taken as delivered within it.
             delivered_per_s: delivered.map(|d| per_second(d.saturating_sub(warmup_sent), duration)),
             mb_per_s: delivered.map(|d| {
@@ -302,10 +304,27 @@ impl ClientSummary {
         }
     }
 
-    /// What a run that failed before any thread reported can still say.
-    pub fn failed(run: RunInfo, error: String) -> Self {
+    /// What a run that failed before its threads reported can still say: the error, and
+    /// what the threads had published by then (`sent`, `acked`: [`Progress::total`]).
+    /// Everything else is unknown, so `null`: no count came from the server, and no rate
+    /// can be told.
+    pub fn failed(run: RunInfo, error: String, (sent, acked): (u64, u64)) -> Self {
         Self {
             error: Some(error),
+            sent,
+            delivered: None,
+            acked: run.qos.then_some(acked),
+            lost: None,
+            loss_pct: None,
+            retransmitted: None,
+            undeliverable: None,
+            sent_per_s: None,
+            delivered_per_s: None,
+            mb_per_s: None,
+            rtt_us: None,
+            datagrams_sent: None,
+            simulated_drops: None,
+            socket_errors: None,
             ..Self::new(run, &[])
         }
     }
@@ -343,10 +362,17 @@ impl TextReport for ClientSummary {
                 ""
             }
         );
-        text += &format!(
-            "sent {} in {:.3} s ({:.0} msgs/s)\n",
-            self.sent, self.send_duration_s, self.sent_per_s
-        );
+        text += &match self.sent_per_s {
+            Some(rate) => format!(
+                "sent {} in {:.3} s ({rate:.0} msgs/s)\n",
+                self.sent, self.send_duration_s
+            ),
+            None if self.sent > 0 && self.error.is_none() => format!(
+                "sent {} in one batch (at one instant: no send rate)\n",
+                self.sent
+            ),
+            None => format!("sent {}\n", self.sent),
+        };
         match (self.delivered, self.delivered_per_s) {
             (Some(d), Some(rate)) => {
                 let mb_per_s = self.mb_per_s.unwrap_or(0.0);
@@ -358,6 +384,9 @@ impl TextReport for ClientSummary {
                     mb_per_s,
                     bit_rate(mb_per_s),
                 );
+            }
+            _ if self.error.is_some() => {
+                text += "delivered: unknown (the run failed: see the error below)\n";
             }
             _ => text += "delivered: unknown (a session ended without the server's count)\n",
         }
@@ -450,7 +479,10 @@ mod tests {
         assert_eq!((s.acked, s.undeliverable), (Some(990), Some(10)));
         assert_eq!(s.loss_pct, Some(1.0));
         assert_eq!((s.send_duration_s, s.duration_s), (0.5, 1.0));
-        assert_eq!((s.sent_per_s, s.delivered_per_s), (2_000.0, Some(990.0)));
+        assert_eq!(
+            (s.sent_per_s, s.delivered_per_s),
+            (Some(2_000.0), Some(990.0))
+        );
         assert_eq!(s.mb_per_s, Some(0.99));
         assert_eq!(s.rtt_us.unwrap().count, 2);
         let v = serde_json::to_value(&s).unwrap();
@@ -484,6 +516,48 @@ mod tests {
         );
         assert!(v["clock_offset_us"].is_null() && v["clock_rtt_us"].is_null());
         assert!(!s.to_text().contains("clock offset"));
+    }
+
+    #[test]
+    fn a_run_sent_in_one_batch_has_no_send_rate_and_a_failed_one_no_delivery() {
+        let t0 = Instant::now();
+        let run = RunInfo {
+            protocol: "udp",
+            qos: true,
+            threads: 1,
+            size: 64,
+        };
+        // Every message handed over at one instant: no time, so no rate (not 0 msgs/s).
+        let one_batch = ThreadResult {
+            sent: 1_000,
+            acked: 1_000,
+            server_received: Some(1_000),
+            first_send: Some(t0),
+            last_send: Some(t0),
+            drained: Some(t0 + Duration::from_millis(1)),
+            ..ThreadResult::default()
+        };
+        let s = ClientSummary::new(run, &[one_batch]);
+        assert_eq!(s.sent_per_s, None);
+        assert_eq!(s.delivered_per_s, Some(1_000_000.0));
+        let text = s.to_text();
+        assert!(text.contains("sent 1000 in one batch"), "{text}");
+        assert!(!text.contains(" 0 msgs/s"), "{text}");
+        // A run that failed knows what its threads published, and nothing of delivery.
+        let s = ClientSummary::failed(run, "no server".into(), (700, 650));
+        assert_eq!((s.sent, s.acked), (700, Some(650)));
+        assert_eq!((s.delivered, s.lost, s.loss_pct), (None, None, None));
+        assert_eq!(
+            (s.sent_per_s, s.delivered_per_s, s.mb_per_s),
+            (None, None, None)
+        );
+        let text = s.to_text();
+        assert!(text.contains("sent 700\n"), "{text}");
+        assert!(
+            text.contains("delivered: unknown (the run failed"),
+            "{text}"
+        );
+        assert!(!text.contains("confirmed by the server"), "{text}");
     }
 
     #[test]
@@ -552,7 +626,8 @@ mod tests {
         let s = ClientSummary::new(run, &threads);
         assert_eq!((s.sent, s.delivered), (1_000, Some(990)));
         assert!((s.send_duration_s - 0.4).abs() < 1e-9);
-        assert!((s.sent_per_s - 2_250.0).abs() < 1e-6, "{}", s.sent_per_s);
+        let sent_per_s = s.sent_per_s.expect("sending took time");
+        assert!((sent_per_s - 2_250.0).abs() < 1e-6, "{sent_per_s}");
         assert!((s.delivered_per_s.unwrap() - 890.0 / 0.9).abs() < 1e-6);
     }
 

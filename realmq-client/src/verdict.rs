@@ -1,7 +1,7 @@
 //! From the threads' outcomes to what the user is told: the summary (with the run's error,
 //! if any) and whether the run succeeded.
 
-use crate::{ClientSummary, RunInfo, RunOutcome};
+use crate::{ClientSummary, RunInfo, RunOutcome, ThreadResult};
 
 /// The summary of a finished run and its error, if the run failed: the first thread error,
 /// an unreachable server, a protocol violation, or undeliverable messages.
@@ -14,6 +14,17 @@ pub fn judge(run: RunInfo, outcome: RunOutcome, interrupted: bool) -> ClientSumm
             Err(e) => {
                 log::debug!("thread {index}: {e:#}");
                 first_error.get_or_insert(format!("{e:#}"));
+                // What it sent still counts; what arrived is unknown (no count from the
+                // server), so the run's delivery is too.
+                let (sent, acked) = (outcome.published.iter())
+                    .find(|(i, ..)| *i == index)
+                    .map_or((0, 0), |&(_, sent, acked)| (sent, acked));
+                ok.push(ThreadResult {
+                    sent,
+                    acked,
+                    server_received: None,
+                    ..ThreadResult::default()
+                });
             }
         }
     }
@@ -63,7 +74,6 @@ pub fn judge(run: RunInfo, outcome: RunOutcome, interrupted: bool) -> ClientSumm
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ThreadResult;
 
     fn run() -> RunInfo {
         RunInfo {
@@ -85,10 +95,19 @@ mod tests {
         let outcome = RunOutcome {
             results: vec![(0, Ok(ok)), (1, Err(anyhow::anyhow!("no route to host")))],
             intervals: Vec::new(),
+            published: vec![(0, 5, 5), (1, 3, 1)],
         };
         let s = judge(run(), outcome, true);
         assert_eq!(s.error.as_deref(), Some("no route to host"));
-        assert_eq!((s.sent, s.interrupted), (5, true));
+        // The failed thread's messages count as sent, with no count from the server: what
+        // arrived is unknown, never a "delivered 0" or a loss made up.
+        assert_eq!((s.sent, s.acked, s.interrupted), (8, Some(6), true));
+        assert_eq!((s.delivered, s.lost, s.delivered_per_s), (None, None, None));
+        let text = realmq_common::io::TextReport::to_text(&s);
+        assert!(
+            text.contains("delivered: unknown (the run failed"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -103,6 +122,7 @@ mod tests {
             let outcome = RunOutcome {
                 results: vec![(0, Ok(r(acked)))],
                 intervals: Vec::new(),
+                published: Vec::new(),
             };
             judge(run(), outcome, interrupted).error
         };
@@ -126,6 +146,7 @@ mod tests {
         let outcome = RunOutcome {
             results: vec![(0, Ok(r))],
             intervals: Vec::new(),
+            published: Vec::new(),
         };
         let s = judge(run(), outcome, false);
         assert_eq!(

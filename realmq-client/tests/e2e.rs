@@ -339,6 +339,13 @@ fn bad_flags_give_a_usage_error() {
         assert!(out.error_line().len() < 200, "{}", out.stderr);
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     }
+    // A --size a larger datagram would carry names the flag that does it.
+    let out = Proc::start("client", client_bin(), &["--size", "5000"]).finish();
+    assert!(
+        out.error_line().contains("--datagram-size"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -375,6 +382,9 @@ fn a_missing_tcp_server_is_reported() {
         "{}",
         out.stderr
     );
+    // Nothing reached a server: the summary must not claim a confirmed delivery.
+    let json = out.json();
+    assert!(json["delivered"].is_null(), "{}", out.stdout);
 }
 
 #[test]
@@ -393,6 +403,16 @@ fn failures_print_one_json_object_with_the_error() {
         "{error}"
     );
     assert_eq!(json["sent"], 0);
+    // No count came from a server: delivery, loss and the rates are unknown, not 0.
+    for key in [
+        "delivered",
+        "lost",
+        "loss_pct",
+        "sent_per_s",
+        "delivered_per_s",
+    ] {
+        assert!(json[key].is_null(), "{key}: {}", json[key]);
+    }
 }
 
 #[cfg(unix)]

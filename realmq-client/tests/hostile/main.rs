@@ -421,6 +421,7 @@ fn a_path_that_drops_full_datagrams_ends_a_run_soon_after_ctrl_c() {
     let outcome = RunOutcome {
         results,
         intervals: Vec::new(),
+        published: Vec::new(),
     };
     let error = judge(info, outcome, true).error.unwrap_or_default();
     assert!(error.contains("were never acknowledged"), "{error}");
