@@ -20,7 +20,8 @@
 #   --only REGEX  run only the scenarios whose name matches (e.g. 'udp-(qos|psk)-t1')
 #   --compare     raw UDP (the same batching and system calls, no protocol), RealMQ with and
 #                 without QoS and TCP, repeated 3 times alternating (A B C D A B C D ...),
-#                 then one table of medians with the ratios RealMQ/raw and RealMQ/TCP. Ten
+#                 then one table of medians with the ratios RealMQ/raw and RealMQ/TCP, and one
+#                 of each mode's CPU a message (client process + server thread, ns). Ten
 #                 million messages per run unless --messages, --quick or --duration says
 #                 otherwise: a million is 40-50 ms of sending at full speed, mostly start-up,
 #                 and its medians moved by a third from one invocation to the next
@@ -268,6 +269,7 @@ na = "n/a"
 def num(v, fmt="{:,.0f}"):
     return na if v is None else fmt.format(v)
 pings = []
+cpu = {}  # scenario -> (client, server) CPU ns a message
 for name in (l.strip() for l in open(f"{work}/scenarios") if l.strip()):
     reliable = not name.startswith(("udp-noqos", "raw"))
     if "-ping-" in name:
@@ -282,6 +284,7 @@ for name in (l.strip() for l in open(f"{work}/scenarios") if l.strip()):
         continue
     delivered = s["received"]
     lost = c["sent"] - delivered
+    cpu[name] = ((c.get("cpu") or {}).get("ns_per_message"), (s.get("cpu") or {}).get("ns_per_message"))
     rows.append([
         name,
         num(c["sent_per_s"]),
@@ -347,6 +350,32 @@ if len(sys.argv) > 3 and sys.argv[3] == "1":
     print("  ".join("-" * w for w in widths))
     for r in out:
         print(line(r))
+    # Processor time a message, which the neighbours on a shared host move far less than the
+    # rate: each end's CPU (client process, server thread) over the messages it handled.
+    modes = ("raw", "udp-qos", "udp-noqos", "tcp")
+    ns = {}
+    for name, (c_ns, s_ns) in cpu.items():
+        m = re.match(r"^(raw|udp-qos|udp-noqos|tcp)-(t\d+-\d+B)(-r(\d+))?$", name)
+        if m and c_ns is not None and s_ns is not None:
+            ns.setdefault((m.group(2), m.group(1)), []).append((c_ns, s_ns))
+    if ns:
+        print()
+        print("CPU a message, ns, client + server (medians over the rounds; client: its process, "
+              "server: its serving thread). A client at full speed never sleeps, so its figure is "
+              "about 1 / its rate; the server's shows the headroom it had")
+        head = ["scenario", "raw UDP", "RealMQ QoS", "no QoS", "TCP"]
+        out = []
+        for case in sorted({k[0] for k in ns}, key=lambda c: (int(c.split("-")[1][:-1]), c)):
+            med = {mode: (statistics.median(c for c, _ in ns[(case, mode)]),
+                          statistics.median(s for _, s in ns[(case, mode)]))
+                   for mode in modes if (case, mode) in ns}
+            cell = lambda m: f"{med[m][0]:.1f} + {med[m][1]:.1f}" if m in med else na
+            out.append([case] + [cell(m) for m in modes])
+        widths = [max(len(r[i]) for r in out + [head]) for i in range(len(head))]
+        print(line(head))
+        print("  ".join("-" * w for w in widths))
+        for r in out:
+            print(line(r))
 ping_rows = []
 for name in pings:
     try:

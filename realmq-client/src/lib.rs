@@ -254,7 +254,7 @@ pub fn run_workers_reporting(
     results.sort_by_key(|(index, _)| *index);
     let published = (indices.into_iter().zip(progress.iter()))
         .map(|(index, p)| {
-            let (sent, acked) = Progress::total(std::slice::from_ref(p));
+            let (sent, acked) = p.load();
             (index, sent, acked)
         })
         .collect();

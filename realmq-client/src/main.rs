@@ -11,7 +11,8 @@ use anyhow::Context;
 use realmq_client::cli::{Args, Command};
 use realmq_client::verdict::judge;
 use realmq_client::{run_workers_reporting, ClientSummary, Progress, WorkerConfig};
-use realmq_common::io::{print_report, Shutdown};
+use realmq_common::io::{print_report, CpuTime, Shutdown};
+use realmq_common::stats::CpuSummary;
 
 fn main() -> ExitCode {
     // Usage errors: clap prints them and exits with status 2.
@@ -21,11 +22,16 @@ fn main() -> ExitCode {
         return realmq_client::phi_sweep::run_to_exit(sweep);
     }
     let progress = Progress::for_threads(args.threads as usize);
-    let summary = send(&args, &progress).unwrap_or_else(|e| {
+    let cpu_start = CpuTime::of_process();
+    let mut summary = send(&args, &progress).unwrap_or_else(|e| {
         // What the threads published before the failure is still true.
         let so_far = Progress::total(&progress);
         ClientSummary::failed(args.run_info(), format!("{e:#}"), so_far)
     });
+    if let (Some(start), Some(end)) = (cpu_start, CpuTime::of_process()) {
+        let used = end.since(start);
+        summary.cpu = Some(CpuSummary::new(used.user, used.system, summary.sent));
+    }
     if let Err(e) = print_report(&mut std::io::stdout().lock(), &summary, args.common.json) {
         eprintln!("error: cannot print the summary: {e}");
         return ExitCode::from(1);

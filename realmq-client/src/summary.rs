@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use realmq_common::endpoint::ClockOffset;
 use realmq_common::io::TextReport;
 use realmq_common::stats::{
-    latency_histogram, megabytes_per_second, merge_latency, per_second, LatencySummary,
+    latency_histogram, megabytes_per_second, merge_latency, per_second, CpuSummary, LatencySummary,
 };
 use serde::Serialize;
 
@@ -31,11 +31,17 @@ impl Progress {
     /// The sums of `sent` and `acked` over all threads.
     pub fn total(all: &[Progress]) -> (u64, u64) {
         all.iter().fold((0, 0), |(s, a), p| {
-            (
-                s + p.sent.load(Ordering::Relaxed),
-                a + p.acked.load(Ordering::Relaxed),
-            )
+            let (sent, acked) = p.load();
+            (s + sent, a + acked)
         })
+    }
+
+    /// This thread's `sent` and `acked`.
+    pub fn load(&self) -> (u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.acked.load(Ordering::Relaxed),
+        )
     }
 
     /// Publishes the thread's counters.
@@ -219,6 +225,9 @@ pub struct ClientSummary {
     pub clock_rtt_us: Option<u64>,
     /// Progress per `--interval`, as iperf3's interval lines (empty with `--interval 0`).
     pub intervals: Vec<crate::IntervalReport>,
+    /// The client process's CPU time over the run (all its threads), and per message sent;
+    /// `null` where the system cannot tell.
+    pub cpu: Option<CpuSummary>,
 }
 
 /// The run as a whole, for [`ClientSummary::new`].
@@ -301,6 +310,7 @@ impl ClientSummary {
             clock_offset_us: clock.map(|c| c.offset_us),
             clock_rtt_us: clock.map(|c| c.rtt_us),
             intervals: Vec::new(),
+            cpu: None,
         }
     }
 
@@ -408,6 +418,10 @@ impl TextReport for ClientSummary {
                 offset as f64 / 1e3,
                 rtt as f64 / 2e3
             );
+        }
+        if let Some(cpu) = &self.cpu {
+            text += &cpu.to_text();
+            text += " (this process, all threads)\n";
         }
         if let Some(e) = &self.error {
             text += &format!("error: {e}\n");

@@ -80,6 +80,18 @@ fn assert_payloads_intact(client: &Value, server: &Value) {
     }
 }
 
+/// Every copy the server dropped as a duplicate was a resend: loopback duplicates nothing
+/// itself, and a resend that crossed its acknowledgement (a slow, loaded host fires the
+/// retransmission timer early) arrives twice but is delivered once (`received` counts
+/// distinct messages). Asserting no duplicates at all made the test depend on the host's
+/// timing: on a loaded afternoon, 5,000-byte messages saw 18-480 spurious resends in a
+/// debug build.
+fn assert_duplicates_are_resends(client: &Value, server: &Value) {
+    let duplicates = server["duplicates"].as_u64().expect("duplicates");
+    let resent = client["retransmitted"].as_u64().expect("retransmitted");
+    assert!(duplicates <= resent, "client: {client}\nserver: {server}");
+}
+
 fn assert_all_delivered(client: &Value, server: &Value, messages: u64) {
     assert_eq!(client["sent"], messages, "client: {client}");
     assert_eq!(client["acked"], messages, "client: {client}");
@@ -116,6 +128,18 @@ fn assert_all_delivered(client: &Value, server: &Value, messages: u64) {
     ] {
         assert!(!server[key].is_null(), "{key}: {server}");
     }
+    // What the run cost each end in processor time (Linux can tell both).
+    if cfg!(target_os = "linux") {
+        for (end, json) in [("client", client), ("server", server)] {
+            let cpu = &json["cpu"];
+            let (user, system) = (cpu["user_s"].as_f64(), cpu["system_s"].as_f64());
+            let per = cpu["ns_per_message"].as_f64();
+            assert!(
+                user.zip(system).is_some_and(|(u, s)| u + s > 0.0) && per > Some(0.0),
+                "{end} cpu: {cpu}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -125,7 +149,7 @@ fn qos_delivers_every_message_with_one_thread() {
         &["--messages", "20000", "--threads", "1"],
     );
     assert_all_delivered(&client, &server, 20_000);
-    assert_eq!(server["duplicates"], 0);
+    assert_duplicates_are_resends(&client, &server);
     assert_eq!(client["delivered"], 20_000);
 }
 
@@ -147,7 +171,7 @@ fn larger_datagrams_carry_larger_and_more_messages() {
             ],
         );
         assert_all_delivered(&client, &server, 20_000);
-        assert_eq!(server["duplicates"], 0, "{size} in {datagram}");
+        assert_duplicates_are_resends(&client, &server);
         let datagrams = client["datagrams_sent"].as_u64().unwrap();
         assert!(
             datagrams <= most_datagrams,

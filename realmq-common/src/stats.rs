@@ -128,6 +128,43 @@ impl LatencySummary {
     }
 }
 
+/// What a run cost in processor time, as iperf3 reports its CPU use: user and system seconds,
+/// and their sum per message. It tells which end works how hard, and how the work splits
+/// between the program and the kernel's socket calls. (A client sending at full speed never
+/// sleeps, so its time a message is about the inverse of its rate.)
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CpuSummary {
+    /// Seconds running the process's own code.
+    pub user_s: f64,
+    /// Seconds in the kernel on its behalf (the sockets' system calls).
+    pub system_s: f64,
+    /// `(user + system) / messages` in nanoseconds; `null` without messages.
+    pub ns_per_message: Option<f64>,
+}
+
+impl CpuSummary {
+    /// `user` and `system` spent on `messages` messages.
+    pub fn new(user: Duration, system: Duration, messages: u64) -> Self {
+        let total = user + system;
+        Self {
+            user_s: user.as_secs_f64(),
+            system_s: system.as_secs_f64(),
+            ns_per_message: (messages > 0).then(|| total.as_nanos() as f64 / messages as f64),
+        }
+    }
+
+    /// A line for a text summary: `CPU: user 0.230 s, system 0.300 s, 26.5 ns a message`.
+    pub fn to_text(&self) -> String {
+        let per = self
+            .ns_per_message
+            .map_or_else(String::new, |ns| format!(", {ns:.1} ns a message"));
+        format!(
+            "CPU: user {:.3} s, system {:.3} s{per}",
+            self.user_s, self.system_s
+        )
+    }
+}
+
 /// `count / elapsed` in events per second; 0 when nothing elapsed.
 pub fn per_second(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
@@ -141,6 +178,26 @@ pub fn per_second(count: u64, elapsed: Duration) -> f64 {
 /// `bytes / elapsed` in MB/s (10^6 bytes per second); 0 when nothing elapsed.
 pub fn megabytes_per_second(bytes: u64, elapsed: Duration) -> f64 {
     per_second(bytes, elapsed) / 1e6
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    use super::*;
+
+    #[test]
+    fn cpu_per_message_is_both_times_over_the_messages() {
+        let ms = Duration::from_millis;
+        let c = CpuSummary::new(ms(230), ms(300), 20_000_000);
+        assert_eq!((c.user_s, c.system_s), (0.23, 0.3));
+        assert!((c.ns_per_message.unwrap() - 26.5).abs() < 1e-9);
+        assert_eq!(
+            c.to_text(),
+            "CPU: user 0.230 s, system 0.300 s, 26.5 ns a message"
+        );
+        let none = CpuSummary::new(ms(5), ms(1), 0);
+        assert_eq!(none.ns_per_message, None);
+        assert_eq!(none.to_text(), "CPU: user 0.005 s, system 0.001 s");
+    }
 }
 
 #[cfg(test)]

@@ -119,6 +119,7 @@ pub fn serve(
         exit_after_sessions: options.exit_after_sessions,
     };
     let start = Instant::now();
+    let cpu_start = realmq_common::io::CpuTime::of_thread();
     let sink = match &options.stats {
         Some(config) => Some(sink::StatsSink::create(config.clone(), start)?),
         None => None,
@@ -176,7 +177,15 @@ pub fn serve(
     if stop.interrupted() {
         log::info!("interrupted: finishing");
     }
-    let summary = ServerSummary::new(protocol, &counters, udp, &recorder);
+    let mut summary = ServerSummary::new(protocol, &counters, udp, &recorder);
+    if let (Some(start), Some(end)) = (cpu_start, realmq_common::io::CpuTime::of_thread()) {
+        let used = end.since(start);
+        summary.cpu = Some(realmq_common::stats::CpuSummary::new(
+            used.user,
+            used.system,
+            counters.received,
+        ));
+    }
     if let Some((records, files)) = recorder.finish_sink()? {
         log::info!("wrote {records} stats records in {files} file(s)");
     }

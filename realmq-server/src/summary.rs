@@ -1,7 +1,7 @@
 //! The final summary of a server run: one JSON object (`--json`) or a few readable lines.
 
 use realmq_common::io::{SendStats, TextReport};
-use realmq_common::stats::{per_second, LatencySummary};
+use realmq_common::stats::{per_second, CpuSummary, LatencySummary};
 use serde::Serialize;
 
 use crate::recorder::{Counters, Recorder};
@@ -62,6 +62,9 @@ pub struct ServerSummary {
     pub sessions: Vec<SessionReport>,
     /// Reports of older sessions left out of `sessions`.
     pub sessions_omitted: u64,
+    /// The serving thread's CPU time over the run, and per message received; `null` where
+    /// the system cannot tell.
+    pub cpu: Option<CpuSummary>,
 }
 
 impl ServerSummary {
@@ -85,6 +88,7 @@ impl ServerSummary {
             udp,
             sessions,
             sessions_omitted,
+            cpu: None,
         }
     }
 }
@@ -93,7 +97,7 @@ impl TextReport for ServerSummary {
     fn to_text(&self) -> String {
         let l = &self.latency_us;
         let c = &self.counters;
-        format!(
+        let mut text = format!(
             "protocol {}: {} messages received in {:.3} s ({:.0} msgs/s, first to last message)\n\
              duplicates {}, malformed {}, out of order {}, corrupt {} of {} checked\n\
              sessions: {} total, {} ended, {} still open\n\
@@ -118,7 +122,12 @@ impl TextReport for ServerSummary {
             l.mean,
             l.min,
             l.stddev
-        )
+        );
+        if let Some(cpu) = &self.cpu {
+            text += &cpu.to_text();
+            text += " (the serving thread)\n";
+        }
+        text
     }
 }
 

@@ -21,6 +21,55 @@ pub fn thread_cpu_time() -> Option<Duration> {
         .map(Duration::from)
 }
 
+/// Processor time the whole process has used, all its threads together (`getrusage`): what
+/// iperf3 reports as its CPU utilisation, and the steadier measure of a run's cost on a
+/// shared host, where the wall-clock rate moves with the neighbours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    /// Time running the process's own code.
+    pub user: Duration,
+    /// Time in the kernel on its behalf (system calls: the sockets' sends and receives).
+    pub system: Duration,
+}
+
+impl CpuTime {
+    /// The process's time so far, or `None` where `getrusage` fails.
+    pub fn of_process() -> Option<Self> {
+        Self::of(nix::sys::resource::UsageWho::RUSAGE_SELF)
+    }
+
+    /// The calling thread's time so far (a server's one event-loop thread, whether alone in
+    /// its process or beside a test's clients), or `None` where the system cannot tell
+    /// (`RUSAGE_THREAD` is Linux's).
+    pub fn of_thread() -> Option<Self> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        return Self::of(nix::sys::resource::UsageWho::RUSAGE_THREAD);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        return None;
+    }
+
+    fn of(who: nix::sys::resource::UsageWho) -> Option<Self> {
+        let usage = nix::sys::resource::getrusage(who).ok()?;
+        let duration = |t: nix::sys::time::TimeVal| {
+            let micros = u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000
+                + u64::try_from(t.tv_usec()).unwrap_or(0);
+            Duration::from_micros(micros)
+        };
+        Some(Self {
+            user: duration(usage.user_time()),
+            system: duration(usage.system_time()),
+        })
+    }
+
+    /// The time used since `earlier`, a reading of the same process.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
 /// After the event loop's wait: reads both clocks and asks `watch` whether this thread was
 /// paused; returns the pause as `(since, now)`.
 pub fn local_pause(watch: &mut crate::liveness::PauseWatch) -> Option<(Instant, Instant)> {
@@ -32,6 +81,60 @@ pub fn local_pause(watch: &mut crate::liveness::PauseWatch) -> Option<(Instant, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_cpu_time_counts_work_not_sleep() {
+        let start = CpuTime::of_process().expect("getrusage");
+        std::thread::sleep(Duration::from_millis(50));
+        let slept = CpuTime::of_process().unwrap().since(start);
+        // Spin until the process has used 30 ms more, bounded by the wall clock.
+        let spin_start = Instant::now();
+        let mut spun = CpuTime::default();
+        while spun.user + spun.system < Duration::from_millis(30)
+            && spin_start.elapsed() < Duration::from_secs(10)
+        {
+            std::hint::black_box((0..1000u64).sum::<u64>());
+            spun = CpuTime::of_process().unwrap().since(start);
+        }
+        assert!(
+            spun.user + spun.system >= Duration::from_millis(30),
+            "{spun:?}"
+        );
+        // Other tests' threads run in this process too: the sleep's share stays below the
+        // spin's, which needed 30 ms on top of it.
+        assert!(
+            slept.user + slept.system < spun.user + spun.system,
+            "{slept:?}"
+        );
+        assert_eq!(
+            start.since(CpuTime::of_process().unwrap()),
+            CpuTime::default()
+        );
+    }
+
+    #[test]
+    fn a_threads_cpu_time_is_its_own() {
+        let Some(start) = CpuTime::of_thread() else {
+            return; // not Linux: nothing to check
+        };
+        // Another thread's work is not this one's.
+        std::thread::spawn(|| {
+            let (t0, wall) = (CpuTime::of_thread().unwrap(), Instant::now());
+            let mut n = 0u64;
+            while CpuTime::of_thread().unwrap().since(t0).user < Duration::from_millis(50)
+                && wall.elapsed() < Duration::from_secs(10)
+            {
+                n = std::hint::black_box(n + 1);
+            }
+        })
+        .join()
+        .unwrap();
+        let used = CpuTime::of_thread().unwrap().since(start);
+        assert!(
+            used.user + used.system < Duration::from_millis(50),
+            "{used:?}"
+        );
+    }
 
     #[test]
     fn thread_cpu_time_counts_work_not_sleep() {

@@ -21,7 +21,7 @@ pub mod socket;
 pub use arrivals::ArrivalRecorder;
 pub use batch_recv::RecvBatch;
 pub use cli::{CommonArgs, LivenessArgs, LivenessOptions, Protocol};
-pub use clock::{local_pause, thread_cpu_time, unix_now_us};
+pub use clock::{local_pause, thread_cpu_time, unix_now_us, CpuTime};
 pub use drop_sim::DropSim;
 pub use outbox::{Outbox, SendStats};
 pub use report::{print_report, TextReport};
