@@ -212,13 +212,29 @@ fn describe(kind: std::io::ErrorKind, os_error: Option<i32>) -> std::io::Error {
     os_error.map_or_else(|| kind.into(), std::io::Error::from_raw_os_error)
 }
 
-/// A positive number of seconds, fractions allowed (`0.5`), at most a day.
+/// A positive number of seconds, fractions allowed (`0.5`), at most a day; or a duration
+/// with its unit, as the duration flags take them (`500ms`, `1.5s`), so that a unit never
+/// surprises: a bare number here is seconds.
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
+    match parse_seconds_or_zero(s)? {
+        d if d.is_zero() => Err(format!("{s} is out of range: give 0 < SECS <= 86400")),
+        d => Ok(d),
+    }
+}
+
+/// `0` (off) or a positive number of seconds, at most a day, as [`parse_seconds`] takes them
+/// (`0.5`, `500ms`; `0s` is off too).
+pub fn parse_seconds_or_zero(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.ends_with(|c: char| c.is_ascii_alphabetic()) {
+        return parse_duration_or_zero(t)
+            .map_err(|_| format!("`{s}` is not a number of seconds (or a duration: 500ms, 1.5s)"));
+    }
+    let secs: f64 = t
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(secs > 0.0 && secs <= 86_400.0) {
-        return Err(format!("{s} is out of range: give 0 < SECS <= 86400"));
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("{s} is out of range: give 0 to 86400 seconds"));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -341,14 +357,6 @@ pub fn parse_phi(s: &str) -> Result<f64, String> {
     Ok(phi)
 }
 
-/// `0` (off) or a positive number of seconds, fractions allowed, at most a day.
-pub fn parse_seconds_or_zero(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    parse_seconds(s)
-}
-
 /// A percentage from 0 to 100.
 pub fn parse_percent(s: &str) -> Result<f64, String> {
     let pct: f64 = s
@@ -372,6 +380,16 @@ mod tests {
         assert!(parse_seconds("NaN").is_err());
         assert!(parse_seconds("90000").is_err());
         assert!(parse_seconds("soon").unwrap_err().contains("soon"));
+        // With a unit it means what the unit says; a bare number stays seconds.
+        assert_eq!(parse_seconds("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_seconds("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds(" 2 "), Ok(Duration::from_secs(2)));
+        assert!(parse_seconds("0ms").is_err());
+        assert!(parse_seconds("2d").unwrap_err().contains("2d"));
+        assert!(parse_seconds("inf").is_err());
+        assert_eq!(parse_seconds_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_seconds_or_zero("0s"), Ok(Duration::ZERO));
+        assert!(parse_seconds_or_zero("-0.5").is_err());
     }
 
     #[test]
