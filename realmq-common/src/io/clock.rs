@@ -21,9 +21,8 @@ pub fn thread_cpu_time() -> Option<Duration> {
         .map(Duration::from)
 }
 
-/// Processor time the whole process has used, all its threads together (`getrusage`): what
-/// iperf3 reports as its CPU utilisation, and the steadier measure of a run's cost on a
-/// shared host, where the wall-clock rate moves with the neighbours.
+/// Processor time used (`getrusage`), split into user and system time: what iperf3 reports
+/// as its CPU utilisation, for the summaries' CPU line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTime {
     /// Time running the process's own code.
@@ -83,11 +82,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn process_cpu_time_counts_work_not_sleep() {
+    fn process_cpu_time_grows_with_work() {
         let start = CpuTime::of_process().expect("getrusage");
-        std::thread::sleep(Duration::from_millis(50));
-        let slept = CpuTime::of_process().unwrap().since(start);
-        // Spin until the process has used 30 ms more, bounded by the wall clock.
+        // Spin until the process has used 30 ms, bounded by the wall clock.
         let spin_start = Instant::now();
         let mut spun = CpuTime::default();
         while spun.user + spun.system < Duration::from_millis(30)
@@ -99,12 +96,6 @@ mod tests {
         assert!(
             spun.user + spun.system >= Duration::from_millis(30),
             "{spun:?}"
-        );
-        // Other tests' threads run in this process too: the sleep's share stays below the
-        // spin's, which needed 30 ms on top of it.
-        assert!(
-            slept.user + slept.system < spun.user + spun.system,
-            "{slept:?}"
         );
         assert_eq!(
             start.since(CpuTime::of_process().unwrap()),
