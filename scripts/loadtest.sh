@@ -309,20 +309,28 @@ head = ["scenario", "sent/s", "delivered/s", "MB/s", "p50 µs", "p99 µs", "sent
 if not rows:
     print("no scenario matched --only", file=sys.stderr)
     sys.exit(2)
-widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-line = lambda r: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
+def table(head, rows):
+    """Prints `rows` under `head`, the first column left-aligned and the others right."""
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    line = lambda r: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
+    print(line(head))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print(line(r))
 print(f"{'' if messages == 0 else f'{messages:,} messages per scenario; '}sent/s: client, first to last send; delivered/s and "
       "MB/s: messages the server confirmed, first send to last confirmation; latency: one-way "
       "at the server; resent: n/a for TCP (the kernel resends unseen)")
-print(line(head))
-print("  ".join("-" * w for w in widths))
-for r in rows:
-    print(line(r))
+table(head, rows)
 if len(sys.argv) > 3 and sys.argv[3] == "1":
     import re, statistics
+    modes = ("raw", "udp-qos", "udp-noqos", "tcp")
+    # A comparison run's scenario: mode, case (threads and size) and round.
+    compared = lambda name: re.match(r"^(raw|udp-qos|udp-noqos|tcp)-(t\d+-\d+B)(-r(\d+))?$", name)
+    # Cases by thread count, then name.
+    cases = lambda keys: sorted({k[0] for k in keys}, key=lambda c: (int(c.split("-")[1][:-1]), c))
     groups, by_round = {}, {}
     for r in rows:
-        m = re.match(r"^(raw|udp-qos|udp-noqos|tcp)-(t\d+-\d+B)(-r(\d+))?$", r[0])
+        m = compared(r[0])
         if m and r[2] not in ("-", na):
             rate = float(r[2].replace(",", ""))
             groups.setdefault((m.group(2), m.group(1)), []).append(rate)
@@ -331,31 +339,25 @@ if len(sys.argv) > 3 and sys.argv[3] == "1":
     print("medians of delivered/s over the rounds; ratios of the medians; "
           + (f"clients on CPU {client_cpus}, servers on CPU {server_cpus} (taskset; --no-pin lets them float)"
              if server_cpus else "processes not pinned"))
-    head = ["scenario", "raw UDP", "RealMQ QoS", "no QoS", "TCP", "QoS/raw", "QoS/TCP", "rounds",
-            "QoS/raw by round"]
     out = []
-    for case in sorted({k[0] for k in groups}, key=lambda c: (int(c.split("-")[1][:-1]), c)):
-        med = {mode: statistics.median(groups[(case, mode)]) for mode in ("raw", "udp-qos", "udp-noqos", "tcp") if (case, mode) in groups}
+    for case in cases(groups):
+        med = {mode: statistics.median(groups[(case, mode)]) for mode in modes if (case, mode) in groups}
         ratio = lambda a, b: f"{med[a] / med[b]:.2f}" if a in med and b in med and med[b] else na
         # Each round's QoS against the raw run right before it: how far the noise moves it.
         rounds = sorted({k[2] for k in by_round if k[0] == case})
         pairs = [by_round[(case, "udp-qos", n)] / by_round[(case, "raw", n)] for n in rounds
                  if (case, "udp-qos", n) in by_round and by_round.get((case, "raw", n))]
         spread = f"{min(pairs):.2f}-{max(pairs):.2f}" if len(pairs) > 1 else na
-        out.append([case] + [f"{med[m]:,.0f}" if m in med else na for m in ("raw", "udp-qos", "udp-noqos", "tcp")]
+        out.append([case] + [f"{med[m]:,.0f}" if m in med else na for m in modes]
                    + [ratio("udp-qos", "raw"), ratio("udp-qos", "tcp"), str(len(groups.get((case, "udp-qos"), []))),
                       spread])
-    widths = [max(len(r[i]) for r in out + [head]) for i in range(len(head))]
-    print(line(head))
-    print("  ".join("-" * w for w in widths))
-    for r in out:
-        print(line(r))
-    # Processor time a message, which the neighbours on a shared host move far less than the
-    # rate: each end's CPU (client process, server thread) over the messages it handled.
-    modes = ("raw", "udp-qos", "udp-noqos", "tcp")
+    table(["scenario", "raw UDP", "RealMQ QoS", "no QoS", "TCP", "QoS/raw", "QoS/TCP", "rounds",
+           "QoS/raw by round"], out)
+    # Each end's processor time (client process, server thread) over the messages it handled,
+    # as iperf3 reports its CPU use: who works how hard.
     ns = {}
     for name, (c_ns, s_ns) in cpu.items():
-        m = re.match(r"^(raw|udp-qos|udp-noqos|tcp)-(t\d+-\d+B)(-r(\d+))?$", name)
+        m = compared(name)
         if m and c_ns is not None and s_ns is not None:
             ns.setdefault((m.group(2), m.group(1)), []).append((c_ns, s_ns))
     if ns:
@@ -363,19 +365,14 @@ if len(sys.argv) > 3 and sys.argv[3] == "1":
         print("CPU a message, ns, client + server (medians over the rounds; client: its process, "
               "server: its serving thread). A client at full speed never sleeps, so its figure is "
               "about 1 / its rate; the server's shows the headroom it had")
-        head = ["scenario", "raw UDP", "RealMQ QoS", "no QoS", "TCP"]
         out = []
-        for case in sorted({k[0] for k in ns}, key=lambda c: (int(c.split("-")[1][:-1]), c)):
+        for case in cases(ns):
             med = {mode: (statistics.median(c for c, _ in ns[(case, mode)]),
                           statistics.median(s for _, s in ns[(case, mode)]))
                    for mode in modes if (case, mode) in ns}
             cell = lambda m: f"{med[m][0]:.1f} + {med[m][1]:.1f}" if m in med else na
             out.append([case] + [cell(m) for m in modes])
-        widths = [max(len(r[i]) for r in out + [head]) for i in range(len(head))]
-        print(line(head))
-        print("  ".join("-" * w for w in widths))
-        for r in out:
-            print(line(r))
+        table(["scenario", "raw UDP", "RealMQ QoS", "no QoS", "TCP"], out)
 ping_rows = []
 for name in pings:
     try:
@@ -387,14 +384,9 @@ for name in pings:
     except (OSError, ValueError, KeyError):
         bad.append(f"{name}: {failed.get(name, 'no JSON summary')}")
 if ping_rows:
-    head = ["latency mode (--ping)", "messages", "RTT p50 µs", "p99 µs", "p99.9 µs", "max µs"]
-    widths = [max(len(r[i]) for r in ping_rows + [head]) for i in range(len(head))]
     print()
     print("round trips, one message in flight, 64 bytes (UDP: send to acknowledgement; TCP: send to the server's answer)")
-    print(line(head))
-    print("  ".join("-" * w for w in widths))
-    for r in ping_rows:
-        print(line(r))
+    table(["latency mode (--ping)", "messages", "RTT p50 µs", "p99 µs", "p99.9 µs", "max µs"], ping_rows)
 if bad:
     print("FAILED:", "; ".join(bad), file=sys.stderr)
     sys.exit(1)

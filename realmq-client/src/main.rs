@@ -12,7 +12,6 @@ use realmq_client::cli::{Args, Command};
 use realmq_client::verdict::judge;
 use realmq_client::{run_workers_reporting, ClientSummary, Progress, WorkerConfig};
 use realmq_common::io::{print_report, CpuTime, Shutdown};
-use realmq_common::stats::CpuSummary;
 
 fn main() -> ExitCode {
     // Usage errors: clap prints them and exits with status 2.
@@ -28,10 +27,7 @@ fn main() -> ExitCode {
         let so_far = Progress::total(&progress);
         ClientSummary::failed(args.run_info(), format!("{e:#}"), so_far)
     });
-    if let (Some(start), Some(end)) = (cpu_start, CpuTime::of_process()) {
-        let used = end.since(start);
-        summary.cpu = Some(CpuSummary::new(used.user, used.system, summary.sent));
-    }
+    summary.cpu = CpuTime::summary_since(cpu_start, CpuTime::of_process, summary.sent);
     if let Err(e) = print_report(&mut std::io::stdout().lock(), &summary, args.common.json) {
         eprintln!("error: cannot print the summary: {e}");
         return ExitCode::from(1);

@@ -446,6 +446,16 @@ mod tests {
     use super::*;
     use realmq_common::stats::record_latency_us;
 
+    /// A run of `threads` threads sending `size`-byte messages.
+    fn run_info(protocol: &'static str, qos: bool, threads: u32, size: u32) -> RunInfo {
+        RunInfo {
+            protocol,
+            qos,
+            threads,
+            size,
+        }
+    }
+
     fn two_threads(t0: Instant) -> [ThreadResult; 2] {
         let mut a = ThreadResult {
             sent: 600,
@@ -482,12 +492,7 @@ mod tests {
     #[test]
     fn qos_runs_report_sent_and_delivered_rates_and_loss() {
         let t0 = Instant::now();
-        let run = RunInfo {
-            protocol: "udp",
-            qos: true,
-            threads: 2,
-            size: 1_000,
-        };
+        let run = run_info("udp", true, 2, 1_000);
         let s = ClientSummary::new(run, &two_threads(t0));
         assert_eq!((s.sent, s.delivered, s.lost), (1_000, Some(990), Some(10)));
         assert_eq!((s.acked, s.undeliverable), (Some(990), Some(10)));
@@ -535,12 +540,7 @@ mod tests {
     #[test]
     fn a_run_sent_in_one_batch_has_no_send_rate_and_a_failed_one_no_delivery() {
         let t0 = Instant::now();
-        let run = RunInfo {
-            protocol: "udp",
-            qos: true,
-            threads: 1,
-            size: 64,
-        };
+        let run = run_info("udp", true, 1, 64);
         // Every message handed over at one instant: no time, so no rate (not 0 msgs/s).
         let one_batch = ThreadResult {
             sent: 1_000,
@@ -585,12 +585,7 @@ mod tests {
             offset_us: -5_000_050,
             rtt_us: 300,
         });
-        let run = RunInfo {
-            protocol: "udp",
-            qos: true,
-            threads: 2,
-            size: 64,
-        };
+        let run = run_info("udp", true, 2, 64);
         let s = ClientSummary::new(run, &threads);
         assert_eq!(
             (s.clock_offset_us, s.clock_rtt_us),
@@ -631,12 +626,7 @@ mod tests {
         threads[0].measure_from = Some(t0 + Duration::from_millis(100));
         threads[0].warmup_sent = 100;
         threads[1].measure_from = threads[1].first_send;
-        let run = RunInfo {
-            protocol: "udp",
-            qos: true,
-            threads: 2,
-            size: 1_000,
-        };
+        let run = run_info("udp", true, 2, 1_000);
         let s = ClientSummary::new(run, &threads);
         assert_eq!((s.sent, s.delivered), (1_000, Some(990)));
         assert!((s.send_duration_s - 0.4).abs() < 1e-9);
@@ -654,12 +644,7 @@ mod tests {
             ("raw", false, "raw UDP (no protocol)"),
             ("tcp", false, "TCP baseline"),
         ] {
-            let run = RunInfo {
-                protocol,
-                qos,
-                threads: 1,
-                size: 64,
-            };
+            let run = run_info(protocol, qos, 1, 64);
             let text = ClientSummary::new(run, &two_threads(t0)).to_text();
             assert!(text.starts_with(&format!("{title}, 1 thread(s)")), "{text}");
         }
@@ -668,12 +653,7 @@ mod tests {
     #[test]
     fn what_a_mode_cannot_measure_is_null() {
         let t0 = Instant::now();
-        let tcp = RunInfo {
-            protocol: "tcp",
-            qos: false,
-            threads: 2,
-            size: 10,
-        };
+        let tcp = run_info("tcp", false, 2, 10);
         // A TCP run without --ping measures no round trip.
         let mut threads = two_threads(t0);
         threads.iter_mut().for_each(|t| t.rtt.reset());
@@ -691,12 +671,7 @@ mod tests {
         assert_eq!(v["qos"], false);
         let mut unconfirmed = two_threads(t0);
         unconfirmed[1].server_received = None;
-        let noqos = RunInfo {
-            protocol: "udp",
-            qos: false,
-            threads: 2,
-            size: 10,
-        };
+        let noqos = run_info("udp", false, 2, 10);
         let s = ClientSummary::new(noqos, &unconfirmed);
         assert_eq!((s.delivered, s.lost, s.delivered_per_s), (None, None, None));
         assert_eq!(s.retransmitted, Some(0));

@@ -175,8 +175,8 @@ impl SocketErrors {
 /// The session's datagram size: `--datagram-size` (by default one Ethernet MTU's UDP
 /// payload, [`realmq_proto::DEFAULT_MAX_DATAGRAM`]), or less where the kernel knows the path
 /// to the server to be narrower ([`socket::datagram_size`]: a VPN, PPPoE, a tunnel); and the
-/// largest message one such datagram carries ([`Client::max_payload`]). Fails, saying why, when that leaves too little
-/// room for the handshake or for one `--size` message.
+/// largest message one such datagram carries ([`Client::max_payload`]). Fails, saying why,
+/// when that leaves too little room for the handshake or for one `--size` message.
 fn datagram_size(socket: &UdpSocket, config: &WorkerConfig) -> anyhow::Result<(usize, usize)> {
     let preferred = config.datagram_size;
     let size = socket::datagram_size(socket, preferred);

@@ -27,7 +27,7 @@ use std::time::Instant;
 use anyhow::Context;
 use mio::{Poll, Token, Waker};
 use realmq_common::io::entropy::random_bytes;
-use realmq_common::io::Shutdown;
+use realmq_common::io::{CpuTime, Shutdown};
 
 use crate::busy_poll::BusyPoll;
 use crate::tcp::serve_tcp;
@@ -119,7 +119,7 @@ pub fn serve(
         exit_after_sessions: options.exit_after_sessions,
     };
     let start = Instant::now();
-    let cpu_start = realmq_common::io::CpuTime::of_thread();
+    let cpu_start = CpuTime::of_thread();
     let sink = match &options.stats {
         Some(config) => Some(sink::StatsSink::create(config.clone(), start)?),
         None => None,
@@ -178,14 +178,7 @@ pub fn serve(
         log::info!("interrupted: finishing");
     }
     let mut summary = ServerSummary::new(protocol, &counters, udp, &recorder);
-    if let (Some(start), Some(end)) = (cpu_start, realmq_common::io::CpuTime::of_thread()) {
-        let used = end.since(start);
-        summary.cpu = Some(realmq_common::stats::CpuSummary::new(
-            used.user,
-            used.system,
-            counters.received,
-        ));
-    }
+    summary.cpu = CpuTime::summary_since(cpu_start, CpuTime::of_thread, counters.received);
     if let Some((records, files)) = recorder.finish_sink()? {
         log::info!("wrote {records} stats records in {files} file(s)");
     }

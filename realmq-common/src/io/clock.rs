@@ -67,6 +67,22 @@ impl CpuTime {
             system: self.system.saturating_sub(earlier.system),
         }
     }
+
+    /// The time `read` (a process's or a thread's) has used since `start`, its reading at a
+    /// run's start, spent on `messages` messages: a summary's CPU line, or `None` where
+    /// either reading failed.
+    pub fn summary_since(
+        start: Option<Self>,
+        read: fn() -> Option<Self>,
+        messages: u64,
+    ) -> Option<crate::stats::CpuSummary> {
+        let used = read()?.since(start?);
+        Some(crate::stats::CpuSummary::new(
+            used.user,
+            used.system,
+            messages,
+        ))
+    }
 }
 
 /// After the event loop's wait: reads both clocks and asks `watch` whether this thread was
@@ -101,6 +117,11 @@ mod tests {
             start.since(CpuTime::of_process().unwrap()),
             CpuTime::default()
         );
+        // A summary needs both readings; with them, the time since the start.
+        assert_eq!(CpuTime::summary_since(None, CpuTime::of_process, 1), None);
+        let summary = CpuTime::summary_since(Some(start), CpuTime::of_process, 1_000).unwrap();
+        assert!(summary.user_s + summary.system_s >= 0.030, "{summary:?}");
+        assert!(summary.ns_per_message.unwrap() >= 30_000.0, "{summary:?}");
     }
 
     #[test]
