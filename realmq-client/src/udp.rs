@@ -590,6 +590,25 @@ impl Worker<'_> {
             let max_segments = self.outbox.max_segments().clamp(1, self.segments);
             let mut budget = SEND_BUDGET;
             while budget > 0 {
+                // New messages stored as whole datagrams leave from where they lie: one
+                // segmented send, no copy into `tx` (not with --simulate-loss, which drops
+                // datagrams one by one).
+                if !self.loss.drops_any() {
+                    let max = max_segments.min(budget);
+                    if let Some(burst) = self.client.poll_prebuilt(now, max) {
+                        budget -= burst.count;
+                        let segment = (burst.count > 1).then_some(burst.segment);
+                        let to = self.config.server;
+                        if !self
+                            .outbox
+                            .send(&self.socket, to, None, burst.bytes, segment)
+                        {
+                            done = true; // blocked: WRITABLE is registered below
+                            break;
+                        }
+                        continue;
+                    }
+                }
                 // One batch: datagrams written back to back into `tx`.
                 let (mut len, mut segments, mut segment, mut ended) = (0, 0, full, false);
                 while segments < max_segments && budget > 0 {

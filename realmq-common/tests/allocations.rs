@@ -137,6 +137,10 @@ struct Pair {
     latency: Histogram<u64>,
     delivered: u64,
     corrupt: u64,
+    /// Messages a `send_many` call offers (1: `send`, one by one).
+    batch: u64,
+    /// Datagrams the client wrote where it stored them (`poll_prebuilt`).
+    prebuilt: u64,
 }
 
 impl Pair {
@@ -164,6 +168,8 @@ impl Pair {
             latency: latency_histogram(),
             delivered: 0,
             corrupt: 0,
+            batch: 1,
+            prebuilt: 0,
         }
     }
 
@@ -174,10 +180,22 @@ impl Pair {
         // Bounded: 20 µs per pass, so this is 100 s of simulated time at most.
         for _ in 0..5_000_000 {
             while self.sent < target && self.client.is_established() {
-                let id = self.client.next_message_id().expect("established");
-                write_stamp(&mut self.payload, self.client.session_id(), id);
-                match self.client.send(self.now, &self.payload) {
-                    Ok(_) => self.sent += 1,
+                let session_id = self.client.session_id();
+                let result = if self.batch == 1 {
+                    let id = self.client.next_message_id().expect("established");
+                    write_stamp(&mut self.payload, session_id, id);
+                    self.client.send(self.now, &self.payload).map(|_| 1)
+                } else {
+                    // Written in place, as the load client does.
+                    let want = self.batch.min(target - self.sent);
+                    let fill = |id: u64, payload: &mut [u8]| {
+                        payload.fill(b'x');
+                        write_stamp(payload, session_id, id);
+                    };
+                    self.client.send_many(self.now, SIZE, want, fill)
+                };
+                match result {
+                    Ok(n) => self.sent += n,
                     Err(SendError::Backpressure) => break,
                     Err(e) => panic!("send: {e}"),
                 }
@@ -195,7 +213,7 @@ impl Pair {
     /// ACKs) back to the client.
     fn exchange(&mut self) {
         let now = self.now;
-        while let Some(len) = self.client.poll_transmit(now, &mut self.up) {
+        while let Some(len) = self.next_up(now) {
             self.datagrams_up += 1;
             if dropped(self.datagrams_up, self.impairment.drop_up_every) {
                 continue;
@@ -229,6 +247,18 @@ impl Pair {
             );
         }
         while self.server.poll_event().is_some() {}
+    }
+
+    /// The client's next datagram, in `up`: one it stored whole, if it has one (copied
+    /// here), else the one `poll_transmit` writes.
+    fn next_up(&mut self, now: Instant) -> Option<usize> {
+        if let Some(burst) = self.client.poll_prebuilt(now, 1) {
+            let len = burst.bytes.len();
+            self.up[..len].copy_from_slice(burst.bytes);
+            self.prebuilt += 1;
+            return Some(len);
+        }
+        self.client.poll_transmit(now, &mut self.up)
     }
 
     /// One step of simulated time; the timers that fell due run.
@@ -322,4 +352,31 @@ fn loss_and_resends_allocate_nothing_per_message() {
         "allocations over {MEASURED} and {} messages",
         2 * MEASURED
     );
+}
+
+#[test]
+fn batches_sent_where_they_are_stored_allocate_nothing_per_message() {
+    // `send_many` stores batches as whole datagrams, written where they lie.
+    for impairment in [
+        CLEAN,
+        Impairment {
+            drop_up_every: 50,
+            drop_down_every: 7,
+        },
+    ] {
+        let mut pair = Pair::new(impairment, None);
+        pair.batch = 500;
+        let (short, long) = measure(&mut pair);
+        assert!(
+            pair.prebuilt > 1_000,
+            "{} datagrams as stored",
+            pair.prebuilt
+        );
+        assert_eq!(
+            (short, long),
+            (0, 0),
+            "{impairment:?}: allocations over {MEASURED} and {} messages",
+            2 * MEASURED
+        );
+    }
 }

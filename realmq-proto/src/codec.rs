@@ -103,6 +103,7 @@ impl<'a> Writer<'a> {
         self.slice(&[value])
     }
 
+    #[inline(always)]
     pub(crate) fn slice(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         self.reserve(bytes.len())?;
         self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);

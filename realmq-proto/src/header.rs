@@ -154,6 +154,16 @@ impl Header {
         })
     }
 
+    /// The header's bytes.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[field::MAGIC].copy_from_slice(&MAGIC.to_be_bytes());
+        out[field::VERSION] = VERSION;
+        out[field::KIND_FLAGS] = self.kind.code() << 4 | self.flags.0;
+        out[field::SESSION_ID].copy_from_slice(&self.session_id.to_be_bytes());
+        out
+    }
+
     pub(crate) fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         w.uint(u64::from(MAGIC), 2)?;
         w.u8(VERSION)?;
@@ -178,6 +188,7 @@ mod tests {
         let mut w = Writer::new(&mut out);
         header.write(&mut w).unwrap();
         assert_eq!(out, bytes);
+        assert_eq!(header.to_bytes(), bytes);
         assert_eq!(&out[field::MAGIC], b"RM");
     }
 

@@ -34,10 +34,11 @@ pub use datagram::{
 pub use error::{DecodeError, EncodeError};
 pub use frame::{
     ack::{ack_encoded_len, ack_head_len, ack_range_len},
-    data_head_len, frame_type, AckFrame, AckRanges, AckSummary, Bye, DataFrame, DataWriter,
-    EncodedRun, FollowingPrefix, Frame, Heartbeat, Hello, IndexedMessage, Message, MessageIndex,
-    MessageRun, Messages, Retry, Stop, StoredRun, Welcome, MAX_CLOCK_OFFSET_US,
-    MAX_FOLLOWING_PREFIX, MAX_INDEXED_MESSAGES, MAX_MESSAGES_PER_FRAME, MAX_TOKEN_LEN,
+    data_head_len, frame_stored_run, frame_type, AckFrame, AckRanges, AckSummary, Bye, DataFrame,
+    DataHead, DataWriter, EncodedRun, FollowingPrefix, Frame, Heartbeat, Hello, IndexedMessage,
+    Message, MessageIndex, MessageRun, Messages, Retry, Stop, StoredRun, Welcome,
+    MAX_CLOCK_OFFSET_US, MAX_FOLLOWING_PREFIX, MAX_INDEXED_MESSAGES, MAX_MESSAGES_PER_FRAME,
+    MAX_TOKEN_LEN,
 };
 pub use header::{field as header_field, Flags, Header, PacketKind, HEADER_LEN, MAGIC, VERSION};
 pub use id::MAX_MESSAGE_ID;

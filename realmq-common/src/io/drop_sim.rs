@@ -31,6 +31,11 @@ impl DropSim {
         drop
     }
 
+    /// Whether it drops any datagram at all.
+    pub fn drops_any(&self) -> bool {
+        self.probability > 0.0
+    }
+
     /// Datagrams dropped so far.
     pub fn dropped(&self) -> u64 {
         self.dropped

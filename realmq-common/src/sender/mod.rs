@@ -9,6 +9,9 @@ mod congestion;
 mod errors;
 mod fill;
 mod loss;
+mod prebuilt;
+#[cfg(test)]
+mod prebuilt_tests;
 mod probe;
 mod reachability;
 #[cfg(test)]
@@ -42,6 +45,7 @@ use unacked::Unacked;
 
 pub use errors::{AckError, EnqueueError, SenderEvent, MAX_VIOLATING_ACKS};
 pub use fill::FillPayload;
+pub use prebuilt::Prebuilt;
 
 /// Counters and the RTT distribution, for the binaries' reports.
 #[derive(Debug, Clone)]

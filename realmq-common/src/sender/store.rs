@@ -32,8 +32,10 @@ use realmq_proto::{data_head_len, FollowingPrefix, StoredRun, MAX_FOLLOWING_PREF
 use super::congestion::MESSAGE_OVERHEAD;
 use super::fill::FillPayload;
 use super::sent_time::SentTime;
+use slots::Slots;
 use written::{WrittenRun, WrittenRuns};
 
+mod slots;
 mod written;
 
 /// Where a message lives in the [`ByteRing`]: its encoded prefix, then its payload.
@@ -125,6 +127,21 @@ impl ByteRing {
     /// Bytes consumed by live strings.
     pub(super) fn used(&self) -> usize {
         self.used
+    }
+
+    /// Its size in bytes.
+    fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bytes `range` of the buffer, live strings' bytes.
+    fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// The whole buffer, to write into live strings in place (`slots.rs`).
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
     }
 
     /// Stores a message: `prefix_len` bytes, then `payload_len` bytes of payload, back to
@@ -353,6 +370,8 @@ pub(super) struct Window {
     max_messages: usize,
     /// The timestamp of the last message pushed: the next one's prefix counts from it.
     last_timestamp_us: u64,
+    /// The datagrams stored whole, if batches are stored so (`slots.rs`).
+    slots: Option<Slots>,
 }
 
 /// What a run of records written once and still in flight adds up to
@@ -406,6 +425,7 @@ impl Window {
             ring: ByteRing::new(max_bytes),
             max_messages,
             last_timestamp_us: 0,
+            slots: None,
         }
     }
 
@@ -455,6 +475,11 @@ impl Window {
         count: u64,
         mut fill: impl FillPayload,
     ) -> u64 {
+        if len < BARE_FROM && self.stores_datagrams() {
+            if let Some(pushed) = self.push_datagrams(timestamp_us, len, count, &mut fill) {
+                return pushed;
+            }
+        }
         // The first message's prefix counts from the last one pushed, every later one's from
         // its predecessor in the batch: the same timestamp, so the same prefix for all.
         let mut prefix = self.prefix_after_last(timestamp_us, len);
@@ -583,6 +608,7 @@ impl Window {
     /// at most `flight_budget` bytes in flight and that are at most `max_count`. The caller
     /// knows `first`'s predecessor is the last message of its frame, so the run's stored
     /// prefixes are valid there. Stretches are taken whole, by arithmetic.
+    #[inline(always)]
     pub(super) fn run(
         &self,
         first: u64,

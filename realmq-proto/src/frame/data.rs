@@ -22,6 +22,7 @@
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::frame_type;
+use crate::header::{Header, HEADER_LEN};
 use crate::id::{self, MAX_MESSAGE_ID};
 use crate::varint::{self, len_of as vlen};
 
@@ -501,19 +502,7 @@ impl<'w, 'b> DataWriter<'w, 'b> {
         // The head in one piece: a write per field, each checking its room, cost more than
         // the rest of a datagram's framing.
         let mut head = [0u8; MAX_DATA_HEAD];
-        let id_len = id::id_len(run.first_id);
-        head[0] = frame_type::DATA | (id_len as u8 - 1);
-        head[1..1 + id_len].copy_from_slice(&run.first_id.to_be_bytes()[8 - id_len..]);
-        let mut at = 1 + id_len;
-        let ts_len = vlen(run.first_timestamp_us)?;
-        varint::write_with_len(run.first_timestamp_us, ts_len, &mut head[at..]);
-        at += ts_len;
-        let count_at = w.len() + at;
-        varint::write_with_len(run.count, COUNT_LEN, &mut head[at..]);
-        at += COUNT_LEN;
-        let first_len = run.first_len as u64;
-        varint::write_with_len(first_len, vlen(first_len)?, &mut head[at..]);
-        debug_assert_eq!(head_len, at + vlen(first_len)?);
+        let count_at = w.len() + write_head(&mut head, &DataHead::of(&run), head_len)?;
         w.slice(&head[..head_len])?;
         w.slice(run.bytes)?;
         Ok(Self {
@@ -698,6 +687,101 @@ pub fn data_head_len(
         payload: &[],
     })?;
     Ok(1 + id::id_len(first_id) + vlen(first_timestamp_us)? + COUNT_LEN + vlen(first_len as u64)?)
+}
+
+/// What the head of a DATA frame of consecutive messages says: the first message's ID,
+/// timestamp and payload length, and how many messages follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataHead {
+    /// The first message's ID; the others follow one by one.
+    pub first_id: u64,
+    /// The first message's timestamp, the frame's base.
+    pub first_timestamp_us: u64,
+    /// The first message's payload length.
+    pub first_len: usize,
+    /// How many messages the frame holds, at least one.
+    pub count: u64,
+}
+
+impl DataHead {
+    fn of(run: &StoredRun<'_>) -> Self {
+        Self {
+            first_id: run.first_id,
+            first_timestamp_us: run.first_timestamp_us,
+            first_len: run.first_len,
+            count: run.count,
+        }
+    }
+}
+
+/// Writes the head of a DATA frame that begins as `run` says (`head_len` bytes, from
+/// [`data_head_len`]) at the start of `out`; returns where its count field starts.
+#[inline]
+fn write_head(out: &mut [u8], run: &DataHead, head_len: usize) -> Result<usize, EncodeError> {
+    let id_len = id::id_len(run.first_id);
+    out[0] = frame_type::DATA | (id_len as u8 - 1);
+    out[1..1 + id_len].copy_from_slice(&run.first_id.to_be_bytes()[8 - id_len..]);
+    let mut at = 1 + id_len;
+    let ts_len = vlen(run.first_timestamp_us)?;
+    varint::write_with_len(run.first_timestamp_us, ts_len, &mut out[at..]);
+    at += ts_len;
+    let count_at = at;
+    varint::write_with_len(run.count, COUNT_LEN, &mut out[at..]);
+    at += COUNT_LEN;
+    let first_len = run.first_len as u64;
+    varint::write_with_len(first_len, vlen(first_len)?, &mut out[at..]);
+    debug_assert_eq!(head_len, at + vlen(first_len)?);
+    Ok(count_at)
+}
+
+/// Frames a run of messages in place: `buf[at..]` holds them as a sender stores them, each
+/// behind its [`FollowingPrefix`] (the first one's, `first_prefix` bytes, included), and
+/// this writes `buf[start..at + first_prefix]`: the datagram `header`, zero bytes (PADDING),
+/// then the DATA frame's head as `run` says, which ends where the first prefix did (both end
+/// with the first payload's length field). The datagram then runs from `start` to the end
+/// of the run.
+///
+/// This is the datagram [`crate::DatagramWriter::data_run`] writes, with its PADDING moved
+/// in front of the DATA frame, without copying the run: a sender that leaves room in front of
+/// a datagram's worth of stored messages sends them from where they are stored.
+/// `Err(BufferFull)` if the room in front of `at` is too small for the header and the head.
+#[inline]
+pub fn frame_stored_run(
+    buf: &mut [u8],
+    start: usize,
+    (at, first_prefix): (usize, usize),
+    header: Header,
+    run: &DataHead,
+) -> Result<(), EncodeError> {
+    let head_len = data_head_len(run.first_id, run.first_timestamp_us, run.first_len)?;
+    let first_len_len = vlen(run.first_len as u64)?;
+    let last_id = run.first_id.checked_add(run.count.saturating_sub(1));
+    if run.count == 0
+        || run.count > MAX_MESSAGES_PER_FRAME
+        || first_prefix < first_len_len
+        || last_id.is_none_or(|id| id > MAX_MESSAGE_ID)
+    {
+        return Err(EncodeError::BadRun {
+            count: run.count,
+            len: buf.len(),
+        });
+    }
+    // The head ends where the first prefix's length field ends.
+    let head_end = at + first_prefix;
+    let needed = HEADER_LEN + head_len;
+    let head_start = head_end
+        .checked_sub(head_len)
+        .filter(|_| head_end <= buf.len());
+    let Some(head_start) = head_start.filter(|&h| h >= start + HEADER_LEN && start <= at) else {
+        return Err(EncodeError::BufferFull {
+            needed,
+            remaining: (at + first_prefix).saturating_sub(start),
+        });
+    };
+    buf[start..start + HEADER_LEN].copy_from_slice(&header.to_bytes());
+    buf[start + HEADER_LEN..head_start].fill(0);
+    write_head(&mut buf[head_start..head_end], run, head_len)?;
+    Ok(())
 }
 
 /// Consecutive messages stored in their wire form, to begin a DATA frame with

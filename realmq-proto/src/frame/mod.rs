@@ -32,9 +32,9 @@ pub use control::{
     Bye, Heartbeat, Hello, Retry, Stop, Welcome, MAX_CLOCK_OFFSET_US, MAX_TOKEN_LEN,
 };
 pub use data::{
-    data_head_len, DataFrame, DataWriter, EncodedRun, FollowingPrefix, IndexedMessage, Message,
-    MessageIndex, Messages, StoredRun, MAX_FOLLOWING_PREFIX, MAX_INDEXED_MESSAGES,
-    MAX_MESSAGES_PER_FRAME,
+    data_head_len, frame_stored_run, DataFrame, DataHead, DataWriter, EncodedRun, FollowingPrefix,
+    IndexedMessage, Message, MessageIndex, Messages, StoredRun, MAX_FOLLOWING_PREFIX,
+    MAX_INDEXED_MESSAGES, MAX_MESSAGES_PER_FRAME,
 };
 pub use message_run::MessageRun;
 

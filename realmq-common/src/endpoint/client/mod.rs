@@ -13,7 +13,7 @@ use super::auth::{is_sealed, without_trailer, writable_len, SessionAuth};
 use super::clock::{ClockOffset, ClockProbe};
 use crate::config::{LivenessTuning, SenderConfig, SenderConfigError};
 use crate::security::{Psk, SessionKeys, TRAILER_LEN};
-use crate::sender::{EnqueueError, FillPayload, Sender, SenderEvent};
+use crate::sender::{EnqueueError, FillPayload, Prebuilt, Sender, SenderEvent};
 use crate::timer::{earliest, TimerKind, TimerTable};
 
 /// Tuning of a [`Client`].
@@ -504,6 +504,11 @@ impl Client {
         let Ok(mut sender) = sender else {
             return false;
         };
+        // Unauthenticated datagrams end with their last message (no trailer to seal in):
+        // batches are stored as the datagrams that carry them (`poll_prebuilt`).
+        if self.psk.is_none() {
+            sender.store_datagrams(PAD_SLACK);
+        }
         sender.handle_peer_activity(now);
         self.sender = Some(sender);
         self.session_id = session_id;
@@ -627,6 +632,23 @@ impl Client {
         };
         self.stats.datagrams_sent += 1;
         Some(len)
+    }
+
+    /// Writes up to `max` datagrams of new messages where the session stored them, back to
+    /// back, and returns them (see [`Prebuilt`]), if the next thing to send is such a run
+    /// (new messages sent with `send_many`, the congestion window open, nothing to resend,
+    /// no control frame due); `None` otherwise: then [`poll_transmit`](Self::poll_transmit)
+    /// writes what is next. The datagrams are the ones `poll_transmit` would write one by
+    /// one, with their PADDING in front of the DATA frame, and count as sent: a caller that
+    /// cannot send them at once must keep them (a copy) until it can.
+    pub fn poll_prebuilt(&mut self, now: Instant, max: usize) -> Option<Prebuilt<'_>> {
+        if self.state != ClientState::Established || self.auth.is_some() {
+            return None;
+        }
+        let header = Header::session(self.session_id);
+        let prebuilt = self.sender.as_mut()?.write_prebuilt(now, header, max)?;
+        self.stats.datagrams_sent += prebuilt.count as u64;
+        Some(prebuilt)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) wants to be called (or

@@ -44,6 +44,8 @@ struct Net {
     checker: StampChecker,
     /// Messages delivered in runs of more than one.
     in_runs: u64,
+    /// Datagrams the clients sent from where they stored them (`Client::poll_prebuilt`).
+    prebuilt: u64,
     events: Vec<ServerEvent>,
     client_events: Vec<Vec<ClientEvent>>,
 }
@@ -103,6 +105,7 @@ impl Net {
             corrupt: 0,
             checker: StampChecker::new(),
             in_runs: 0,
+            prebuilt: 0,
             events: Vec::new(),
             client_events: vec![Vec::new(); n],
         }
@@ -134,7 +137,19 @@ impl Net {
             if self.silent_clients[i] {
                 continue;
             }
-            while let Some(len) = client.poll_transmit(self.now, &mut buf) {
+            // As the client binary sends: datagrams stored whole where there are some (a
+            // few at a time, to interleave with the rest), the others one by one.
+            loop {
+                if let Some(burst) = client.poll_prebuilt(self.now, 3) {
+                    self.prebuilt += burst.count as u64;
+                    for datagram in burst.datagrams() {
+                        self.up.send_tagged(self.now, i, datagram);
+                    }
+                    continue;
+                }
+                let Some(len) = client.poll_transmit(self.now, &mut buf) else {
+                    break;
+                };
                 self.up.send_tagged(self.now, i, &buf[..len]);
             }
         }
@@ -234,18 +249,35 @@ impl Net {
 fn drive(net: &mut Net, per_client: u64, finish: bool) {
     let mut payload = [b'x'; 64];
     let mut sent = vec![0u64; net.clients.len()];
-    for _ in 0..5_000_000 {
+    for step in 0..5_000_000u64 {
         for (i, c) in net.clients.iter_mut().enumerate() {
             if net.silent_clients[i] {
                 continue;
             }
             while sent[i] < per_client && c.is_established() {
-                let id = c.next_message_id().expect("established");
-                write_stamp(&mut payload, c.session_id(), id);
-                match c.send(net.now, &payload) {
-                    Ok(_) => sent[i] += 1,
+                // One by one (`send`) and in batches of several sizes (`send_many`, which
+                // the session stores as whole datagrams), by turns.
+                let batch = [1, 1, 5, 64, 300][(step % 5) as usize];
+                let want = (per_client - sent[i]).min(batch);
+                let session_id = c.session_id();
+                let result = if batch == 1 {
+                    let id = c.next_message_id().expect("established");
+                    write_stamp(&mut payload, session_id, id);
+                    c.send(net.now, &payload).map(|_| 1)
+                } else {
+                    let fill = |id: u64, p: &mut [u8]| {
+                        p.fill(b'x');
+                        write_stamp(p, session_id, id);
+                    };
+                    c.send_many(net.now, payload.len(), want, fill)
+                };
+                match result {
+                    Ok(n) => sent[i] += n,
                     Err(SendError::Backpressure) => break,
                     Err(e) => panic!("send: {e}"),
+                }
+                if matches!(result, Ok(n) if n < want) {
+                    break;
                 }
             }
             if finish && sent[i] == per_client && c.is_established() {
@@ -297,6 +329,12 @@ fn every_message_arrives_once_over_a_clean_link() {
     assert_eq!((s.sessions_total, s.sessions_open), (2, 0));
     // Without loss, a sender's runs of equal messages reach the application as runs.
     assert!(net.in_runs >= 36_000, "{} of 40,000 in runs", net.in_runs);
+    // Batches went out as they were stored, framed in place.
+    assert!(
+        net.prebuilt > 100,
+        "{} datagrams sent as stored",
+        net.prebuilt
+    );
     let byes = net
         .events
         .iter()
@@ -322,6 +360,11 @@ fn every_message_arrives_once_despite_loss_both_ways() {
     let s = net.clients[0].stats();
     assert_eq!((s.sent, s.acked, s.undeliverable), (20_000, 20_000, 0));
     assert!(s.retransmitted > 0, "10% loss must cause resends");
+    assert!(
+        net.prebuilt > 100,
+        "{} datagrams sent as stored",
+        net.prebuilt
+    );
     assert_eq!(net.server.stats().received, 20_000);
     assert_eq!(
         net.server.stats().sessions_total,
