@@ -76,15 +76,16 @@ impl Sender {
             let Some(slot) = self.window.next_slot() else {
                 break;
             };
-            debug_assert_eq!(slot.first_id, self.next_unsent, "the next message to write");
+            debug_assert_eq!(slot.first_id(), self.next_unsent, "the next to write");
             if let Some((_, end, segment)) = burst {
                 // Back to back, and not longer than the first; the one before it full length.
-                if slot.start() != end || slot.len > segment || end - last_start != segment {
+                if slot.start() != end || slot.len() > segment || end - last_start != segment {
                     break;
                 }
             }
-            let payload_bytes = slot.count as usize * slot.payload_len;
-            let flight = payload_bytes + slot.count as usize * MESSAGE_OVERHEAD;
+            let news = slot.count() as usize;
+            let payload_bytes = slot.payload_bytes();
+            let flight = payload_bytes + news * MESSAGE_OVERHEAD;
             if !self.congestion.can_send(flight) {
                 break;
             }
@@ -94,12 +95,11 @@ impl Sender {
             }
             self.window.frame_slot(&slot, header);
             let tx = self.next_tx;
-            self.mark_run(slot.first_id, slot.count, tx, sent_at);
-            let news = slot.count as usize;
+            self.mark_run(slot.first_id(), slot.count(), tx, sent_at);
             self.finish_write(now, 0, news, payload_bytes, flight);
             last_start = slot.start();
             burst = Some(match burst {
-                None => (slot.start(), slot.end(), slot.len),
+                None => (slot.start(), slot.end(), slot.len()),
                 Some((start, _, segment)) => (start, slot.end(), segment),
             });
             count += 1;

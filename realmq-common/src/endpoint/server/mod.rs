@@ -9,6 +9,7 @@ use rand_chacha::ChaCha20Rng;
 use realmq_proto::{
     Bye, Datagram, DatagramWriter, Frame, Header, Heartbeat, MessageIndex, MessageRun, PacketKind,
 };
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{is_sealed, writable_len, SessionAuth};
@@ -283,10 +284,16 @@ pub struct Server {
     wall_clock: Option<WallClock>,
     /// The cookie clock's origin: the first `now` seen.
     epoch: Option<Instant>,
-    sessions: HashMap<u32, Session>,
-    /// `(peer, nonce)` of each open or remembered session's HELLO.
+    /// The open sessions by ID. The IDs are the server's own random draws, so the table
+    /// hashes them with FxHash (`rustc-hash`) rather than SipHash: no peer chooses a key
+    /// that is stored, and a lookup with a chosen one probes as any other. SipHash was about
+    /// 100 instructions a datagram, five a 64-byte message (`docs/BENCHMARKS.md`).
+    sessions: FxHashMap<u32, Session>,
+    /// `(peer, nonce)` of each open or remembered session's HELLO: keys a peer chooses,
+    /// hashed with SipHash's random keys.
     hellos: HashMap<(SocketAddr, u64), u32>,
-    closed: HashMap<u32, Closed>,
+    /// Closed sessions remembered, by their IDs (server-drawn, as `sessions`).
+    closed: FxHashMap<u32, Closed>,
     /// Remembered closed sessions, oldest first, to forget the oldest beyond the bound.
     closed_order: VecDeque<u32>,
     retries: VecDeque<PendingRetry>,
@@ -322,9 +329,9 @@ impl Server {
             psk: None,
             wall_clock: None,
             epoch: None,
-            sessions: HashMap::new(),
+            sessions: FxHashMap::default(),
             hellos: HashMap::new(),
-            closed: HashMap::new(),
+            closed: FxHashMap::default(),
             closed_order: VecDeque::new(),
             retries: VecDeque::new(),
             welcomes: VecDeque::new(),

@@ -23,36 +23,63 @@ use realmq_proto::{
 use super::{Span, Stretch, Window};
 use crate::sender::fill::FillPayload;
 
-/// One stored datagram: where it lies in the ring and what its DATA frame holds.
+/// One stored datagram: where it lies in the ring and what its DATA frame holds. Offsets
+/// and lengths are below the ring's size, itself below 2^32; a frame holds fewer than 2^14
+/// messages, and they are under 256 bytes (`BARE_FROM`): 32 bytes a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::sender) struct Slot {
     /// The first message's ID; the others follow one by one.
-    pub(in crate::sender) first_id: u64,
-    /// How many messages.
-    pub(in crate::sender) count: u64,
-    /// Their payload length.
-    pub(in crate::sender) payload_len: usize,
+    first_id: u64,
     /// Their timestamp.
-    pub(in crate::sender) timestamp_us: u64,
+    timestamp_us: u64,
     /// Where the datagram starts in the ring: its room in front of the messages.
-    start: usize,
-    /// Where the first message's stored form (its prefix) starts.
-    first_at: usize,
-    /// The first prefix's length.
-    first_prefix: usize,
+    start: u32,
     /// The datagram's length, from `start` to the end of the last message.
-    pub(in crate::sender) len: usize,
+    len: u32,
+    /// How many messages.
+    count: u16,
+    /// Their payload length.
+    payload_len: u8,
+    /// The first prefix's length.
+    first_prefix: u8,
+    /// Where the first message's stored form (its prefix) starts, from `start`.
+    front: u16,
 }
 
 impl Slot {
-    /// Where the datagram ends in the ring.
-    pub(in crate::sender) fn end(&self) -> usize {
-        self.start + self.len
+    /// The first message's ID.
+    pub(in crate::sender) fn first_id(&self) -> u64 {
+        self.first_id
+    }
+
+    /// How many messages.
+    pub(in crate::sender) fn count(&self) -> u64 {
+        u64::from(self.count)
+    }
+
+    /// Their payload bytes.
+    pub(in crate::sender) fn payload_bytes(&self) -> usize {
+        usize::from(self.count) * usize::from(self.payload_len)
     }
 
     /// Where the datagram starts in the ring.
     pub(in crate::sender) fn start(&self) -> usize {
-        self.start
+        self.start as usize
+    }
+
+    /// The datagram's length.
+    pub(in crate::sender) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Where the datagram ends in the ring.
+    pub(in crate::sender) fn end(&self) -> usize {
+        self.start() + self.len()
+    }
+
+    /// Where the first message's stored form starts in the ring.
+    fn first_at(&self) -> usize {
+        self.start() + usize::from(self.front)
     }
 }
 
@@ -128,10 +155,18 @@ impl Window {
                 break;
             }
             let first_id = self.next_id();
-            let first = self.prefix_after_last(timestamp_us, len)?;
-            let head = data_head_len(first_id, timestamp_us, len).ok()?;
-            // Header, head and the first payload, then `stride` bytes a message.
-            let room = datagram.checked_sub(HEADER_LEN + head + len)?;
+            // None of these fails for a message under `BARE_FROM` bytes in a datagram of at
+            // least `MIN_DATAGRAM_SIZE` with an ID and a timestamp the sender admitted; if
+            // one did, what is stored stays, and the rest goes the general way.
+            let shape = self.prefix_after_last(timestamp_us, len).and_then(|first| {
+                let head = data_head_len(first_id, timestamp_us, len).ok()?;
+                // Header, head and the first payload, then `stride` bytes a message.
+                let room = datagram.checked_sub(HEADER_LEN + head + len)?;
+                Some((first, head, room))
+            });
+            let Some((first, head, room)) = shape else {
+                return (pushed > 0).then_some(pushed);
+            };
             let m = (1 + (room / stride) as u64)
                 .min(count - pushed)
                 .min(free)
@@ -158,15 +193,16 @@ impl Window {
                 break;
             };
             self.push_slot_stretches(stored, front, (first, follow), len, m, timestamp_us);
+            // The casts cannot truncate (see `Slot`).
             let slot = Slot {
                 first_id,
-                count: m,
-                payload_len: len,
                 timestamp_us,
-                start: stored.offset as usize,
-                first_at: stored.offset as usize + front,
-                first_prefix,
-                len: slot_len,
+                start: stored.offset,
+                len: slot_len as u32,
+                count: m as u16,
+                payload_len: len as u8,
+                first_prefix: first_prefix as u8,
+                front: front as u16,
             };
             // Never allocates: a slot holds a message, the window at most `max_messages`.
             if let Some(slots) = self.slots.as_mut() {
@@ -238,8 +274,8 @@ impl Window {
         while let Some(&slot) = slots.queue.front() {
             if slot.first_id >= unsent_start {
                 let whole = slot.first_id == unsent_start
-                    && front_at == Some(slot.first_at)
-                    && self.unsent_len as u64 >= slot.count;
+                    && front_at == Some(slot.first_at())
+                    && self.unsent_len as u64 >= slot.count();
                 return whole.then_some(slot);
             }
             slots.queue.pop_front();
@@ -254,13 +290,13 @@ impl Window {
         let head = DataHead {
             first_id: slot.first_id,
             first_timestamp_us: slot.timestamp_us,
-            first_len: slot.payload_len,
-            count: slot.count,
+            first_len: usize::from(slot.payload_len),
+            count: slot.count(),
         };
         let framed = frame_stored_run(
             self.ring.bytes_mut(),
-            slot.start,
-            (slot.first_at, slot.first_prefix),
+            slot.start(),
+            (slot.first_at(), usize::from(slot.first_prefix)),
             header,
             &head,
         );
@@ -279,5 +315,16 @@ impl Window {
     /// The ring's bytes `range`: framed datagrams, back to back.
     pub(in crate::sender) fn framed(&self, range: std::ops::Range<usize>) -> &[u8] {
         self.ring.bytes(range)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_takes_32_bytes() {
+        // The queue has room for a slot a message of the window, allocated up front.
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
     }
 }
