@@ -31,7 +31,7 @@ impl Prebuilt<'_> {
 }
 
 impl Sender {
-    /// Stores batches of small messages (`send_many`) as whole datagrams of at most the
+    /// Stores batches of messages (`send_many`) as whole datagrams of at most the
     /// configured size, sessions headed by a plain [`Header`] (no trailer after the
     /// datagram), so that [`write_prebuilt`](Self::write_prebuilt) can send them where they
     /// lie; datagrams left with fewer than `pad_slack` bytes free are padded to the full

@@ -55,7 +55,7 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        3 => (1u64..400, 1usize..300).prop_map(|(count, len)| Step::Batch { count, len }),
+        3 => (1u64..400, 1usize..1400).prop_map(|(count, len)| Step::Batch { count, len }),
         1 => (1usize..300).prop_map(|len| Step::One { len }),
         4 => (1usize..6).prop_map(|max| Step::Write { max }),
         1 => Just(Step::WriteGeneral),

@@ -91,7 +91,9 @@ impl Span {
 /// Payloads of at least this many bytes are stored bare, without their prefix: one this large
 /// fills most of a datagram alone, so it gains nothing from runs, and stored behind a
 /// prefix it cost the client a fifth of its rate with 1,024-byte messages
-/// (`docs/BENCHMARKS.md`).
+/// (`docs/BENCHMARKS.md`): the copy into the datagram read it a few bytes into a cache
+/// line. Batches stored as datagrams (`slots.rs`) are never copied, and keep their prefixes
+/// at any size.
 const BARE_FROM: usize = 256;
 
 /// A FIFO of byte strings in a fixed buffer. Strings are stored contiguously: one that does
@@ -475,7 +477,7 @@ impl Window {
         count: u64,
         mut fill: impl FillPayload,
     ) -> u64 {
-        if len < BARE_FROM && self.stores_datagrams() {
+        if self.stores_datagrams() {
             if let Some(pushed) = self.push_datagrams(timestamp_us, len, count, &mut fill) {
                 return pushed;
             }

@@ -1,4 +1,4 @@
-//! Datagrams stored whole: a reliable sender's batch of small messages laid out in the ring
+//! Datagrams stored whole: a reliable sender's batch of messages laid out in the ring
 //! as the datagrams that will carry them, each datagram's messages behind room for its
 //! header and DATA head, one datagram right behind the other. Written for the first time,
 //! such a datagram is framed where it lies ([`realmq_proto::frame_stored_run`]) and a run of
@@ -25,7 +25,7 @@ use crate::sender::fill::FillPayload;
 
 /// One stored datagram: where it lies in the ring and what its DATA frame holds. Offsets
 /// and lengths are below the ring's size, itself below 2^32; a frame holds fewer than 2^14
-/// messages, and they are under 256 bytes (`BARE_FROM`): 32 bytes a slot.
+/// messages, and a payload fits a datagram: 32 bytes a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::sender) struct Slot {
     /// The first message's ID; the others follow one by one.
@@ -39,7 +39,7 @@ pub(in crate::sender) struct Slot {
     /// How many messages.
     count: u16,
     /// Their payload length.
-    payload_len: u8,
+    payload_len: u16,
     /// The first prefix's length.
     first_prefix: u8,
     /// Where the first message's stored form (its prefix) starts, from `start`.
@@ -155,10 +155,12 @@ impl Window {
                 break;
             }
             let first_id = self.next_id();
-            // None of these fails for a message under `BARE_FROM` bytes in a datagram of at
-            // least `MIN_DATAGRAM_SIZE` with an ID and a timestamp the sender admitted; if
-            // one did, what is stored stays, and the rest goes the general way.
-            let shape = self.prefix_after_last(timestamp_us, len).and_then(|first| {
+            // None of these fails for a message the sender admitted (its payload fits a
+            // datagram, its ID and timestamp are in range); if one did, what is stored
+            // stays, and the rest goes the general way. Large payloads are stored behind
+            // their prefix too (`BARE_FROM` is for copies, and these are not copied).
+            let first = FollowingPrefix::new(self.last_timestamp_us, timestamp_us, len).ok();
+            let shape = first.and_then(|first| {
                 let head = data_head_len(first_id, timestamp_us, len).ok()?;
                 // Header, head and the first payload, then `stride` bytes a message.
                 let room = datagram.checked_sub(HEADER_LEN + head + len)?;
@@ -200,7 +202,7 @@ impl Window {
                 start: stored.offset,
                 len: slot_len as u32,
                 count: m as u16,
-                payload_len: len as u8,
+                payload_len: len as u16,
                 first_prefix: first_prefix as u8,
                 front: front as u16,
             };
