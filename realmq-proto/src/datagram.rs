@@ -5,8 +5,8 @@ use core::ops::RangeInclusive;
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{
-    ack, AckSummary, Bye, DataFrame, DataWriter, Frame, Heartbeat, Hello, Message, MessageIndex,
-    Retry, Stop, StoredRun, Welcome,
+    ack, read_padding, AckSummary, Bye, DataFrame, DataWriter, Frame, Heartbeat, Hello, Message,
+    MessageIndex, Retry, Stop, StoredRun, Welcome,
 };
 use crate::header::{Flags, Header, PacketKind, HEADER_LEN};
 
@@ -51,6 +51,9 @@ impl<'a> Datagram<'a> {
         let frames = r.rest();
         let mut first_data = None;
         while !r.is_empty() {
+            if read_padding(&mut r).is_some() {
+                continue;
+            }
             let left_before = r.remaining();
             if let Frame::Data(frame) = Frame::read(&mut r, header.kind)? {
                 first_data.get_or_insert(FoundData {
@@ -80,6 +83,9 @@ impl<'a> Datagram<'a> {
         let frames = r.rest();
         let mut first_data = None;
         while !r.is_empty() {
+            if read_padding(&mut r).is_some() {
+                continue;
+            }
             let left_before = r.remaining();
             let sink = first_data.is_none().then_some(&mut index.entries);
             if let Frame::Data(frame) = Frame::read_with(&mut r, header.kind, sink)? {
@@ -128,6 +134,9 @@ impl<'a> Iterator for Frames<'a> {
     fn next(&mut self) -> Option<Frame<'a>> {
         if self.reader.is_empty() {
             return None;
+        }
+        if let Some(len) = read_padding(&mut self.reader) {
+            return Some(Frame::Padding { len });
         }
         if let Some(found) = self.first_data {
             if self.reader.remaining() == found.left_before {
