@@ -132,17 +132,9 @@ impl Window {
         count: u64,
         fill: &mut impl FillPayload,
     ) -> Option<u64> {
-        let unsent_start = self.unsent_start();
-        let slots = self.slots.as_mut()?;
-        // Slots the general path wrote from go: the queue holds unsent messages' only, so
-        // never more than the window's messages, whichever way the caller writes.
-        while slots
-            .queue
-            .front()
-            .is_some_and(|s| s.first_id < unsent_start)
-        {
-            slots.queue.pop_front();
-        }
+        // The queue holds unsent messages' slots only, so never more than the window's
+        // messages, whichever way the caller writes.
+        let slots = self.drop_written_slots()?;
         let (datagram, pad_slack) = (slots.datagram, slots.pad_slack);
         let follow = FollowingPrefix::new(timestamp_us, timestamp_us, len).ok()?;
         let stride = follow.len() + len;
@@ -272,17 +264,27 @@ impl Window {
     pub(in crate::sender) fn next_slot(&mut self) -> Option<Slot> {
         let unsent_start = self.unsent_start();
         let front_at = self.unsent.front().map(|s| s.first.offset as usize);
+        let unsent_len = self.unsent_len as u64;
+        let slot = *self.drop_written_slots()?.queue.front()?;
+        let whole = slot.first_id == unsent_start
+            && front_at == Some(slot.first_at())
+            && unsent_len >= slot.count();
+        whole.then_some(slot)
+    }
+
+    /// Drops the slots the general path wrote any message of (they start below the first
+    /// unsent message) and returns the rest, if batches are stored as datagrams.
+    fn drop_written_slots(&mut self) -> Option<&mut Slots> {
+        let unsent_start = self.unsent_start();
         let slots = self.slots.as_mut()?;
-        while let Some(&slot) = slots.queue.front() {
-            if slot.first_id >= unsent_start {
-                let whole = slot.first_id == unsent_start
-                    && front_at == Some(slot.first_at())
-                    && self.unsent_len as u64 >= slot.count();
-                return whole.then_some(slot);
-            }
+        while slots
+            .queue
+            .front()
+            .is_some_and(|s| s.first_id < unsent_start)
+        {
             slots.queue.pop_front();
         }
-        None
+        Some(slots)
     }
 
     /// Frames `slot`, the one [`next_slot`](Self::next_slot) returned, where it lies, with
