@@ -2,10 +2,12 @@
 //! makes the same bytes as the same messages pushed one by one, and a run that does not
 //! continue the frame, does not fit or is malformed is refused and writes nothing.
 
+mod support;
+
 use proptest::prelude::*;
 use realmq_proto::{
     data_head_len, DatagramWriter, EncodeError, EncodedRun, FollowingPrefix, Header, Message,
-    StoredRun, DEFAULT_MAX_DATAGRAM, HEADER_LEN, MAX_FOLLOWING_PREFIX,
+    StoredRun, DEFAULT_MAX_DATAGRAM, HEADER_LEN,
 };
 
 /// A datagram written by `f`, as bytes.
@@ -17,21 +19,7 @@ fn write(f: impl FnOnce(&mut DatagramWriter<'_>)) -> Vec<u8> {
     buf[..len].to_vec()
 }
 
-/// Messages `first_id..` with `timestamps` and payloads of `lens` bytes, stored as a sender
-/// would store them: each its prefix against the one before, then its payload.
-fn stored(timestamps: &[u64], lens: &[usize], before: u64) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let mut previous = before;
-    for (i, (&ts, &len)) in timestamps.iter().zip(lens).enumerate() {
-        let prefix = FollowingPrefix::new(previous, ts, len).unwrap();
-        let mut encoded = [0u8; MAX_FOLLOWING_PREFIX];
-        prefix.write(&mut encoded);
-        bytes.extend_from_slice(&encoded[..prefix.len()]);
-        bytes.extend(std::iter::repeat_n(i as u8, len));
-        previous = ts;
-    }
-    bytes
-}
+use support::stored;
 
 proptest! {
     #[test]

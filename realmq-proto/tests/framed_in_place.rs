@@ -2,32 +2,22 @@
 //! parses to the same messages as the one `DatagramWriter::data_run` copies them into, and a
 //! frame that does not fit in front of them is refused.
 
+mod support;
+
 use proptest::prelude::*;
 use realmq_proto::{
     data_head_len, frame_stored_run, DataHead, Datagram, DatagramWriter, EncodeError,
-    FollowingPrefix, Frame, Header, StoredRun, HEADER_LEN, MAX_FOLLOWING_PREFIX,
+    FollowingPrefix, Frame, Header, StoredRun, HEADER_LEN,
 };
 
-/// `count` messages from `first_id`, all stamped `ts` but the first (stamped `first_ts`,
-/// its prefix counted from `before`), `len` bytes each: as a sender stores them, each behind
-/// its prefix. Returns the bytes and the first prefix's length.
-fn stored(first_ts: u64, ts: u64, before: u64, len: usize, count: usize) -> (Vec<u8>, usize) {
-    let mut bytes = Vec::new();
-    let mut previous = before;
-    let mut first_prefix = 0;
-    for i in 0..count {
-        let stamp = if i == 0 { first_ts } else { ts };
-        let prefix = FollowingPrefix::new(previous, stamp, len).unwrap();
-        let mut encoded = [0u8; MAX_FOLLOWING_PREFIX];
-        prefix.write(&mut encoded);
-        bytes.extend_from_slice(&encoded[..prefix.len()]);
-        if i == 0 {
-            first_prefix = prefix.len();
-        }
-        bytes.extend((0..len).map(|k| (i * 7 + k) as u8));
-        previous = stamp;
-    }
-    (bytes, first_prefix)
+/// `count` messages of `len` bytes, all stamped `ts` but the first (stamped `first_ts`, its
+/// prefix counted from `before`), as a sender stores them ([`stored`]). Returns the bytes and
+/// the first prefix's length.
+fn batch(first_ts: u64, ts: u64, before: u64, len: usize, count: usize) -> (Vec<u8>, usize) {
+    let mut timestamps = vec![ts; count];
+    timestamps[0] = first_ts;
+    let first_prefix = FollowingPrefix::new(before, first_ts, len).unwrap().len();
+    (stored(&timestamps, &vec![len; count], before), first_prefix)
 }
 
 /// The messages of a datagram's DATA frames, as `(id, timestamp, payload)`; any frame but
@@ -48,6 +38,8 @@ fn messages(datagram: &[u8]) -> Vec<(u64, u64, Vec<u8>)> {
     out
 }
 
+use support::stored;
+
 proptest! {
     #[test]
     fn framed_in_place_parses_as_the_copied_frame(
@@ -60,7 +52,7 @@ proptest! {
     ) {
         let first_ts = ts.saturating_add_signed(first_step);
         let before = ts.saturating_sub(5);
-        let (bytes, first_prefix) = stored(first_ts, ts, before, len, count);
+        let (bytes, first_prefix) = batch(first_ts, ts, before, len, count);
         let head = DataHead { first_id, first_timestamp_us: first_ts, first_len: len, count: count as u64 };
         let head_len = data_head_len(first_id, first_ts, len).unwrap();
         // Room in front of the first prefix: the header and the head, less the prefix bytes
@@ -98,7 +90,7 @@ proptest! {
         len in 1usize..100,
         short in 1usize..10,
     ) {
-        let (bytes, first_prefix) = stored(1_000, 1_000, 990, len, 3);
+        let (bytes, first_prefix) = batch(1_000, 1_000, 990, len, 3);
         let head = DataHead { first_id, first_timestamp_us: 1_000, first_len: len, count: 3 };
         let head_len = data_head_len(first_id, 1_000, len).unwrap();
         let exact = HEADER_LEN + head_len - first_prefix;
@@ -117,7 +109,7 @@ proptest! {
 
 #[test]
 fn a_bad_head_is_refused() {
-    let (bytes, first_prefix) = stored(5, 5, 5, 10, 2);
+    let (bytes, first_prefix) = batch(5, 5, 5, 10, 2);
     let mut buf = vec![0u8; 64 + bytes.len()];
     buf[64..].copy_from_slice(&bytes);
     let head = |count, first_id| DataHead {
